@@ -1,0 +1,159 @@
+//! Ciphers and integrity transforms behind one batch interface: an [`Engine`] seals or opens a
+//! slice of [`Job`]s for one SA's [`Engine::Session`] per call.
+//!
+//! Two engines agree on every vector: [`ipsec_mb`] (Intel's multi-buffer library, many packets
+//! in parallel lanes, the fast path on x86-64) and [`rust`] (RustCrypto, portable, the
+//! cross-check). Keys are prepared once per SA when the session is built, never per packet.
+
+mod alg;
+#[cfg(target_arch = "x86_64")]
+pub mod ipsec_mb;
+pub mod rust;
+
+pub use alg::{
+    Auth, Cipher, GCM_ICV_LEN, GCM_IV_LEN, GCM_SALT_LEN, KeyAlgorithm, KeyError, MAX_ICV_LEN, Transform,
+};
+pub(crate) use alg::check_key_len;
+
+/// A byte range of a job's packet, as offset and length.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Region {
+    /// First byte.
+    pub off: u32,
+    /// Number of bytes.
+    pub len: u32,
+}
+
+impl Region {
+    /// Creates a region of `len` bytes from `off`.
+    pub const fn new(off: usize, len: usize) -> Self {
+        Region { off: off as u32, len: len as u32 }
+    }
+
+    /// Returns the region as a range, if it lies within `buf_len` bytes.
+    #[inline]
+    pub fn range(self, buf_len: usize) -> Option<std::ops::Range<usize>> {
+        let start = self.off as usize;
+        let end = start.checked_add(self.len as usize)?;
+        (end <= buf_len).then_some(start..end)
+    }
+}
+
+/// What became of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Not processed yet.
+    Pending,
+    /// Sealed, or opened and verified.
+    Done,
+    /// Opened, and the ICV did not verify: the packet must be dropped.
+    AuthFailed,
+    /// The job's regions do not fit the packet or the cipher's block size.
+    Invalid,
+}
+
+/// One packet's crypto work.
+///
+/// Seal: encrypt `cipher` in place, then compute the ICV over `auth` (HMAC, encrypt-then-MAC)
+/// or the GCM tag over `aad` and the ciphertext, and write it to `icv`.
+/// Open: verify `icv` (the received ICV) in constant time, and decrypt `cipher` in place.
+/// After `AuthFailed` the contents of `cipher` are unspecified.
+#[derive(Debug)]
+pub struct Job<'a> {
+    /// The packet bytes.
+    pub data: &'a mut [u8],
+    /// Bytes encrypted or decrypted in place.
+    pub cipher: Region,
+    /// Bytes the HMAC covers (unused by AEAD ciphers).
+    pub auth: Region,
+    /// CBC: the IV (first block-size bytes). GCM: salt then explicit IV (first 12 bytes).
+    pub iv: [u8; 16],
+    /// GCM additional authenticated data (RFC 4106 section 5: SPI and sequence number).
+    pub aad: [u8; 12],
+    /// Bytes of `aad` in use (8, or 12 with extended sequence numbers).
+    pub aad_len: u8,
+    /// Seal: the computed ICV (out). Open: the received ICV (in). First `icv_len` bytes.
+    pub icv: [u8; MAX_ICV_LEN],
+    /// Set by the engine.
+    pub status: JobStatus,
+}
+
+impl<'a> Job<'a> {
+    /// Creates a pending job over `data`.
+    pub fn new(data: &'a mut [u8], cipher: Region, auth: Region) -> Self {
+        Job { data, cipher, auth, iv: [0; 16], aad: [0; 12], aad_len: 0, icv: [0; MAX_ICV_LEN], status: JobStatus::Pending }
+    }
+}
+
+/// A crypto engine: one per worker core (it may hold per-core state such as ipsec-mb's manager).
+pub trait Engine {
+    /// One SA's prepared keys (expanded schedules, HMAC pads); zeroized on drop.
+    type Session: Send;
+
+    /// Returns the engine's name.
+    fn name(&self) -> &'static str;
+
+    /// Prepares a session for `xf` with exactly sized keys.
+    fn session(&mut self, xf: Transform, enc_key: &[u8], auth_key: &[u8]) -> Result<Self::Session, KeyError>;
+
+    /// Seals every job (one SA's burst), setting each status.
+    fn seal(&mut self, s: &Self::Session, jobs: &mut [Job<'_>]);
+
+    /// Opens and verifies every job (one SA's burst), setting each status.
+    fn open(&mut self, s: &Self::Session, jobs: &mut [Job<'_>]);
+}
+
+/// Returns true when DES key bytes are weak or semi-weak (FIPS 74), ignoring parity bits.
+pub(crate) fn des_key_is_weak(key: &[u8]) -> bool {
+    const WEAK: [u64; 16] = [
+        0x0101010101010101, 0xFEFEFEFEFEFEFEFE, 0xE0E0E0E0F1F1F1F1, 0x1F1F1F1F0E0E0E0E,
+        0x011F011F010E010E, 0x1F011F010E010E01, 0x01E001E001F101F1, 0xE001E001F101F101,
+        0x01FE01FE01FE01FE, 0xFE01FE01FE01FE01, 0x1FE01FE00EF10EF1, 0xE01FE01FF10EF10E,
+        0x1FFE1FFE0EFE0EFE, 0xFE1FFE1FFE0EFE0E, 0xE0FEE0FEF1FEF1FE, 0xFEE0FEE0FEF1FEF1,
+    ];
+    let Ok(bytes) = <[u8; 8]>::try_from(key) else { return false };
+    let k = u64::from_be_bytes(bytes) & 0xFEFE_FEFE_FEFE_FEFE;
+    WEAK.iter().any(|w| w & 0xFEFE_FEFE_FEFE_FEFE == k)
+}
+
+/// Checks the key lengths of `xf`, and refuses weak DES keys and 3DES keys whose parts repeat
+/// (RFC 2451 section 2.3: with K1 = K2 or K2 = K3, 3DES degrades to single DES).
+pub(crate) fn check_keys(xf: Transform, enc_key: &[u8], auth_key: &[u8]) -> Result<(), KeyError> {
+    check_key_len(xf.cipher().name(), xf.cipher().key_len(), enc_key)?;
+    check_key_len(xf.auth().name(), xf.auth().key_len(), auth_key)?;
+    match xf.cipher() {
+        Cipher::DesCbc if des_key_is_weak(enc_key) => Err(KeyError::WeakKey("des")),
+        Cipher::TdesCbc => {
+            let (k1, k2, k3) = (&enc_key[..8], &enc_key[8..16], &enc_key[16..]);
+            let same = |a: &[u8], b: &[u8]| a.iter().zip(b).all(|(x, y)| x & 0xFE == y & 0xFE);
+            if same(k1, k2) || same(k2, k3) { Err(KeyError::WeakKey("3des")) } else { Ok(()) }
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_stay_in_bounds() {
+        assert_eq!(Region::new(2, 3).range(5), Some(2..5));
+        assert_eq!(Region::new(2, 4).range(5), None);
+        assert_eq!(Region { off: u32::MAX, len: u32::MAX }.range(usize::MAX), None);
+    }
+
+    #[test]
+    fn weak_keys_are_refused() {
+        let xf = Transform::new(Cipher::DesCbc, Auth::Null).unwrap();
+        assert_eq!(check_keys(xf, &[1; 8], &[]), Err(KeyError::WeakKey("des")));
+        assert!(check_keys(xf, &hex::decode("0123456789abcdef").unwrap(), &[]).is_ok());
+        let xf = Transform::new(Cipher::TdesCbc, Auth::Null).unwrap();
+        let k: Vec<u8> = [&[0x11u8; 8][..], &[0x11; 8], &[0x22; 8]].concat();
+        assert_eq!(check_keys(xf, &k, &[]), Err(KeyError::WeakKey("3des")));
+        assert_eq!(
+            check_keys(xf, &[0; 16], &[]),
+            Err(KeyError::WrongKeyLen { alg: "3des-cbc", need: 24, got: 16 })
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! The portable engine: RustCrypto's block ciphers, CBC, GCM and HMAC, one job at a time.
+//! The cross-check for the ipsec-mb engine, and the engine on machines without it.
+
+use aes::{Aes128, Aes192, Aes256};
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
+use cbc::cipher::{Block, BlockCipherDecrypt, BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, InnerIvInit};
+use des::{Des, TdesEde3};
+use hmac::{Hmac, KeyInit as MacKeyInit, Mac};
+use md5::Md5;
+use sha1::Sha1;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::{Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, Transform, check_keys};
+
+/// The RustCrypto engine. Stateless: everything lives in the sessions.
+#[derive(Debug, Default)]
+pub struct RustEngine;
+
+enum CipherKey {
+    Null,
+    Des(Des),
+    Tdes(TdesEde3),
+    Aes128(Aes128),
+    Aes192(Aes192),
+    Aes256(Aes256),
+    Gcm128(Box<Aes128Gcm>),
+    Gcm256(Box<Aes256Gcm>),
+}
+
+enum AuthKey {
+    Null,
+    Md5(Hmac<Md5>),
+    Sha1(Hmac<Sha1>),
+    Sha256(Hmac<Sha256>),
+}
+
+/// One SA's key schedules and HMAC states. The RustCrypto types zeroize themselves on drop
+/// (their `zeroize` features are on).
+pub struct RustSession {
+    xf: Transform,
+    cipher: CipherKey,
+    auth: AuthKey,
+}
+
+impl std::fmt::Debug for RustSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RustSession").field("xf", &self.xf).finish_non_exhaustive()
+    }
+}
+
+fn aes_key_part(key: &[u8]) -> &[u8] {
+    &key[..key.len() - GCM_SALT_LEN]
+}
+
+impl Engine for RustEngine {
+    type Session = RustSession;
+
+    fn name(&self) -> &'static str {
+        "rust"
+    }
+
+    fn session(&mut self, xf: Transform, enc_key: &[u8], auth_key: &[u8]) -> Result<RustSession, KeyError> {
+        check_keys(xf, enc_key, auth_key)?;
+        let bad = |alg: Cipher| KeyError::WrongKeyLen { alg: alg.name(), need: alg.key_len(), got: enc_key.len() };
+        let c = xf.cipher();
+        let cipher = match c {
+            Cipher::Null => CipherKey::Null,
+            Cipher::DesCbc => CipherKey::Des(Des::new_from_slice(enc_key).map_err(|_| bad(c))?),
+            Cipher::TdesCbc => CipherKey::Tdes(TdesEde3::new_from_slice(enc_key).map_err(|_| bad(c))?),
+            Cipher::AesCbc128 => CipherKey::Aes128(Aes128::new_from_slice(enc_key).map_err(|_| bad(c))?),
+            Cipher::AesCbc192 => CipherKey::Aes192(Aes192::new_from_slice(enc_key).map_err(|_| bad(c))?),
+            Cipher::AesCbc256 => CipherKey::Aes256(Aes256::new_from_slice(enc_key).map_err(|_| bad(c))?),
+            // The salt (the key material's last 4 bytes) reaches the engine in each job's IV.
+            Cipher::AesGcm128 => {
+                CipherKey::Gcm128(Box::new(Aes128Gcm::new_from_slice(aes_key_part(enc_key)).map_err(|_| bad(c))?))
+            }
+            Cipher::AesGcm256 => {
+                CipherKey::Gcm256(Box::new(Aes256Gcm::new_from_slice(aes_key_part(enc_key)).map_err(|_| bad(c))?))
+            }
+        };
+        let a = xf.auth();
+        let bad = KeyError::WrongKeyLen { alg: a.name(), need: a.key_len(), got: auth_key.len() };
+        let auth = match a {
+            Auth::Null => AuthKey::Null,
+            Auth::HmacMd5_96 => AuthKey::Md5(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?),
+            Auth::HmacSha1_96 => AuthKey::Sha1(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?),
+            Auth::HmacSha256_128 => AuthKey::Sha256(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?),
+        };
+        Ok(RustSession { xf, cipher, auth })
+    }
+
+    fn seal(&mut self, s: &RustSession, jobs: &mut [Job<'_>]) {
+        for job in jobs {
+            job.status = seal_one(s, job);
+        }
+    }
+
+    fn open(&mut self, s: &RustSession, jobs: &mut [Job<'_>]) {
+        for job in jobs {
+            job.status = open_one(s, job);
+        }
+    }
+}
+
+/// Returns the job's cipher region, if it fits the packet and the cipher's block size.
+fn cipher_range(s: &RustSession, job: &Job<'_>) -> Option<std::ops::Range<usize>> {
+    let r = job.cipher.range(job.data.len())?;
+    let c = s.xf.cipher();
+    (!c.is_cbc() || r.len() % c.pad_align() == 0).then_some(r)
+}
+
+fn seal_one(s: &RustSession, job: &mut Job<'_>) -> JobStatus {
+    let Some(cr) = cipher_range(s, job) else { return JobStatus::Invalid };
+    let icv_len = s.xf.icv_len();
+    match &s.cipher {
+        CipherKey::Gcm128(g) => return gcm_seal(&**g, job, cr),
+        CipherKey::Gcm256(g) => return gcm_seal(&**g, job, cr),
+        _ => {}
+    }
+    let Some(ar) = job.auth.range(job.data.len()) else { return JobStatus::Invalid };
+    cbc_encrypt(&s.cipher, &job.iv, &mut job.data[cr]);
+    hmac(&s.auth, &job.data[ar], &mut job.icv[..icv_len]);
+    JobStatus::Done
+}
+
+fn open_one(s: &RustSession, job: &mut Job<'_>) -> JobStatus {
+    let Some(cr) = cipher_range(s, job) else { return JobStatus::Invalid };
+    let icv_len = s.xf.icv_len();
+    match &s.cipher {
+        CipherKey::Gcm128(g) => return gcm_open(&**g, job, cr),
+        CipherKey::Gcm256(g) => return gcm_open(&**g, job, cr),
+        _ => {}
+    }
+    let Some(ar) = job.auth.range(job.data.len()) else { return JobStatus::Invalid };
+    let mut computed = [0u8; super::MAX_ICV_LEN];
+    hmac(&s.auth, &job.data[ar], &mut computed[..icv_len]);
+    if !bool::from(computed[..icv_len].ct_eq(&job.icv[..icv_len])) {
+        return JobStatus::AuthFailed;
+    }
+    cbc_decrypt(&s.cipher, &job.iv, &mut job.data[cr]);
+    JobStatus::Done
+}
+
+/// Returns the RFC 4106 nonce: the job's IV holds the salt then the explicit IV.
+fn nonce(iv: &[u8; 16]) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {
+    let mut n = aes_gcm::Nonce::<aes_gcm::aead::consts::U12>::default();
+    n.copy_from_slice(&iv[..12]);
+    n
+}
+
+fn gcm_seal<G: AeadInOut<TagSize = aes_gcm::aead::consts::U16, NonceSize = aes_gcm::aead::consts::U12>>(
+    g: &G,
+    job: &mut Job<'_>,
+    cr: std::ops::Range<usize>,
+) -> JobStatus {
+    let n = nonce(&job.iv);
+    let aad_len = usize::from(job.aad_len).min(job.aad.len());
+    match g.encrypt_inout_detached(&n, &job.aad[..aad_len], (&mut job.data[cr]).into()) {
+        Ok(tag) => {
+            job.icv.copy_from_slice(&tag);
+            JobStatus::Done
+        }
+        Err(_) => JobStatus::Invalid,
+    }
+}
+
+fn gcm_open<G: AeadInOut<TagSize = aes_gcm::aead::consts::U16, NonceSize = aes_gcm::aead::consts::U12>>(
+    g: &G,
+    job: &mut Job<'_>,
+    cr: std::ops::Range<usize>,
+) -> JobStatus {
+    let n = nonce(&job.iv);
+    let aad_len = usize::from(job.aad_len).min(job.aad.len());
+    let tag = aes_gcm::Tag::<aes_gcm::aead::consts::U16>::from(job.icv);
+    // aes-gcm compares the tag in constant time and decrypts only if it verifies.
+    match g.decrypt_inout_detached(&n, &job.aad[..aad_len], (&mut job.data[cr]).into(), &tag) {
+        Ok(()) => JobStatus::Done,
+        Err(_) => JobStatus::AuthFailed,
+    }
+}
+
+fn cbc_encrypt(key: &CipherKey, iv: &[u8; 16], data: &mut [u8]) {
+    fn run<C: BlockCipherEncrypt + Clone>(c: &C, iv: &[u8], data: &mut [u8]) {
+        let iv = cbc::cipher::Iv::<cbc::Encryptor<C>>::try_from(&iv[..data_block::<C>()]).expect("IV size");
+        let mut mode = cbc::Encryptor::<C>::inner_iv_init(c.clone(), &iv);
+        let (blocks, rest) = Block::<C>::slice_as_chunks_mut(data);
+        debug_assert!(rest.is_empty());
+        mode.encrypt_blocks(blocks);
+    }
+    match key {
+        CipherKey::Des(c) => run(c, iv, data),
+        CipherKey::Tdes(c) => run(c, iv, data),
+        CipherKey::Aes128(c) => run(c, iv, data),
+        CipherKey::Aes192(c) => run(c, iv, data),
+        CipherKey::Aes256(c) => run(c, iv, data),
+        CipherKey::Null | CipherKey::Gcm128(_) | CipherKey::Gcm256(_) => {}
+    }
+}
+
+fn cbc_decrypt(key: &CipherKey, iv: &[u8; 16], data: &mut [u8]) {
+    fn run<C: BlockCipherDecrypt + Clone>(c: &C, iv: &[u8], data: &mut [u8]) {
+        let iv = cbc::cipher::Iv::<cbc::Decryptor<C>>::try_from(&iv[..data_block::<C>()]).expect("IV size");
+        let mut mode = cbc::Decryptor::<C>::inner_iv_init(c.clone(), &iv);
+        let (blocks, rest) = Block::<C>::slice_as_chunks_mut(data);
+        debug_assert!(rest.is_empty());
+        mode.decrypt_blocks(blocks);
+    }
+    match key {
+        CipherKey::Des(c) => run(c, iv, data),
+        CipherKey::Tdes(c) => run(c, iv, data),
+        CipherKey::Aes128(c) => run(c, iv, data),
+        CipherKey::Aes192(c) => run(c, iv, data),
+        CipherKey::Aes256(c) => run(c, iv, data),
+        CipherKey::Null | CipherKey::Gcm128(_) | CipherKey::Gcm256(_) => {}
+    }
+}
+
+fn data_block<C: cbc::cipher::BlockSizeUser>() -> usize {
+    C::block_size()
+}
+
+/// Writes the HMAC of `data`, truncated to `out.len()`, into `out`.
+fn hmac(key: &AuthKey, data: &[u8], out: &mut [u8]) {
+    fn run<M: Mac + Clone>(m: &M, data: &[u8], out: &mut [u8]) {
+        let tag = m.clone().chain_update(data).finalize().into_bytes();
+        out.copy_from_slice(&tag[..out.len()]);
+    }
+    match key {
+        AuthKey::Null => {}
+        AuthKey::Md5(m) => run(m, data, out),
+        AuthKey::Sha1(m) => run(m, data, out),
+        AuthKey::Sha256(m) => run(m, data, out),
+    }
+}

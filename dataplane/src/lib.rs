@@ -1,0 +1,16 @@
+//! The ipsecgw dataplane: everything a worker core does to a packet, with no DPDK dependency.
+//!
+//! Packet bytes are touched only through [`wire`] views; crypto goes through the batch
+//! [`crypto::Engine`] trait; every drop is counted under a [`stats::DropReason`].
+//! Unsafe code is confined to the `crypto::ipsec_mb` FFI boundary.
+#![deny(unsafe_code)]
+
+pub mod ah;
+pub mod buf;
+pub mod crypto;
+pub mod esp;
+mod ipsec;
+pub mod replay;
+pub mod sa;
+pub mod stats;
+pub mod wire;
