@@ -1,0 +1,824 @@
+//! Wire layer: the IPv4 header (RFC 791 3.1), its options, and the protocol numbers we route on.
+
+use core::fmt;
+use std::net::Ipv4Addr;
+
+use super::{Error, Result, checksum, read_ipv4, read_u16, write_ipv4, write_u16};
+
+/// Is the length of an IPv4 header without options, IHL = 5 (RFC 791 3.1).
+pub const HEADER_LEN: usize = 20;
+
+/// Is the longest IPv4 header, IHL = 15 (RFC 791 3.1).
+pub const MAX_HEADER_LEN: usize = 60;
+
+/// Names the protocol carried by an IPv4 packet (RFC 791 3.1; IANA "Assigned Internet Protocol Numbers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Means ICMP, 1 (RFC 792).
+    Icmp,
+    /// Means IPv4-in-IPv4 encapsulation, 4 (RFC 2003): the inner packet of tunnel mode.
+    IpIp,
+    /// Means TCP, 6 (RFC 793).
+    Tcp,
+    /// Means UDP, 17 (RFC 768).
+    Udp,
+    /// Means the Encapsulating Security Payload, 50 (RFC 4303).
+    Esp,
+    /// Means the Authentication Header, 51 (RFC 4302).
+    Ah,
+    /// Keeps any other protocol number as it was on the wire.
+    Unknown(u8),
+}
+
+impl From<u8> for Protocol {
+    fn from(value: u8) -> Self {
+        match value {
+            1 => Protocol::Icmp,
+            4 => Protocol::IpIp,
+            6 => Protocol::Tcp,
+            17 => Protocol::Udp,
+            50 => Protocol::Esp,
+            51 => Protocol::Ah,
+            other => Protocol::Unknown(other),
+        }
+    }
+}
+
+impl From<Protocol> for u8 {
+    fn from(value: Protocol) -> Self {
+        match value {
+            Protocol::Icmp => 1,
+            Protocol::IpIp => 4,
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Esp => 50,
+            Protocol::Ah => 51,
+            Protocol::Unknown(other) => other,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Protocol::Icmp => f.write_str("icmp"),
+            Protocol::IpIp => f.write_str("ipip"),
+            Protocol::Tcp => f.write_str("tcp"),
+            Protocol::Udp => f.write_str("udp"),
+            Protocol::Esp => f.write_str("ipsec-esp"),
+            Protocol::Ah => f.write_str("ipsec-ah"),
+            Protocol::Unknown(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Is the End of Option List option type (RFC 791 3.1).
+pub const OPT_END: u8 = 0;
+/// Is the No Operation option type (RFC 791 3.1).
+pub const OPT_NOP: u8 = 1;
+/// Is the (basic) Security option type (RFC 1108 2).
+pub const OPT_SECURITY: u8 = 130;
+/// Is the Extended Security option type (RFC 1108 3).
+pub const OPT_EXTENDED_SECURITY: u8 = 133;
+/// Is the Commercial Security option type (RFC 4302 A.1, after FIPS 188 / CIPSO).
+pub const OPT_COMMERCIAL_SECURITY: u8 = 134;
+/// Is the Router Alert option type (RFC 2113 2.1).
+pub const OPT_ROUTER_ALERT: u8 = 148;
+/// Is the Sender Directed Multi-Destination Delivery option type (RFC 1770).
+pub const OPT_SDMD: u8 = 149;
+/// Is the Record Route option type, mutable for AH (RFC 791 3.1, RFC 4302 A.1).
+pub const OPT_RECORD_ROUTE: u8 = 7;
+/// Is the Internet Timestamp option type, mutable for AH (RFC 791 3.1, RFC 4302 A.1).
+pub const OPT_TIMESTAMP: u8 = 68;
+
+/// Tells whether option type `kind` is immutable in transit, so included as is in the AH ICV
+/// (RFC 4302 A.1); every option not listed there is mutable.
+pub const fn option_is_immutable(kind: u8) -> bool {
+    matches!(
+        kind,
+        OPT_END
+            | OPT_NOP
+            | OPT_SECURITY
+            | OPT_EXTENDED_SECURITY
+            | OPT_COMMERCIAL_SECURITY
+            | OPT_ROUTER_ALERT
+            | OPT_SDMD
+    )
+}
+
+/// Tells whether `options` (the bytes between the fixed header and the header length) is a
+/// well-formed option list (RFC 791 3.1): EOL ends it, NOP is one byte, every other option has a
+/// length byte >= 2 that fits. Bytes after an EOL are padding and are not checked.
+pub fn options_are_valid(options: &[u8]) -> bool {
+    let mut at = 0;
+    while at < options.len() {
+        match options[at] {
+            OPT_END => return true,
+            OPT_NOP => at += 1,
+            _ => {
+                let Some(&len) = options.get(at + 1) else { return false };
+                let len = usize::from(len);
+                if len < 2 || len > options.len() - at {
+                    return false;
+                }
+                at += len;
+            }
+        }
+    }
+    true
+}
+
+/// Zeroes every mutable option whole, type, length and data, for the AH ICV computation
+/// (RFC 4302 3.3.3.1.1.1 and A.1): all options except EOL, NOP, Security, Extended Security,
+/// Commercial Security, Router Alert and Sender Directed Multi-Destination Delivery.
+/// Returns false, leaving `options` untouched, if the list is malformed (see [`options_are_valid`]).
+pub fn zero_mutable_options(options: &mut [u8]) -> bool {
+    if !options_are_valid(options) {
+        return false;
+    }
+    // The list is valid, so every index below is in bounds. Each option's length is read
+    // before it is zeroed, and the walk never looks back at zeroed bytes.
+    let mut at = 0;
+    while at < options.len() {
+        let kind = options[at];
+        let len = match kind {
+            OPT_END => return true,
+            OPT_NOP => 1,
+            _ => usize::from(options[at + 1]),
+        };
+        if !option_is_immutable(kind) {
+            options[at..at + len].fill(0);
+        }
+        at += len;
+    }
+    true
+}
+
+mod field {
+    use core::ops::Range;
+
+    pub const VER_IHL: usize = 0;
+    pub const DSCP_ECN: usize = 1;
+    pub const LENGTH: usize = 2;
+    pub const IDENT: usize = 4;
+    pub const FLG_OFF: usize = 6;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: Range<usize> = 10..12;
+    pub const SRC_ADDR: usize = 12;
+    pub const DST_ADDR: usize = 16;
+    pub const OPTIONS_START: usize = 20;
+
+    /// Is the Don't Fragment flag (RFC 791 3.1).
+    pub const FLAG_DF: u16 = 0x4000;
+    /// Is the More Fragments flag (RFC 791 3.1).
+    pub const FLAG_MF: u16 = 0x2000;
+    /// Masks the fragment offset, counted in units of 8 bytes (RFC 791 3.1).
+    pub const OFFSET_MASK: u16 = 0x1fff;
+}
+
+/// Views an IPv4 packet over a byte buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps `buffer` without checking it; accessors may panic on a malformed buffer.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps `buffer` and checks its version and length fields (see [`Packet::check_len`]).
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// Checks that the buffer holds an IPv4 header and the whole packet: at least 20 bytes,
+    /// version 4, IHL >= 5, header length <= total length <= buffer length. A buffer longer than
+    /// the total length is accepted (Ethernet pads short frames). Then no accessor panics.
+    /// The checksum and the option list are not checked here.
+    pub fn check_len(&self) -> Result<()> {
+        let len = self.buffer.as_ref().len();
+        if len < HEADER_LEN || self.version() != 4 {
+            return Err(Error);
+        }
+        let header_len = usize::from(self.header_len());
+        let total_len = usize::from(self.total_len());
+        if header_len < HEADER_LEN || header_len > len || total_len < header_len || total_len > len {
+            return Err(Error);
+        }
+        Ok(())
+    }
+
+    /// Returns the wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Returns the version field.
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[field::VER_IHL] >> 4
+    }
+
+    /// Returns the header length in bytes (IHL * 4).
+    pub fn header_len(&self) -> u8 {
+        (self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
+    }
+
+    /// Returns the whole type-of-service byte: DSCP and ECN (RFC 2474 3, RFC 3168 5).
+    pub fn tos(&self) -> u8 {
+        self.buffer.as_ref()[field::DSCP_ECN]
+    }
+
+    /// Returns the total length field: header and payload, in bytes.
+    pub fn total_len(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::LENGTH)
+    }
+
+    /// Returns the identification field.
+    pub fn ident(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::IDENT)
+    }
+
+    fn flags_and_offset(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::FLG_OFF)
+    }
+
+    /// Tells whether the Don't Fragment flag is set.
+    pub fn dont_frag(&self) -> bool {
+        self.flags_and_offset() & field::FLAG_DF != 0
+    }
+
+    /// Tells whether the More Fragments flag is set.
+    pub fn more_frags(&self) -> bool {
+        self.flags_and_offset() & field::FLAG_MF != 0
+    }
+
+    /// Returns the fragment offset in bytes (the field times 8).
+    pub fn frag_offset(&self) -> u16 {
+        (self.flags_and_offset() & field::OFFSET_MASK) * 8
+    }
+
+    /// Tells whether this packet is a fragment: More Fragments set or a non-zero offset.
+    pub fn is_fragment(&self) -> bool {
+        self.flags_and_offset() & (field::FLAG_MF | field::OFFSET_MASK) != 0
+    }
+
+    /// Returns the time to live.
+    pub fn ttl(&self) -> u8 {
+        self.buffer.as_ref()[field::TTL]
+    }
+
+    /// Returns the protocol of the payload.
+    pub fn protocol(&self) -> Protocol {
+        Protocol::from(self.buffer.as_ref()[field::PROTOCOL])
+    }
+
+    /// Returns the header checksum field.
+    pub fn checksum(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
+    }
+
+    /// Returns the source address.
+    pub fn src_addr(&self) -> Ipv4Addr {
+        read_ipv4(self.buffer.as_ref(), field::SRC_ADDR)
+    }
+
+    /// Returns the destination address.
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        read_ipv4(self.buffer.as_ref(), field::DST_ADDR)
+    }
+
+    /// Returns the option bytes, from 20 up to the header length (empty without options).
+    pub fn options(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::OPTIONS_START..usize::from(self.header_len())]
+    }
+
+    /// Tells whether the header checksum is correct: the header sums to 0xffff (RFC 791 3.1).
+    pub fn verify_checksum(&self) -> bool {
+        checksum::data(&self.buffer.as_ref()[..usize::from(self.header_len())]) == 0xffff
+    }
+
+    /// Returns the payload: the bytes from the header length to the total length.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[usize::from(self.header_len())..usize::from(self.total_len())]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the version field (the high nibble of the first byte).
+    pub fn set_version(&mut self, value: u8) {
+        let b = &mut self.buffer.as_mut()[field::VER_IHL];
+        *b = (*b & 0x0f) | (value << 4);
+    }
+
+    /// Sets the header length in bytes, a multiple of 4 (stored as IHL = bytes / 4).
+    pub fn set_header_len(&mut self, value: u8) {
+        let b = &mut self.buffer.as_mut()[field::VER_IHL];
+        *b = (*b & 0xf0) | ((value / 4) & 0x0f);
+    }
+
+    /// Sets the whole type-of-service byte (DSCP and ECN).
+    pub fn set_tos(&mut self, value: u8) {
+        self.buffer.as_mut()[field::DSCP_ECN] = value;
+    }
+
+    /// Sets the total length field.
+    pub fn set_total_len(&mut self, value: u16) {
+        write_u16(self.buffer.as_mut(), field::LENGTH, value);
+    }
+
+    /// Sets the identification field.
+    pub fn set_ident(&mut self, value: u16) {
+        write_u16(self.buffer.as_mut(), field::IDENT, value);
+    }
+
+    fn set_flags_and_offset(&mut self, value: u16) {
+        write_u16(self.buffer.as_mut(), field::FLG_OFF, value);
+    }
+
+    /// Sets or clears the Don't Fragment flag.
+    pub fn set_dont_frag(&mut self, value: bool) {
+        let old = self.flags_and_offset() & !field::FLAG_DF;
+        self.set_flags_and_offset(if value { old | field::FLAG_DF } else { old });
+    }
+
+    /// Sets or clears the More Fragments flag.
+    pub fn set_more_frags(&mut self, value: bool) {
+        let old = self.flags_and_offset() & !field::FLAG_MF;
+        self.set_flags_and_offset(if value { old | field::FLAG_MF } else { old });
+    }
+
+    /// Sets the fragment offset, given in bytes (a multiple of 8; stored as bytes / 8).
+    pub fn set_frag_offset(&mut self, value: u16) {
+        let flags = self.flags_and_offset() & !field::OFFSET_MASK;
+        self.set_flags_and_offset(flags | ((value / 8) & field::OFFSET_MASK));
+    }
+
+    /// Clears the reserved flag, Don't Fragment, More Fragments and the fragment offset.
+    pub fn clear_flags(&mut self) {
+        self.set_flags_and_offset(0);
+    }
+
+    /// Sets the time to live.
+    pub fn set_ttl(&mut self, value: u8) {
+        self.buffer.as_mut()[field::TTL] = value;
+    }
+
+    /// Sets the protocol of the payload.
+    pub fn set_protocol(&mut self, value: Protocol) {
+        self.buffer.as_mut()[field::PROTOCOL] = value.into();
+    }
+
+    /// Sets the header checksum field.
+    pub fn set_checksum(&mut self, value: u16) {
+        write_u16(self.buffer.as_mut(), field::CHECKSUM.start, value);
+    }
+
+    /// Sets the source address.
+    pub fn set_src_addr(&mut self, value: Ipv4Addr) {
+        write_ipv4(self.buffer.as_mut(), field::SRC_ADDR, value);
+    }
+
+    /// Sets the destination address.
+    pub fn set_dst_addr(&mut self, value: Ipv4Addr) {
+        write_ipv4(self.buffer.as_mut(), field::DST_ADDR, value);
+    }
+
+    /// Computes the header checksum over the header length and stores it (RFC 791 3.1).
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let sum = checksum::data(&self.buffer.as_ref()[..usize::from(self.header_len())]);
+        self.set_checksum(!sum);
+    }
+
+    /// Returns the option bytes, mutably.
+    pub fn options_mut(&mut self) -> &mut [u8] {
+        let end = usize::from(self.header_len());
+        &mut self.buffer.as_mut()[field::OPTIONS_START..end]
+    }
+
+    /// Returns the payload, mutably: the bytes from the header length to the total length.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let range = usize::from(self.header_len())..usize::from(self.total_len());
+        &mut self.buffer.as_mut()[range]
+    }
+}
+
+impl<T: AsRef<[u8]>> AsRef<[u8]> for Packet<T> {
+    fn as_ref(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+}
+
+/// Collects the fields of an IPv4 header that the gateway reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Repr {
+    /// Holds the source address.
+    pub src_addr: Ipv4Addr,
+    /// Holds the destination address.
+    pub dst_addr: Ipv4Addr,
+    /// Holds the protocol of the payload.
+    pub protocol: Protocol,
+    /// Holds the payload length in bytes (total length minus header length).
+    pub payload_len: usize,
+    /// Holds the time to live.
+    pub ttl: u8,
+    /// Holds the type-of-service byte (DSCP and ECN).
+    pub tos: u8,
+    /// Holds the identification field.
+    pub ident: u16,
+    /// Holds the Don't Fragment flag.
+    pub dont_frag: bool,
+}
+
+impl Repr {
+    /// Reads the header of `packet` after checking its length. It only reads: fragments are
+    /// not refused (ask [`Packet::is_fragment`]), the checksum is not verified (ask
+    /// [`Packet::verify_checksum`]) and options are skipped (`payload_len` excludes them).
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<Repr> {
+        packet.check_len()?;
+        Ok(Repr {
+            src_addr: packet.src_addr(),
+            dst_addr: packet.dst_addr(),
+            protocol: packet.protocol(),
+            payload_len: usize::from(packet.total_len()) - usize::from(packet.header_len()),
+            ttl: packet.ttl(),
+            tos: packet.tos(),
+            ident: packet.ident(),
+            dont_frag: packet.dont_frag(),
+        })
+    }
+
+    /// Returns the length of the header this emits: 20 bytes, no options.
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes a 20-byte header without options, not a fragment, and fills its checksum.
+    /// Panics if the buffer is shorter than 20 bytes; `payload_len` must be at most 65515.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
+        debug_assert!(self.payload_len <= usize::from(u16::MAX) - HEADER_LEN);
+        packet.set_version(4);
+        packet.set_header_len(HEADER_LEN as u8);
+        packet.set_tos(self.tos);
+        packet.set_total_len((HEADER_LEN + self.payload_len) as u16);
+        packet.set_ident(self.ident);
+        packet.set_flags_and_offset(if self.dont_frag { field::FLAG_DF } else { 0 });
+        packet.set_ttl(self.ttl);
+        packet.set_protocol(self.protocol);
+        packet.set_src_addr(self.src_addr);
+        packet.set_dst_addr(self.dst_addr);
+        packet.fill_checksum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An IPv4/UDP DNS query 192.168.1.2 -> 8.8.8.8, DF set (built with scapy, checked with tshark).
+    const UDP_PACKET: [u8; 57] = [
+        0x45, 0x00, 0x00, 0x39, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x11, 0x4c, 0xb4, 0xc0, 0xa8, 0x01, 0x02, 0x08, 0x08,
+        0x08, 0x08, 0xd4, 0x31, 0x00, 0x35, 0x00, 0x25, 0xde, 0x47, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x07, 0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x03, 0x63, 0x6f, 0x6d, 0x00, 0x00,
+        0x01, 0x00, 0x01,
+    ];
+
+    /// An IGMPv3 report with a Router Alert option, TOS 0xc0, TTL 1 (IHL 6).
+    const ROUTER_ALERT: [u8; 32] = [
+        0x46, 0xc0, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x3a, 0x01, 0x0a, 0x00, 0x00, 0x01, 0xe0, 0x00,
+        0x00, 0x16, 0x94, 0x04, 0x00, 0x00, 0x22, 0x00, 0xfa, 0x02, 0x00, 0x00, 0x00, 0x01,
+    ];
+
+    #[test]
+    fn parses_udp_packet() {
+        let p = Packet::new_checked(&UDP_PACKET[..]).unwrap();
+        assert_eq!(p.version(), 4);
+        assert_eq!(p.header_len(), 20);
+        assert_eq!(p.tos(), 0);
+        assert_eq!(p.total_len(), 57);
+        assert_eq!(p.ident(), 0x1c46);
+        assert!(p.dont_frag());
+        assert!(!p.more_frags());
+        assert_eq!(p.frag_offset(), 0);
+        assert!(!p.is_fragment());
+        assert_eq!(p.ttl(), 64);
+        assert_eq!(p.protocol(), Protocol::Udp);
+        assert_eq!(p.checksum(), 0x4cb4);
+        assert_eq!(p.src_addr(), Ipv4Addr::new(192, 168, 1, 2));
+        assert_eq!(p.dst_addr(), Ipv4Addr::new(8, 8, 8, 8));
+        assert!(p.options().is_empty());
+        assert!(p.verify_checksum());
+        assert_eq!(p.payload(), &UDP_PACKET[20..]);
+    }
+
+    #[test]
+    fn parses_options() {
+        let p = Packet::new_checked(&ROUTER_ALERT[..]).unwrap();
+        assert_eq!(p.header_len(), 24);
+        assert_eq!(p.tos(), 0xc0);
+        assert_eq!(p.protocol(), Protocol::Unknown(2));
+        assert_eq!(p.options(), &[0x94, 0x04, 0x00, 0x00]);
+        assert!(options_are_valid(p.options()));
+        assert!(p.verify_checksum());
+        assert_eq!(p.payload(), &ROUTER_ALERT[24..]);
+        let repr = Repr::parse(&p).unwrap();
+        assert_eq!(repr.payload_len, 8);
+    }
+
+    #[test]
+    fn repr_round_trips() {
+        let repr = Repr::parse(&Packet::new_checked(&UDP_PACKET[..]).unwrap()).unwrap();
+        assert_eq!(
+            repr,
+            Repr {
+                src_addr: Ipv4Addr::new(192, 168, 1, 2),
+                dst_addr: Ipv4Addr::new(8, 8, 8, 8),
+                protocol: Protocol::Udp,
+                payload_len: 37,
+                ttl: 64,
+                tos: 0,
+                ident: 0x1c46,
+                dont_frag: true,
+            }
+        );
+        assert_eq!(repr.buffer_len(), HEADER_LEN);
+        let mut bytes = UDP_PACKET;
+        bytes[..HEADER_LEN].fill(0xa5);
+        repr.emit(&mut Packet::new_unchecked(&mut bytes[..]));
+        assert_eq!(bytes, UDP_PACKET);
+    }
+
+    #[test]
+    fn setters_rebuild_the_header() {
+        let mut bytes = [0u8; 57];
+        bytes[20..].copy_from_slice(&UDP_PACKET[20..]);
+        let mut p = Packet::new_unchecked(&mut bytes[..]);
+        p.set_version(4);
+        p.set_header_len(20);
+        p.set_tos(0);
+        p.set_total_len(57);
+        p.set_ident(0x1c46);
+        p.set_more_frags(true);
+        p.set_frag_offset(1480);
+        p.set_dont_frag(true);
+        assert!(p.more_frags() && p.dont_frag() && p.is_fragment());
+        assert_eq!(p.frag_offset(), 1480);
+        p.set_more_frags(false);
+        p.set_frag_offset(0);
+        p.set_ttl(64);
+        p.set_protocol(Protocol::Udp);
+        p.set_src_addr(Ipv4Addr::new(192, 168, 1, 2));
+        p.set_dst_addr(Ipv4Addr::new(8, 8, 8, 8));
+        p.fill_checksum();
+        assert_eq!(p.checksum(), 0x4cb4);
+        assert_eq!(bytes, UDP_PACKET);
+        let mut p = Packet::new_unchecked(&mut bytes[..]);
+        p.clear_flags();
+        assert!(!p.dont_frag());
+        p.payload_mut()[0] = 0xff;
+        assert_eq!(p.payload()[0], 0xff);
+    }
+
+    #[test]
+    fn checksum_detects_corruption() {
+        let mut bytes = UDP_PACKET;
+        bytes[8] = 63;
+        let mut p = Packet::new_checked(&mut bytes[..]).unwrap();
+        assert!(!p.verify_checksum());
+        p.fill_checksum();
+        assert!(p.verify_checksum());
+        // Decrementing the TTL adds 0x0100 to the checksum (RFC 1624 example arithmetic).
+        assert_eq!(p.checksum(), 0x4db4);
+    }
+
+    #[test]
+    fn protocol_numbers() {
+        let pairs = [
+            (1, Protocol::Icmp),
+            (4, Protocol::IpIp),
+            (6, Protocol::Tcp),
+            (17, Protocol::Udp),
+            (50, Protocol::Esp),
+            (51, Protocol::Ah),
+            (2, Protocol::Unknown(2)),
+        ];
+        for (n, p) in pairs {
+            assert_eq!(Protocol::from(n), p);
+            assert_eq!(u8::from(p), n);
+        }
+        for n in 0..=255u8 {
+            assert_eq!(u8::from(Protocol::from(n)), n);
+        }
+        assert_eq!(Protocol::Esp.to_string(), "ipsec-esp");
+        assert_eq!(Protocol::Unknown(47).to_string(), "47");
+    }
+
+    #[test]
+    fn every_truncation_fails() {
+        for len in 0..UDP_PACKET.len() {
+            assert_eq!(Packet::new_checked(&UDP_PACKET[..len]), Err(Error), "len {len}");
+            assert_eq!(Repr::parse(&Packet::new_unchecked(&UDP_PACKET[..len])), Err(Error), "len {len}");
+        }
+        for len in 0..ROUTER_ALERT.len() {
+            assert_eq!(Packet::new_checked(&ROUTER_ALERT[..len]), Err(Error), "len {len}");
+        }
+    }
+
+    #[test]
+    fn accepts_ethernet_padding() {
+        let mut padded = [0u8; 64];
+        padded[..57].copy_from_slice(&UDP_PACKET);
+        let p = Packet::new_checked(&padded[..]).unwrap();
+        assert_eq!(p.payload(), &UDP_PACKET[20..]);
+    }
+
+    #[test]
+    fn refuses_bad_version() {
+        for version in [0u8, 1, 5, 6, 15] {
+            let mut bytes = UDP_PACKET;
+            bytes[0] = (version << 4) | 5;
+            assert_eq!(Packet::new_checked(&bytes[..]), Err(Error), "version {version}");
+        }
+    }
+
+    #[test]
+    fn refuses_short_ihl() {
+        for ihl in 0..5u8 {
+            let mut bytes = UDP_PACKET;
+            bytes[0] = 0x40 | ihl;
+            assert_eq!(Packet::new_checked(&bytes[..]), Err(Error), "ihl {ihl}");
+        }
+    }
+
+    #[test]
+    fn refuses_header_longer_than_buffer() {
+        let mut bytes = [0u8; 40];
+        bytes[..20].copy_from_slice(&UDP_PACKET[..20]);
+        bytes[0] = 0x4f;
+        bytes[2..4].copy_from_slice(&40u16.to_be_bytes());
+        assert_eq!(Packet::new_checked(&bytes[..]), Err(Error));
+    }
+
+    #[test]
+    fn refuses_total_len_shorter_than_header() {
+        let mut bytes = ROUTER_ALERT;
+        for total in [0u16, 19, 20, 23] {
+            bytes[2..4].copy_from_slice(&total.to_be_bytes());
+            assert_eq!(Packet::new_checked(&bytes[..]), Err(Error), "total {total}");
+        }
+        bytes[2..4].copy_from_slice(&24u16.to_be_bytes());
+        assert!(Packet::new_checked(&bytes[..]).unwrap().payload().is_empty());
+    }
+
+    #[test]
+    fn refuses_total_len_longer_than_buffer() {
+        let mut bytes = UDP_PACKET;
+        bytes[2..4].copy_from_slice(&58u16.to_be_bytes());
+        assert_eq!(Packet::new_checked(&bytes[..]), Err(Error));
+        bytes[2..4].copy_from_slice(&u16::MAX.to_be_bytes());
+        assert_eq!(Packet::new_checked(&bytes[..]), Err(Error));
+    }
+
+    #[test]
+    fn options_walk() {
+        assert!(options_are_valid(&[]));
+        assert!(options_are_valid(&[OPT_NOP, OPT_NOP, OPT_NOP, OPT_NOP]));
+        assert!(options_are_valid(&[OPT_ROUTER_ALERT, 4, 0, 0]));
+        assert!(options_are_valid(&[OPT_RECORD_ROUTE, 7, 4, 0, 0, 0, 0, OPT_END]));
+        assert!(options_are_valid(&[OPT_END, 0xff, 0xff, 0xff]), "bytes after EOL are padding");
+        assert!(options_are_valid(&[OPT_NOP, 99, 2, OPT_END]), "an unknown option with an empty body");
+        assert!(!options_are_valid(&[OPT_ROUTER_ALERT]), "no length byte");
+        assert!(!options_are_valid(&[OPT_ROUTER_ALERT, 5, 0, 0]), "length past the end");
+        assert!(!options_are_valid(&[OPT_ROUTER_ALERT, 1, 0, 0]), "length below 2");
+        assert!(!options_are_valid(&[OPT_NOP, OPT_TIMESTAMP, 0]), "length 0");
+    }
+
+    #[test]
+    fn zero_mutable_options_per_rfc4302() {
+        #[rustfmt::skip]
+        let mut options = [
+            OPT_ROUTER_ALERT, 4, 0, 0,
+            OPT_RECORD_ROUTE, 7, 8, 10, 0, 0, 1,
+            OPT_NOP,
+            OPT_TIMESTAMP, 12, 13, 0x01, 0, 0, 0, 1, 0, 0, 0, 2,
+            OPT_SECURITY, 3, 0xab,
+            OPT_END, 0,
+        ];
+        let original = options;
+        assert!(zero_mutable_options(&mut options));
+        assert_eq!(&options[..4], &original[..4], "router alert kept");
+        assert_eq!(&options[4..11], &[0; 7], "record route zeroed whole");
+        assert_eq!(options[11], OPT_NOP);
+        assert_eq!(&options[12..24], &[0; 12], "timestamp zeroed whole");
+        assert_eq!(&options[24..], &original[24..], "security and EOL kept");
+        for kind in [0, 1, 130, 133, 134, 148, 149] {
+            assert!(option_is_immutable(kind), "{kind}");
+        }
+        for kind in [7, 68, 131, 137, 136, 82, 2] {
+            assert!(!option_is_immutable(kind), "{kind}");
+        }
+    }
+
+    #[test]
+    fn zero_mutable_options_refuses_malformed_untouched() {
+        let mut options = [OPT_RECORD_ROUTE, 7, 8, 0, 0, 0, 0, OPT_TIMESTAMP, 9, 0];
+        let original = options;
+        assert!(!zero_mutable_options(&mut options));
+        assert_eq!(options, original);
+    }
+
+    #[test]
+    fn zero_mutable_options_handles_long_lists() {
+        // More two-byte options than fit in a real header: all of them are still zeroed.
+        let mut options = [0u8; 100];
+        for pair in options.chunks_exact_mut(2) {
+            pair.copy_from_slice(&[99, 2]);
+        }
+        assert!(zero_mutable_options(&mut options));
+        assert_eq!(options, [0u8; 100]);
+    }
+
+    #[test]
+    fn zero_mutable_options_in_a_packet() {
+        let mut bytes = [0u8; 32];
+        bytes[..20].copy_from_slice(&UDP_PACKET[..20]);
+        let mut p = Packet::new_unchecked(&mut bytes[..]);
+        p.set_header_len(32);
+        p.set_total_len(32);
+        p.options_mut().copy_from_slice(&[OPT_RECORD_ROUTE, 7, 4, 0, 0, 0, 0, OPT_END, 0, 0, 0, 0]);
+        let mut p = Packet::new_checked(&mut bytes[..]).unwrap();
+        assert!(zero_mutable_options(p.options_mut()));
+        assert_eq!(p.options(), &[0; 12]);
+    }
+
+    proptest! {
+        #[test]
+        fn checked_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Ok(p) = Packet::new_checked(&bytes[..]) {
+                let _ = (p.version(), p.header_len(), p.tos(), p.total_len(), p.ident());
+                let _ = (p.dont_frag(), p.more_frags(), p.frag_offset(), p.is_fragment(), p.ttl(), p.protocol());
+                let _ = (p.checksum(), p.src_addr(), p.dst_addr(), p.verify_checksum());
+                let _ = (p.options().len(), p.payload().len(), options_are_valid(p.options()));
+                let repr = Repr::parse(&p).unwrap();
+                prop_assert_eq!(repr.payload_len, p.payload().len());
+            }
+        }
+
+        #[test]
+        fn checked_with_valid_prefix_never_panics(
+            ihl in 0u8..16, total in 0u16..80, rest in proptest::collection::vec(any::<u8>(), 0..80)
+        ) {
+            let mut bytes = rest;
+            bytes.resize(bytes.len().max(4), 0);
+            bytes[0] = 0x40 | ihl;
+            bytes[2..4].copy_from_slice(&total.to_be_bytes());
+            if let Ok(mut p) = Packet::new_checked(&mut bytes[..]) {
+                prop_assert!(usize::from(p.header_len()) <= usize::from(p.total_len()));
+                let _ = (p.options().len(), p.payload().len(), p.verify_checksum());
+                let _ = zero_mutable_options(p.options_mut());
+                p.fill_checksum();
+                prop_assert!(p.verify_checksum());
+            }
+        }
+
+        #[test]
+        fn emit_then_parse_round_trips(
+            src in any::<u32>(), dst in any::<u32>(), proto in any::<u8>(), payload_len in 0usize..64,
+            ttl in any::<u8>(), tos in any::<u8>(), ident in any::<u16>(), dont_frag in any::<bool>()
+        ) {
+            let repr = Repr {
+                src_addr: Ipv4Addr::from(src),
+                dst_addr: Ipv4Addr::from(dst),
+                protocol: Protocol::from(proto),
+                payload_len,
+                ttl,
+                tos,
+                ident,
+                dont_frag,
+            };
+            let mut bytes = vec![0u8; HEADER_LEN + payload_len];
+            repr.emit(&mut Packet::new_unchecked(&mut bytes[..]));
+            let p = Packet::new_checked(&bytes[..]).unwrap();
+            prop_assert!(p.verify_checksum());
+            prop_assert_eq!(Repr::parse(&p).unwrap(), repr);
+        }
+
+        #[test]
+        fn zeroing_keeps_a_valid_list_valid(options in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let mut zeroed = options.clone();
+            let ok = zero_mutable_options(&mut zeroed);
+            prop_assert_eq!(ok, options_are_valid(&options));
+            if ok {
+                prop_assert!(options_are_valid(&zeroed));
+            } else {
+                prop_assert_eq!(zeroed, options);
+            }
+        }
+    }
+}
