@@ -7,10 +7,11 @@
 
 pub mod ah;
 pub mod buf;
+pub mod bundle;
 pub mod crypto;
 pub mod esp;
-mod ipsec;
 pub mod replay;
 pub mod sa;
 pub mod stats;
 pub mod wire;
+mod xform;

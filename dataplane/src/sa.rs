@@ -129,6 +129,9 @@ pub struct Sa<S> {
     pub(crate) ip_id: u16,
     /// Outbound CBC IVs: seeded once from the OS, then no syscall per packet.
     pub(crate) iv_rng: ChaCha12Rng,
+    /// Outbound GCM explicit IVs count from this random base, so that two SAs sharing a manual
+    /// key (both directions, or the same SA re-installed after a restart) never share an IV.
+    gcm_iv_base: u64,
     lifetimes: Lifetimes,
     added_at: u64,
     counters: SaCounters,
@@ -172,6 +175,7 @@ impl<S> Sa<S> {
             replay: ReplayWindow::new(cfg.replay_window),
             ip_id: (OsRng.next_u32() & 0xffff) as u16,
             iv_rng: ChaCha12Rng::from_rng(OsRng).unwrap_or_else(|_| ChaCha12Rng::from_seed(fallback_seed(now))),
+            gcm_iv_base: OsRng.next_u64(),
             lifetimes: cfg.lifetimes,
             added_at: now,
             counters: SaCounters::default(),
@@ -240,7 +244,7 @@ impl<S> Sa<S> {
         }
     }
 
-    fn to_state(&mut self, state: SaState) {
+    fn enter(&mut self, state: SaState) {
         match (self.state, state) {
             (SaState::Mature, SaState::Dying) => self.raise(SaEvent::SoftExpired),
             (SaState::Mature | SaState::Dying, SaState::Dead) => self.raise(SaEvent::HardExpired),
@@ -254,9 +258,9 @@ impl<S> Sa<S> {
         let age = now.saturating_sub(self.added_at);
         let lt = self.lifetimes;
         if lt.hard_secs != 0 && age >= lt.hard_secs {
-            self.to_state(SaState::Dead);
+            self.enter(SaState::Dead);
         } else if lt.soft_secs != 0 && age >= lt.soft_secs {
-            self.to_state(SaState::Dying);
+            self.enter(SaState::Dying);
         }
     }
 
@@ -267,9 +271,9 @@ impl<S> Sa<S> {
         self.counters.bytes += bytes as u64;
         let (b, lt) = (self.counters.bytes, self.lifetimes);
         if lt.hard_bytes != 0 && b >= lt.hard_bytes {
-            self.to_state(SaState::Dead);
+            self.enter(SaState::Dead);
         } else if lt.soft_bytes != 0 && b >= lt.soft_bytes {
-            self.to_state(SaState::Dying);
+            self.enter(SaState::Dying);
         }
     }
 
@@ -304,6 +308,12 @@ impl<S> Sa<S> {
     pub(crate) fn next_ip_id(&mut self) -> u16 {
         self.ip_id = self.ip_id.wrapping_add(1);
         self.ip_id
+    }
+
+    /// Returns the GCM explicit IV of sequence number `seq`: unique for the SA's life.
+    #[inline]
+    pub(crate) fn gcm_iv(&self, seq: u32) -> u64 {
+        self.gcm_iv_base.wrapping_add(u64::from(seq))
     }
 
     /// Fills `iv` with unpredictable bytes (RFC 3602 section 3: CBC IVs must not be predictable).

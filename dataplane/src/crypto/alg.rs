@@ -96,10 +96,7 @@ impl Cipher {
 
     /// Returns true for CBC ciphers, whose ciphertext must be a whole number of blocks.
     pub fn is_cbc(self) -> bool {
-        matches!(
-            self,
-            Cipher::DesCbc | Cipher::TdesCbc | Cipher::AesCbc128 | Cipher::AesCbc192 | Cipher::AesCbc256
-        )
+        matches!(self, Cipher::DesCbc | Cipher::TdesCbc | Cipher::AesCbc128 | Cipher::AesCbc192 | Cipher::AesCbc256)
     }
 
     /// Returns true for combined-mode (AEAD) ciphers.
@@ -295,11 +292,11 @@ impl KeyAlgorithm {
     /// at least `length` bits, and extra bits are truncated.
     pub fn key_from_hex(self, length_bits: u32, hex_key: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let lengths = self.lengths();
-        if (!lengths.is_empty() && !lengths.contains(&length_bits)) || length_bits % 8 != 0 {
+        if (!lengths.is_empty() && !lengths.contains(&length_bits)) || !length_bits.is_multiple_of(8) {
             return Err(KeyError::BadLength { alg: self.name(), bits: length_bits, takes: lengths });
         }
         let digits = hex_key.strip_prefix("0x").or_else(|| hex_key.strip_prefix("0X")).unwrap_or(hex_key);
-        if digits.len() % 2 != 0 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !digits.len().is_multiple_of(2) || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(KeyError::NotHex);
         }
         let need = (length_bits / 8) as usize;
@@ -418,10 +415,8 @@ mod tests {
                     assert_eq!(c.key_len() * 8, bits as usize, "{}", alg.name());
                 }
             }
-            if let Some(a) = alg.auth() {
-                if !alg.lengths().is_empty() {
-                    assert_eq!(a.key_len() * 8, alg.lengths()[0] as usize);
-                }
+            if let (Some(a), Some(&bits)) = (alg.auth(), alg.lengths().first()) {
+                assert_eq!(a.key_len() * 8, bits as usize);
             }
         }
     }

@@ -10,10 +10,8 @@ mod alg;
 pub mod ipsec_mb;
 pub mod rust;
 
-pub use alg::{
-    Auth, Cipher, GCM_ICV_LEN, GCM_IV_LEN, GCM_SALT_LEN, KeyAlgorithm, KeyError, MAX_ICV_LEN, Transform,
-};
 pub(crate) use alg::check_key_len;
+pub use alg::{Auth, Cipher, GCM_ICV_LEN, GCM_IV_LEN, GCM_SALT_LEN, KeyAlgorithm, KeyError, MAX_ICV_LEN, Transform};
 
 /// A byte range of a job's packet, as offset and length.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,7 +79,16 @@ pub struct Job<'a> {
 impl<'a> Job<'a> {
     /// Creates a pending job over `data`.
     pub fn new(data: &'a mut [u8], cipher: Region, auth: Region) -> Self {
-        Job { data, cipher, auth, iv: [0; 16], aad: [0; 12], aad_len: 0, icv: [0; MAX_ICV_LEN], status: JobStatus::Pending }
+        Job {
+            data,
+            cipher,
+            auth,
+            iv: [0; 16],
+            aad: [0; 12],
+            aad_len: 0,
+            icv: [0; MAX_ICV_LEN],
+            status: JobStatus::Pending,
+        }
     }
 }
 
@@ -106,10 +113,22 @@ pub trait Engine {
 /// Returns true when DES key bytes are weak or semi-weak (FIPS 74), ignoring parity bits.
 pub(crate) fn des_key_is_weak(key: &[u8]) -> bool {
     const WEAK: [u64; 16] = [
-        0x0101010101010101, 0xFEFEFEFEFEFEFEFE, 0xE0E0E0E0F1F1F1F1, 0x1F1F1F1F0E0E0E0E,
-        0x011F011F010E010E, 0x1F011F010E010E01, 0x01E001E001F101F1, 0xE001E001F101F101,
-        0x01FE01FE01FE01FE, 0xFE01FE01FE01FE01, 0x1FE01FE00EF10EF1, 0xE01FE01FF10EF10E,
-        0x1FFE1FFE0EFE0EFE, 0xFE1FFE1FFE0EFE0E, 0xE0FEE0FEF1FEF1FE, 0xFEE0FEE0FEF1FEF1,
+        0x0101010101010101,
+        0xFEFEFEFEFEFEFEFE,
+        0xE0E0E0E0F1F1F1F1,
+        0x1F1F1F1F0E0E0E0E,
+        0x011F011F010E010E,
+        0x1F011F010E010E01,
+        0x01E001E001F101F1,
+        0xE001E001F101F101,
+        0x01FE01FE01FE01FE,
+        0xFE01FE01FE01FE01,
+        0x1FE01FE00EF10EF1,
+        0xE01FE01FF10EF10E,
+        0x1FFE1FFE0EFE0EFE,
+        0xFE1FFE1FFE0EFE0E,
+        0xE0FEE0FEF1FEF1FE,
+        0xFEE0FEE0FEF1FEF1,
     ];
     let Ok(bytes) = <[u8; 8]>::try_from(key) else { return false };
     let k = u64::from_be_bytes(bytes) & 0xFEFE_FEFE_FEFE_FEFE;
@@ -151,9 +170,6 @@ mod tests {
         let xf = Transform::new(Cipher::TdesCbc, Auth::Null).unwrap();
         let k: Vec<u8> = [&[0x11u8; 8][..], &[0x11; 8], &[0x22; 8]].concat();
         assert_eq!(check_keys(xf, &k, &[]), Err(KeyError::WeakKey("3des")));
-        assert_eq!(
-            check_keys(xf, &[0; 16], &[]),
-            Err(KeyError::WrongKeyLen { alg: "3des-cbc", need: 24, got: 16 })
-        );
+        assert_eq!(check_keys(xf, &[0; 16], &[]), Err(KeyError::WrongKeyLen { alg: "3des-cbc", need: 24, got: 16 }));
     }
 }

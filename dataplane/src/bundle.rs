@@ -1,0 +1,49 @@
+//! The SAs one policy applies, in the order the RouterOS manual gives for `ah,esp`: ESP first,
+//! then AH over the result; inbound in reverse. In tunnel mode only the ESP SA tunnels and AH
+//! runs in transport mode over the new outer header (with `ah` alone, AH tunnels itself).
+
+use crate::buf::{Burst, PacketBuf};
+use crate::crypto::Engine;
+use crate::sa::Sa;
+use crate::stats::Stats;
+use crate::{ah, esp};
+
+/// One direction of a policy's SAs: `esp`, `ah`, or both.
+pub struct Bundle<S> {
+    /// The ESP SA, applied first outbound.
+    pub esp: Option<Sa<S>>,
+    /// The AH SA, applied last outbound.
+    pub ah: Option<Sa<S>>,
+}
+
+impl<S> Bundle<S> {
+    /// Seals a burst: ESP, then AH.
+    pub fn seal<E: Engine<Session = S>, B: PacketBuf>(
+        &mut self,
+        engine: &mut E,
+        burst: &mut Burst<B>,
+        stats: &mut Stats,
+    ) {
+        if let Some(sa) = self.esp.as_mut() {
+            esp::seal(sa, engine, burst, stats);
+        }
+        if let Some(sa) = self.ah.as_mut() {
+            ah::seal(sa, engine, burst, stats);
+        }
+    }
+
+    /// Opens a burst: AH, then ESP.
+    pub fn open<E: Engine<Session = S>, B: PacketBuf>(
+        &mut self,
+        engine: &mut E,
+        burst: &mut Burst<B>,
+        stats: &mut Stats,
+    ) {
+        if let Some(sa) = self.ah.as_mut() {
+            ah::open(sa, engine, burst, stats);
+        }
+        if let Some(sa) = self.esp.as_mut() {
+            esp::open(sa, engine, burst, stats);
+        }
+    }
+}

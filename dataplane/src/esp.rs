@@ -1,0 +1,255 @@
+//! ESP (RFC 4303) for one SA and one burst: [`seal`] encapsulates and encrypts, [`open`]
+//! authenticates, decrypts and decapsulates, in tunnel or transport mode.
+//!
+//! Layout after sealing: `IPv4 | SPI | seq | IV | payload | pad | pad-len | next-hdr | ICV`,
+//! where the payload is the whole inner packet (tunnel) or the original payload (transport).
+
+use crate::buf::{Burst, PacketBuf};
+use crate::crypto::{Engine, GCM_SALT_LEN, Job, Region};
+use crate::sa::{Mode, Sa};
+use crate::stats::{DropReason, Stats};
+use crate::wire::{Protocol, esp, ipv4};
+use crate::xform::{self, IpInfo, MAX_IP_LEN, Xform};
+
+/// RFC 4303 section 2.6: next header 59 marks a dummy (traffic flow confidentiality) packet.
+const NO_NEXT_HEADER: u8 = 59;
+
+/// Encrypts every packet of `burst` (each starting at its IPv4 header) with `sa`; packets that
+/// cannot be sealed are dropped and counted.
+pub fn seal<E: Engine, B: PacketBuf>(sa: &mut Sa<E::Session>, engine: &mut E, burst: &mut Burst<B>, stats: &mut Stats) {
+    xform::run::<E, B, Seal>(sa, engine, burst, stats);
+}
+
+/// Decrypts every ESP packet of `burst` (each starting at its outer IPv4 header) received on
+/// `sa`; survivors start at the inner IPv4 header (tunnel) or the restored header (transport).
+pub fn open<E: Engine, B: PacketBuf>(sa: &mut Sa<E::Session>, engine: &mut E, burst: &mut Burst<B>, stats: &mut Stats) {
+    xform::run::<E, B, Open>(sa, engine, burst, stats);
+}
+
+/// Offsets of one packet's ESP fields.
+pub(crate) struct Layout {
+    hlen: usize,
+    iv: [u8; 16],
+    aad: [u8; 12],
+    cipher: Region,
+    icv_off: usize,
+    icv: [u8; 16],
+    seq: u32,
+    bytes: usize,
+}
+
+impl Layout {
+    fn job<'a>(&self, data: &'a mut [u8], icv_len: usize) -> Job<'a> {
+        let esp_and_iv = self.cipher.off as usize - self.hlen;
+        let auth = Region::new(self.hlen, esp_and_iv + self.cipher.len as usize);
+        let mut job = Job::new(data, self.cipher, auth);
+        job.iv = self.iv;
+        job.aad = self.aad;
+        job.aad_len = 8;
+        job.icv[..icv_len].copy_from_slice(&self.icv[..icv_len]);
+        job
+    }
+}
+
+fn aad(spi: u32, seq: u32) -> [u8; 12] {
+    let mut a = [0u8; 12];
+    a[..4].copy_from_slice(&spi.to_be_bytes());
+    a[4..8].copy_from_slice(&seq.to_be_bytes());
+    a
+}
+
+pub(crate) struct Seal;
+
+impl<S> Xform<S> for Seal {
+    type Prep = Layout;
+    const SEAL: bool = true;
+
+    fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
+        let ip = xform::ip_info(buf)?;
+        let cipher = sa.xf.cipher();
+        let (iv_len, icv_len) = (cipher.iv_len(), sa.xf.icv_len());
+        // Tunnel: a new header in front and the whole packet as payload.
+        // Transport: the packet's own header in front and its payload as payload.
+        let (hlen, payload_len, next_header) = match sa.mode {
+            Mode::Tunnel => (ipv4::HEADER_LEN, ip.total, Protocol::IpIp),
+            Mode::Transport => {
+                if ip.src != sa.src || ip.dst != sa.dst {
+                    return Err(DropReason::TransportAddrMismatch);
+                }
+                (ip.hlen, ip.total - ip.hlen, ip.protocol)
+            }
+        };
+        let ct_len = (payload_len + 2).next_multiple_of(cipher.pad_align());
+        let pad_len = ct_len - payload_len - 2;
+        let grow_front = hlen + esp::HEADER_LEN + iv_len - (ip.total - payload_len);
+        let grow_back = pad_len + 2 + icv_len;
+        let total = ip.total + grow_front + grow_back;
+        if total > MAX_IP_LEN {
+            return Err(DropReason::TooBig);
+        }
+        if buf.headroom() < grow_front {
+            return Err(DropReason::NoHeadroom);
+        }
+        if buf.tailroom() < grow_back {
+            return Err(DropReason::NoTailroom);
+        }
+        let seq = sa.next_seq().ok_or(DropReason::SeqExhausted)?;
+        let bytes = ip.total;
+        buf.prepend(grow_front);
+        buf.append(grow_back);
+        let mut iv = [0u8; 16];
+        let iv_off = hlen + esp::HEADER_LEN;
+        if cipher.is_aead() {
+            // RFC 4106 section 3.1: the explicit IV must be unique per key; a per-SA random
+            // base plus the never-repeating sequence number is.
+            iv[..GCM_SALT_LEN].copy_from_slice(&sa.salt);
+            iv[GCM_SALT_LEN..12].copy_from_slice(&sa.gcm_iv(seq).to_be_bytes());
+        } else {
+            sa.fill_iv(&mut iv[..iv_len]);
+        }
+        let d = buf.data_mut();
+        match sa.mode {
+            Mode::Tunnel => xform::write_outer_header(sa, d, Protocol::Esp, total, &ip),
+            Mode::Transport => {
+                d.copy_within(grow_front..grow_front + hlen, 0);
+                xform::set_proto_len(&mut d[..hlen], Protocol::Esp, total);
+            }
+        }
+        let mut h = esp::Packet::new_unchecked(&mut d[hlen..]);
+        h.set_spi(sa.spi);
+        h.set_seq_number(seq);
+        let explicit_iv = if cipher.is_aead() { &iv[GCM_SALT_LEN..12] } else { &iv[..iv_len] };
+        d[iv_off..iv_off + iv_len].copy_from_slice(explicit_iv);
+        let ct_off = iv_off + iv_len;
+        let trailer = ct_off + payload_len;
+        for (i, b) in d[trailer..trailer + pad_len].iter_mut().enumerate() {
+            // RFC 4303 section 2.4: the default padding is 1, 2, 3...
+            *b = i as u8 + 1;
+        }
+        d[trailer + pad_len] = pad_len as u8;
+        d[trailer + pad_len + 1] = next_header.into();
+        Ok(Layout {
+            hlen,
+            iv,
+            aad: aad(sa.spi, seq),
+            cipher: Region::new(ct_off, ct_len),
+            icv_off: ct_off + ct_len,
+            icv: [0; 16],
+            seq,
+            bytes,
+        })
+    }
+
+    fn job<'a>(prep: &Layout, data: &'a mut [u8]) -> Job<'a> {
+        prep.job(data, 0)
+    }
+
+    fn after_crypto(prep: &mut Layout, job: &mut Job<'_>) {
+        let n = job.data.len() - prep.icv_off;
+        job.data[prep.icv_off..].copy_from_slice(&job.icv[..n]);
+    }
+
+    fn finish<B: PacketBuf>(sa: &mut Sa<S>, _buf: &mut B, prep: &Layout) -> Result<(), DropReason> {
+        sa.account(prep.bytes);
+        Ok(())
+    }
+}
+
+pub(crate) struct Open;
+
+impl<S> Xform<S> for Open {
+    type Prep = Layout;
+    const SEAL: bool = false;
+
+    fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
+        let ip: IpInfo = xform::ip_info(buf)?;
+        if ip.protocol != Protocol::Esp {
+            return Err(DropReason::BadNextHeader);
+        }
+        let cipher = sa.xf.cipher();
+        let (iv_len, icv_len) = (cipher.iv_len(), sa.xf.icv_len());
+        let d = buf.data();
+        let fixed = ip.hlen + esp::HEADER_LEN + iv_len + icv_len;
+        if ip.total < fixed + 2 {
+            return Err(DropReason::Truncated);
+        }
+        let h = esp::Packet::new_unchecked(&d[ip.hlen..]);
+        if h.spi() != sa.spi {
+            return Err(DropReason::SpiMismatch);
+        }
+        let seq = h.seq_number();
+        // RFC 4303 3.4.3: the replay check comes before the ICV is computed.
+        sa.replay.check(seq)?;
+        let ct_len = ip.total - fixed;
+        if cipher.is_cbc() && !ct_len.is_multiple_of(cipher.pad_align()) {
+            return Err(DropReason::BadCipherLen);
+        }
+        let iv_off = ip.hlen + esp::HEADER_LEN;
+        let mut iv = [0u8; 16];
+        if cipher.is_aead() {
+            iv[..GCM_SALT_LEN].copy_from_slice(&sa.salt);
+            iv[GCM_SALT_LEN..12].copy_from_slice(&d[iv_off..iv_off + iv_len]);
+        } else {
+            iv[..iv_len].copy_from_slice(&d[iv_off..iv_off + iv_len]);
+        }
+        let icv_off = ip.total - icv_len;
+        let mut icv = [0u8; 16];
+        icv[..icv_len].copy_from_slice(&d[icv_off..ip.total]);
+        Ok(Layout {
+            hlen: ip.hlen,
+            iv,
+            aad: aad(sa.spi, seq),
+            cipher: Region::new(iv_off + iv_len, ct_len),
+            icv_off,
+            icv,
+            seq,
+            bytes: 0,
+        })
+    }
+
+    fn job<'a>(prep: &Layout, data: &'a mut [u8]) -> Job<'a> {
+        prep.job(data, prep.icv.len())
+    }
+
+    fn after_crypto(_prep: &mut Layout, _job: &mut Job<'_>) {}
+
+    fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Layout) -> Result<(), DropReason> {
+        // RFC 4303 3.4.3: the window moves only once the ICV verified.
+        sa.replay.accept(prep.seq)?;
+        let ct_off = prep.cipher.off as usize;
+        let ct_end = ct_off + prep.cipher.len as usize;
+        let d = buf.data_mut();
+        let (pad_len, next_header) = (usize::from(d[ct_end - 2]), d[ct_end - 1]);
+        if pad_len + 2 > prep.cipher.len as usize {
+            return Err(DropReason::BadPadding);
+        }
+        let pad = &d[ct_end - 2 - pad_len..ct_end - 2];
+        if pad.iter().enumerate().any(|(i, &b)| b != i as u8 + 1) {
+            return Err(DropReason::BadPadding);
+        }
+        let front = ct_off - prep.hlen;
+        let back = d.len() - (ct_end - 2 - pad_len);
+        match sa.mode {
+            Mode::Tunnel => {
+                if next_header != u8::from(Protocol::IpIp) {
+                    return Err(DropReason::BadNextHeader);
+                }
+                buf.trim(back);
+                buf.adj(ct_off);
+                xform::check_inner(buf)?;
+            }
+            Mode::Transport => {
+                if next_header == NO_NEXT_HEADER {
+                    return Err(DropReason::BadNextHeader);
+                }
+                d.copy_within(0..prep.hlen, front);
+                buf.trim(back);
+                buf.adj(front);
+                let total = buf.len();
+                xform::set_proto_len(&mut buf.data_mut()[..prep.hlen], Protocol::from(next_header), total);
+            }
+        }
+        sa.account(buf.len());
+        Ok(())
+    }
+}

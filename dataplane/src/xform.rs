@@ -1,0 +1,182 @@
+//! The burst driver shared by ESP and AH (prepare every packet → one crypto batch for the SA →
+//! finish every packet), and the IPv4 header work both protocols need.
+
+use std::net::Ipv4Addr;
+
+use arrayvec::ArrayVec;
+
+use crate::buf::{BURST, Burst, PacketBuf};
+use crate::crypto::{Engine, Job, JobStatus};
+use crate::sa::{DontFragment, Sa};
+use crate::stats::{DropReason, Stats};
+use crate::wire::{self, Protocol, ipv4};
+
+/// RFC 4301 section 5.1.2.1: the TTL of a new outer header is the sender's default.
+pub(crate) const OUTER_TTL: u8 = 64;
+
+/// One direction of one protocol: what happens to a packet before and after its crypto job.
+pub(crate) trait Xform<S> {
+    /// What `prepare` learned about the packet, for its job and for `finish`.
+    type Prep;
+    /// Checks and rewrites the packet's headers for its job; `Err` drops the packet.
+    fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Self::Prep, DropReason>;
+    /// Describes the packet's crypto work.
+    fn job<'a>(prep: &Self::Prep, data: &'a mut [u8]) -> Job<'a>;
+    /// Runs while the job still borrows the packet: copies results out of the job (the ICV).
+    fn after_crypto(prep: &mut Self::Prep, job: &mut Job<'_>);
+    /// Completes the packet once its job is done; `Err` drops the packet.
+    fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Self::Prep) -> Result<(), DropReason>;
+    /// True to seal, false to open.
+    const SEAL: bool;
+}
+
+/// Runs `X` over a burst for one SA: survivors stay in `burst`, in order; every other packet is
+/// freed and counted in `stats`.
+pub(crate) fn run<E: Engine, B: PacketBuf, X: Xform<E::Session>>(
+    sa: &mut Sa<E::Session>,
+    engine: &mut E,
+    burst: &mut Burst<B>,
+    stats: &mut Stats,
+) {
+    let mut preps: ArrayVec<Option<X::Prep>, BURST> = ArrayVec::new();
+    let mut status = [JobStatus::Pending; BURST];
+    for buf in burst.iter_mut() {
+        let prep = if sa.is_usable() { X::prepare(sa, buf) } else { Err(DropReason::SaExpired) };
+        preps.push(prep.map_err(|r| stats.drop(r)).ok());
+    }
+    {
+        let mut jobs: ArrayVec<Job<'_>, BURST> = ArrayVec::new();
+        let mut slots: ArrayVec<usize, BURST> = ArrayVec::new();
+        for (i, (buf, prep)) in burst.iter_mut().zip(preps.iter()).enumerate() {
+            if let Some(prep) = prep {
+                jobs.push(X::job(prep, buf.data_mut()));
+                slots.push(i);
+            }
+        }
+        if X::SEAL {
+            engine.seal(&sa.session, &mut jobs);
+        } else {
+            engine.open(&sa.session, &mut jobs);
+        }
+        for (job, &i) in jobs.iter_mut().zip(slots.iter()) {
+            status[i] = job.status;
+            if let Some(prep) = preps[i].as_mut() {
+                X::after_crypto(prep, job);
+            }
+        }
+    }
+    let mut keep = [false; BURST];
+    for (i, buf) in burst.iter_mut().enumerate() {
+        let Some(prep) = preps[i].as_ref() else { continue };
+        let verdict = match status[i] {
+            JobStatus::Done => X::finish(sa, buf, prep),
+            JobStatus::AuthFailed => Err(DropReason::AuthFailed),
+            JobStatus::Pending | JobStatus::Invalid => Err(DropReason::CryptoFailed),
+        };
+        match verdict {
+            Ok(()) => keep[i] = true,
+            Err(r) => stats.drop(r),
+        }
+    }
+    let mut i = 0;
+    burst.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+}
+
+/// The facts about a packet's IPv4 header that ESP and AH need.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IpInfo {
+    pub hlen: usize,
+    pub total: usize,
+    pub protocol: Protocol,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub tos: u8,
+    pub df: bool,
+}
+
+/// Validates the IPv4 header at the start of `buf`, refuses fragments, and trims bytes past
+/// the total length (Ethernet padding).
+pub(crate) fn ip_info<B: PacketBuf>(buf: &mut B) -> Result<IpInfo, DropReason> {
+    let info = {
+        let d = buf.data();
+        if d.is_empty() {
+            return Err(DropReason::Truncated);
+        }
+        if d[0] >> 4 != 4 {
+            return Err(DropReason::NotIpv4);
+        }
+        let ip = ipv4::Packet::new_checked(d).map_err(|wire::Error| DropReason::BadIpHeader)?;
+        if ip.more_frags() || ip.frag_offset() != 0 {
+            return Err(DropReason::IpFragment);
+        }
+        IpInfo {
+            hlen: usize::from(ip.header_len()),
+            total: usize::from(ip.total_len()),
+            protocol: ip.protocol(),
+            src: ip.src_addr(),
+            dst: ip.dst_addr(),
+            tos: ip.tos(),
+            df: ip.dont_frag(),
+        }
+    };
+    let extra = buf.len() - info.total;
+    if extra != 0 {
+        buf.trim(extra);
+    }
+    Ok(info)
+}
+
+/// Writes a 20-byte outer IPv4 header (RFC 4301 5.1.2.1: TOS copied from the inner header,
+/// DF per the policy, a fresh identification, default TTL) into `d[..20]`.
+pub(crate) fn write_outer_header<S>(sa: &mut Sa<S>, d: &mut [u8], proto: Protocol, total: usize, inner: &IpInfo) {
+    let df = match sa.dont_fragment {
+        DontFragment::Clear => false,
+        DontFragment::Set => true,
+        DontFragment::Inherit => inner.df,
+    };
+    let id = sa.next_ip_id();
+    let mut ip = ipv4::Packet::new_unchecked(&mut d[..ipv4::HEADER_LEN]);
+    ip.set_version(4);
+    ip.set_header_len(ipv4::HEADER_LEN as u8);
+    ip.set_tos(inner.tos);
+    ip.set_total_len(total as u16);
+    ip.set_ident(id);
+    ip.set_dont_frag(df);
+    ip.set_more_frags(false);
+    ip.set_frag_offset(0);
+    ip.set_ttl(OUTER_TTL);
+    ip.set_protocol(proto);
+    ip.set_src_addr(sa.src);
+    ip.set_dst_addr(sa.dst);
+    ip.fill_checksum();
+}
+
+/// Rewrites the protocol and total length of the IPv4 header at the start of `d`.
+pub(crate) fn set_proto_len(d: &mut [u8], proto: Protocol, total: usize) {
+    let mut ip = ipv4::Packet::new_unchecked(d);
+    ip.set_protocol(proto);
+    ip.set_total_len(total as u16);
+    ip.fill_checksum();
+}
+
+/// Validates the inner packet left after tunnel-mode decapsulation and trims its padding.
+pub(crate) fn check_inner<B: PacketBuf>(buf: &mut B) -> Result<(), DropReason> {
+    let (total, len) = {
+        let d = buf.data();
+        if d.is_empty() || d[0] >> 4 != 4 {
+            return Err(DropReason::NotIpv4);
+        }
+        let ip = ipv4::Packet::new_checked(d).map_err(|wire::Error| DropReason::BadIpHeader)?;
+        (usize::from(ip.total_len()), d.len())
+    };
+    if len > total {
+        buf.trim(len - total);
+    }
+    Ok(())
+}
+
+/// Largest IPv4 packet.
+pub(crate) const MAX_IP_LEN: usize = 65535;
