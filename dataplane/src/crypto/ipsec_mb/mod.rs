@@ -1,0 +1,385 @@
+//! The ipsec-mb engine: Intel's multi-buffer library (intel-ipsec-mb 1.3) through a small C
+//! shim (`shim.c`), many packets of one SA in parallel lanes, the fast path on x86-64.
+//!
+//! One of the two FFI boundaries allowed to use `unsafe`. The shim takes a burst of plain job
+//! descriptors, submits all of them and then flushes: multi-buffer only pays with bursts.
+#![allow(unsafe_code)]
+
+use std::fmt;
+use std::marker::{PhantomData, PhantomPinned};
+use std::ptr::{self, NonNull};
+
+use hmac::{Hmac, KeyInit, Mac};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::{Auth, Cipher, Engine, Job, JobStatus, KeyError, MAX_ICV_LEN, Transform, check_keys};
+
+#[cfg(test)]
+mod tests;
+
+/// Jobs handed to the library per submit-then-flush round.
+const BATCH: usize = 32;
+/// Bytes of the shim's `struct gw_mb_keys`.
+const KEYS_SIZE: usize = 2048;
+/// Largest AAD a job carries (SPI and a 64-bit extended sequence number).
+const MAX_AAD_LEN: usize = 12;
+/// `gw_mb_job.status` when the library completed the job.
+const ST_OK: u32 = 0;
+
+/// The library's `IMB_MGR`, only ever behind a pointer.
+#[repr(C)]
+struct ImbMgr {
+    _opaque: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// The shim's `struct gw_mb_keys`: one SA's expanded keys, HMAC pad states and GCM hash keys.
+#[repr(C, align(64))]
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct MbKeys([u8; KEYS_SIZE]);
+
+/// The shim's `struct gw_mb_job`: one packet's work, pointers into the caller's [`Job`].
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawJob {
+    buf: *mut u8,
+    iv: *const u8,
+    aad: *const u8,
+    tag: *mut u8,
+    cipher_off: u32,
+    cipher_len: u32,
+    hash_off: u32,
+    hash_len: u32,
+    aad_len: u32,
+    status: u32,
+}
+
+impl RawJob {
+    const EMPTY: RawJob = RawJob {
+        buf: ptr::null_mut(),
+        iv: ptr::null(),
+        aad: ptr::null(),
+        tag: ptr::null_mut(),
+        cipher_off: 0,
+        cipher_len: 0,
+        hash_off: 0,
+        hash_len: 0,
+        aad_len: 0,
+        status: u32::MAX,
+    };
+}
+
+unsafe extern "C" {
+    fn gw_mb_keys_size() -> usize;
+    fn gw_mb_keys_align() -> usize;
+    fn gw_mb_job_size() -> usize;
+    fn gw_mb_new() -> *mut ImbMgr;
+    fn gw_mb_free(m: *mut ImbMgr);
+    fn gw_mb_arch(m: *const ImbMgr) -> u32;
+    fn gw_mb_prepare(
+        m: *mut ImbMgr,
+        keys: *mut MbKeys,
+        cipher: u32,
+        ekey: *const u8,
+        ekey_len: usize,
+        auth: u32,
+        akey: *const u8,
+        akey_len: usize,
+    ) -> i32;
+    fn gw_mb_burst(
+        m: *mut ImbMgr,
+        keys: *const MbKeys,
+        cipher: u32,
+        auth: u32,
+        tag_len: u32,
+        encrypt: i32,
+        jobs: *mut RawJob,
+        n: u32,
+    );
+}
+
+/// Why the engine could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MbError {
+    /// The shim was compiled against a header whose layout differs from this module's.
+    Layout,
+    /// The library could not allocate or initialise a manager for this CPU.
+    Init,
+}
+
+impl fmt::Display for MbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MbError::Layout => write!(f, "ipsec-mb shim layout does not match the engine: rebuild the dataplane"),
+            MbError::Init => write!(f, "intel-ipsec-mb could not initialise a manager on this CPU"),
+        }
+    }
+}
+
+impl std::error::Error for MbError {}
+
+/// The multi-buffer engine of one worker core: owns an `IMB_MGR`, frees it on drop.
+pub struct MbEngine {
+    mgr: NonNull<ImbMgr>,
+}
+
+// SAFETY: the manager is owned exclusively by this value and only used through `&mut self`;
+// intel-ipsec-mb keeps no thread-local state tied to it, so it may move to another thread.
+unsafe impl Send for MbEngine {}
+
+impl MbEngine {
+    /// Allocates and initialises a manager for the best instruction set of this CPU.
+    pub fn new() -> Result<Self, MbError> {
+        // SAFETY: these shim functions take no arguments and return constants.
+        let (size, align, job) = unsafe { (gw_mb_keys_size(), gw_mb_keys_align(), gw_mb_job_size()) };
+        if size != size_of::<MbKeys>() || align != align_of::<MbKeys>() || job != size_of::<RawJob>() {
+            return Err(MbError::Layout);
+        }
+        // SAFETY: gw_mb_new returns an initialised manager or null; we own it from here.
+        let mgr = NonNull::new(unsafe { gw_mb_new() }).ok_or(MbError::Init)?;
+        Ok(MbEngine { mgr })
+    }
+
+    /// Returns the instruction set the library dispatches to.
+    pub fn arch(&self) -> &'static str {
+        // SAFETY: `mgr` is a live, initialised manager.
+        match unsafe { gw_mb_arch(self.mgr.as_ptr()) } {
+            1 => "no-aesni",
+            2 => "sse",
+            3 => "avx",
+            4 => "avx2",
+            5 => "avx512",
+            _ => "unknown",
+        }
+    }
+
+    /// Seals (`encrypt`) or opens every job, in rounds of at most [`BATCH`] jobs.
+    fn run(&mut self, s: &MbSession, jobs: &mut [Job<'_>], encrypt: bool) {
+        let xf = s.xf;
+        let icv_len = xf.icv_len();
+        for chunk in jobs.chunks_mut(BATCH) {
+            let mut raw = [RawJob::EMPTY; BATCH];
+            let mut slot = [0usize; BATCH];
+            let mut tags = [[0u8; MAX_ICV_LEN]; BATCH];
+            let mut n = 0;
+            for (i, job) in chunk.iter_mut().enumerate() {
+                let Some(mut r) = describe(xf, job) else {
+                    job.status = JobStatus::Invalid;
+                    continue;
+                };
+                if r.hash_len == 0 && xf.auth() != Auth::Null {
+                    // The shim does not hash an empty region: its ICV was computed with the session.
+                    let icv = if encrypt { &mut job.icv } else { &mut tags[n] };
+                    icv[..icv_len].copy_from_slice(&s.empty_icv[..icv_len]);
+                }
+                r.tag = if encrypt { job.icv.as_mut_ptr() } else { tags[n].as_mut_ptr() };
+                raw[n] = r;
+                slot[n] = i;
+                n += 1;
+            }
+            if n > 0 {
+                // SAFETY: `mgr` is live and exclusively ours; `s.keys` was prepared for `xf` by
+                // this module. Each of the `n` descriptors points into a distinct job that is
+                // mutably borrowed for this call: `buf` at its packet, whose cipher and hash
+                // regions `describe` checked to lie within it; `iv` at its 16-byte IV (the
+                // library reads at most 16); `aad` at its 12-byte AAD with `aad_len <= 12`;
+                // `tag` at 16 writable bytes (its ICV or our scratch), `tag_len <= 16`. The shim
+                // flushes every job before returning, so no pointer outlives the call.
+                unsafe {
+                    gw_mb_burst(
+                        self.mgr.as_ptr(),
+                        &*s.keys,
+                        cipher_code(xf.cipher()),
+                        auth_code(xf.auth()),
+                        icv_len as u32,
+                        i32::from(encrypt),
+                        raw.as_mut_ptr(),
+                        n as u32,
+                    );
+                }
+            }
+            for k in 0..n {
+                let job = &mut chunk[slot[k]];
+                job.status = if raw[k].status != ST_OK {
+                    JobStatus::Invalid
+                } else if encrypt || bool::from(tags[k][..icv_len].ct_eq(&job.icv[..icv_len])) {
+                    JobStatus::Done
+                } else {
+                    JobStatus::AuthFailed
+                };
+            }
+        }
+    }
+}
+
+impl Drop for MbEngine {
+    fn drop(&mut self) {
+        // SAFETY: `mgr` came from gw_mb_new and is freed exactly once, here.
+        unsafe { gw_mb_free(self.mgr.as_ptr()) }
+    }
+}
+
+impl fmt::Debug for MbEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MbEngine").field("arch", &self.arch()).finish()
+    }
+}
+
+/// One SA's keys prepared for the library, 64-byte aligned on the heap; zeroized on drop.
+pub struct MbSession {
+    xf: Transform,
+    keys: Box<MbKeys>,
+    /// The ICV of an empty auth region, which the library refuses to compute.
+    empty_icv: [u8; MAX_ICV_LEN],
+}
+
+impl Drop for MbSession {
+    fn drop(&mut self) {
+        // `keys` zeroizes itself.
+        self.empty_icv.zeroize();
+    }
+}
+
+impl MbSession {
+    /// Returns the transform the session was prepared for.
+    pub fn transform(&self) -> Transform {
+        self.xf
+    }
+}
+
+impl fmt::Debug for MbSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MbSession").field("xf", &self.xf).finish_non_exhaustive()
+    }
+}
+
+impl Engine for MbEngine {
+    type Session = MbSession;
+
+    fn name(&self) -> &'static str {
+        "ipsec-mb"
+    }
+
+    fn session(&mut self, xf: Transform, enc_key: &[u8], auth_key: &[u8]) -> Result<MbSession, KeyError> {
+        check_keys(xf, enc_key, auth_key)?;
+        let mut keys = Box::new(MbKeys([0; KEYS_SIZE]));
+        // GCM: only the AES key is expanded; the salt (the key material's last 4 bytes) reaches
+        // the engine in each job's IV.
+        // SAFETY: `mgr` is live; `keys` is a writable, 64-byte-aligned `struct gw_mb_keys` (layout
+        // checked in `new`); the key pointers are valid for the lengths passed, which the shim
+        // checks against the algorithm before reading.
+        let rc = unsafe {
+            gw_mb_prepare(
+                self.mgr.as_ptr(),
+                &mut *keys,
+                cipher_code(xf.cipher()),
+                enc_key.as_ptr(),
+                enc_key.len(),
+                auth_code(xf.auth()),
+                auth_key.as_ptr(),
+                auth_key.len(),
+            )
+        };
+        if rc != 0 {
+            // Unreachable after check_keys: the shim only refuses wrong key lengths.
+            let c = xf.cipher();
+            return Err(KeyError::WrongKeyLen { alg: c.name(), need: c.key_len(), got: enc_key.len() });
+        }
+        let mut empty_icv = [0; MAX_ICV_LEN];
+        empty_mac(xf.auth(), auth_key, &mut empty_icv[..xf.auth().icv_len()]);
+        Ok(MbSession { xf, keys, empty_icv })
+    }
+
+    fn seal(&mut self, s: &MbSession, jobs: &mut [Job<'_>]) {
+        self.run(s, jobs, true);
+    }
+
+    fn open(&mut self, s: &MbSession, jobs: &mut [Job<'_>]) {
+        self.run(s, jobs, false);
+    }
+}
+
+/// Writes the truncated HMAC of the empty message under `key` to `out`.
+fn empty_mac(auth: Auth, key: &[u8], out: &mut [u8]) {
+    fn run<M: Mac + KeyInit>(key: &[u8], out: &mut [u8]) {
+        if let Ok(m) = <M as KeyInit>::new_from_slice(key) {
+            let mut tag = m.finalize().into_bytes();
+            out.copy_from_slice(&tag[..out.len()]);
+            tag.zeroize();
+        }
+    }
+    match auth {
+        Auth::Null => {}
+        Auth::HmacMd5_96 => run::<Hmac<md5::Md5>>(key, out),
+        Auth::HmacSha1_96 => run::<Hmac<sha1::Sha1>>(key, out),
+        Auth::HmacSha256_128 => run::<Hmac<sha2::Sha256>>(key, out),
+    }
+}
+
+/// Returns the shim's cipher code.
+fn cipher_code(c: Cipher) -> u32 {
+    match c {
+        Cipher::Null => 0,
+        Cipher::DesCbc => 1,
+        Cipher::TdesCbc => 2,
+        Cipher::AesCbc128 => 3,
+        Cipher::AesCbc192 => 4,
+        Cipher::AesCbc256 => 5,
+        Cipher::AesGcm128 => 6,
+        Cipher::AesGcm256 => 7,
+    }
+}
+
+/// Returns the shim's integrity code.
+fn auth_code(a: Auth) -> u32 {
+    match a {
+        Auth::Null => 0,
+        Auth::HmacMd5_96 => 1,
+        Auth::HmacSha1_96 => 2,
+        Auth::HmacSha256_128 => 3,
+    }
+}
+
+/// Returns the CBC block size, or `None` for stream-like ciphers.
+fn cbc_block(c: Cipher) -> Option<u32> {
+    match c {
+        Cipher::DesCbc | Cipher::TdesCbc => Some(8),
+        Cipher::AesCbc128 | Cipher::AesCbc192 | Cipher::AesCbc256 => Some(16),
+        Cipher::Null | Cipher::AesGcm128 | Cipher::AesGcm256 => None,
+    }
+}
+
+/// Checks a job against `xf` and returns its descriptor (tag pointer unset), or `None` when its
+/// cipher region or (without AEAD) its auth region leaves the packet, a CBC length is not whole
+/// blocks, or the AAD is longer than 12 bytes. Both engines check the regions even for null
+/// algorithms, so they agree on which jobs are invalid.
+fn describe(xf: Transform, job: &mut Job<'_>) -> Option<RawJob> {
+    let len = job.data.len();
+    let mut r = RawJob::EMPTY;
+    let c = xf.cipher();
+    job.cipher.range(len)?;
+    if cbc_block(c).is_some_and(|b| !job.cipher.len.is_multiple_of(b)) {
+        return None;
+    }
+    if c != Cipher::Null {
+        r.cipher_off = job.cipher.off;
+        r.cipher_len = job.cipher.len;
+    }
+    if c.is_aead() {
+        if usize::from(job.aad_len) > MAX_AAD_LEN {
+            return None;
+        }
+        r.aad_len = u32::from(job.aad_len);
+    } else {
+        job.auth.range(len)?;
+        if xf.auth() != Auth::Null {
+            r.hash_off = job.auth.off;
+            r.hash_len = job.auth.len;
+        }
+    }
+    r.buf = job.data.as_mut_ptr();
+    r.iv = job.iv.as_ptr();
+    r.aad = job.aad.as_ptr();
+    Some(r)
+}

@@ -1,0 +1,309 @@
+/*
+ * The C side of the ipsec-mb engine: plain functions over intel-ipsec-mb's job API, which is
+ * mostly macros. Rust prepares one `gw_mb_keys` per SA and hands whole bursts of `gw_mb_job`
+ * descriptors to `gw_mb_burst`, which submits all of them before flushing.
+ *
+ * Everything the Rust side must agree on is marked ABI below; `gw_mb_keys_size` and
+ * `gw_mb_keys_align` let it check the layout at engine creation.
+ */
+
+/* The library is built with LINUX defined, which aligns `struct gcm_key_data` to 64 bytes. */
+#ifndef LINUX
+#define LINUX
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <intel-ipsec-mb.h>
+
+/* ABI: cipher codes, in the order of Rust's `Cipher`. */
+enum {
+        GW_C_NULL = 0,
+        GW_C_DES = 1,
+        GW_C_3DES = 2,
+        GW_C_AES128 = 3,
+        GW_C_AES192 = 4,
+        GW_C_AES256 = 5,
+        GW_C_GCM128 = 6,
+        GW_C_GCM256 = 7,
+};
+
+/* ABI: integrity codes, in the order of Rust's `Auth`. */
+enum {
+        GW_A_NULL = 0,
+        GW_A_MD5 = 1,
+        GW_A_SHA1 = 2,
+        GW_A_SHA256 = 3,
+};
+
+/* ABI: job status written back by `gw_mb_burst`. */
+enum {
+        GW_ST_OK = 0,
+        GW_ST_ERROR = 1,
+        GW_ST_PENDING = 2,
+};
+
+#define GW_GCM_KEY_BYTES 1024
+#define GW_HMAC_BLOCK 64
+
+/*
+ * ABI: one SA's prepared key material. Every member is a multiple of 64 bytes so the layout has
+ * no padding; Rust only holds it as 64-byte-aligned bytes of this size.
+ */
+struct gw_mb_keys {
+        _Alignas(64) union {
+                struct gcm_key_data k;
+                uint8_t raw[GW_GCM_KEY_BYTES];
+        } gcm;
+        _Alignas(64) uint8_t enc[256];      /* AES encryption round keys (up to 15 x 16) */
+        _Alignas(64) uint8_t dec[256];      /* AES decryption round keys */
+        _Alignas(64) uint64_t des[3][16];   /* DES key schedules (K1, K2, K3) */
+        _Alignas(64) uint8_t ipad[64];      /* hash state after (key ^ ipad) */
+        _Alignas(64) uint8_t opad[64];      /* hash state after (key ^ opad) */
+};
+
+_Static_assert(sizeof(struct gcm_key_data) <= GW_GCM_KEY_BYTES, "gcm_key_data grew");
+_Static_assert(sizeof(struct gw_mb_keys) == 2048, "gw_mb_keys layout changed");
+_Static_assert(_Alignof(struct gw_mb_keys) == 64, "gw_mb_keys alignment changed");
+
+/* ABI: one packet's work. */
+struct gw_mb_job {
+        uint8_t *buf;          /* packet start */
+        const uint8_t *iv;     /* CBC: block-size IV; GCM: 12-byte nonce */
+        const uint8_t *aad;    /* GCM additional authenticated data */
+        uint8_t *tag;          /* ICV output, tag_len bytes */
+        uint32_t cipher_off;
+        uint32_t cipher_len;
+        uint32_t hash_off;
+        uint32_t hash_len;
+        uint32_t aad_len;
+        uint32_t status;       /* out: GW_ST_* */
+};
+
+size_t gw_mb_keys_size(void) { return sizeof(struct gw_mb_keys); }
+
+size_t gw_mb_keys_align(void) { return _Alignof(struct gw_mb_keys); }
+
+size_t gw_mb_job_size(void) { return sizeof(struct gw_mb_job); }
+
+/* Wipes `len` bytes in a way the compiler may not elide. */
+static void gw_wipe(void *p, size_t len)
+{
+        volatile uint8_t *v = p;
+        while (len--)
+                *v++ = 0;
+}
+
+/* Returns an initialised manager for the best architecture of this CPU, or NULL. */
+IMB_MGR *gw_mb_new(void)
+{
+        IMB_MGR *m = alloc_mb_mgr(0);
+        IMB_ARCH arch = IMB_ARCH_NONE;
+
+        if (m == NULL)
+                return NULL;
+        init_mb_mgr_auto(m, &arch);
+        if (arch == IMB_ARCH_NONE || imb_get_errno(m) != 0) {
+                free_mb_mgr(m);
+                return NULL;
+        }
+        return m;
+}
+
+void gw_mb_free(IMB_MGR *m)
+{
+        if (m != NULL)
+                free_mb_mgr(m);
+}
+
+/* Returns the architecture the manager dispatches to (IMB_ARCH_*). */
+uint32_t gw_mb_arch(const IMB_MGR *m) { return (uint32_t)m->used_arch; }
+
+static size_t gw_cipher_key_len(uint32_t cipher)
+{
+        switch (cipher) {
+        case GW_C_NULL: return 0;
+        case GW_C_DES: return 8;
+        case GW_C_3DES: return 24;
+        case GW_C_AES128: return 16;
+        case GW_C_AES192: return 24;
+        case GW_C_AES256: return 32;
+        case GW_C_GCM128: return 16 + 4; /* key and RFC 4106 salt */
+        case GW_C_GCM256: return 32 + 4;
+        default: return SIZE_MAX;
+        }
+}
+
+static size_t gw_auth_key_len(uint32_t auth)
+{
+        switch (auth) {
+        case GW_A_NULL: return 0;
+        case GW_A_MD5: return 16;
+        case GW_A_SHA1: return 20;
+        case GW_A_SHA256: return 32;
+        default: return SIZE_MAX;
+        }
+}
+
+/* Computes the hash state after one block of `key` XOR `pad` (RFC 2104). */
+static void gw_hmac_pad(IMB_MGR *m, uint32_t auth, const uint8_t *key, size_t key_len, uint8_t pad,
+                        uint8_t *state)
+{
+        uint8_t block[GW_HMAC_BLOCK];
+        size_t i;
+
+        memset(block, pad, sizeof(block));
+        for (i = 0; i < key_len; i++)
+                block[i] ^= key[i];
+        switch (auth) {
+        case GW_A_MD5: IMB_MD5_ONE_BLOCK(m, block, state); break;
+        case GW_A_SHA1: IMB_SHA1_ONE_BLOCK(m, block, state); break;
+        case GW_A_SHA256: IMB_SHA256_ONE_BLOCK(m, block, state); break;
+        default: break;
+        }
+        gw_wipe(block, sizeof(block));
+}
+
+/*
+ * Prepares `k` for one SA: AES round keys, GCM hash keys, DES schedules, HMAC pad states.
+ * Returns 0, or -1 when a code or key length is wrong (Rust checks them first).
+ */
+int gw_mb_prepare(IMB_MGR *m, struct gw_mb_keys *k, uint32_t cipher, const uint8_t *ekey, size_t ekey_len,
+                  uint32_t auth, const uint8_t *akey, size_t akey_len)
+{
+        int rc = 0;
+
+        if (gw_cipher_key_len(cipher) != ekey_len || gw_auth_key_len(auth) != akey_len)
+                return -1;
+        gw_wipe(k, sizeof(*k));
+        switch (cipher) {
+        case GW_C_DES:
+                rc |= IMB_DES_KEYSCHED(m, k->des[0], ekey);
+                break;
+        case GW_C_3DES:
+                rc |= IMB_DES_KEYSCHED(m, k->des[0], ekey);
+                rc |= IMB_DES_KEYSCHED(m, k->des[1], ekey + 8);
+                rc |= IMB_DES_KEYSCHED(m, k->des[2], ekey + 16);
+                break;
+        case GW_C_AES128: IMB_AES_KEYEXP_128(m, ekey, k->enc, k->dec); break;
+        case GW_C_AES192: IMB_AES_KEYEXP_192(m, ekey, k->enc, k->dec); break;
+        case GW_C_AES256: IMB_AES_KEYEXP_256(m, ekey, k->enc, k->dec); break;
+        case GW_C_GCM128: IMB_AES128_GCM_PRE(m, ekey, &k->gcm.k); break;
+        case GW_C_GCM256: IMB_AES256_GCM_PRE(m, ekey, &k->gcm.k); break;
+        default: break;
+        }
+        if (auth != GW_A_NULL) {
+                gw_hmac_pad(m, auth, akey, akey_len, 0x36, k->ipad);
+                gw_hmac_pad(m, auth, akey, akey_len, 0x5c, k->opad);
+        }
+        if (rc != 0) {
+                gw_wipe(k, sizeof(*k));
+                return -1;
+        }
+        return 0;
+}
+
+static void gw_complete(const IMB_JOB *j)
+{
+        struct gw_mb_job *d = j->user_data;
+
+        d->status = j->status == IMB_STATUS_COMPLETED ? GW_ST_OK : GW_ST_ERROR;
+}
+
+/*
+ * Seals (encrypt != 0) or opens n jobs with one SA's keys: submits every job, then flushes,
+ * writing each descriptor's status. Opening computes the ICV into `tag`; the caller compares.
+ * At most IMB_MAX_JOBS / 2 jobs per call, so the queue never fills.
+ */
+void gw_mb_burst(IMB_MGR *m, const struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, uint32_t tag_len,
+                 int encrypt, struct gw_mb_job *jobs, uint32_t n)
+{
+        const void *des3[3] = { k->des[0], k->des[1], k->des[2] };
+        IMB_CIPHER_MODE mode = IMB_CIPHER_NULL;
+        IMB_HASH_ALG hash = IMB_AUTH_NULL;
+        const void *keys = NULL, *dec_keys = NULL;
+        uint64_t key_len = 0, iv_len = 0;
+        IMB_JOB *j;
+        uint32_t i;
+
+        switch (cipher) {
+        case GW_C_DES: mode = IMB_CIPHER_DES; keys = k->des[0]; key_len = 8; iv_len = 8; break;
+        case GW_C_3DES: mode = IMB_CIPHER_DES3; keys = des3; key_len = 24; iv_len = 8; break;
+        case GW_C_AES128: mode = IMB_CIPHER_CBC; keys = k->enc; dec_keys = k->dec; key_len = 16; iv_len = 16; break;
+        case GW_C_AES192: mode = IMB_CIPHER_CBC; keys = k->enc; dec_keys = k->dec; key_len = 24; iv_len = 16; break;
+        case GW_C_AES256: mode = IMB_CIPHER_CBC; keys = k->enc; dec_keys = k->dec; key_len = 32; iv_len = 16; break;
+        case GW_C_GCM128: mode = IMB_CIPHER_GCM; keys = &k->gcm.k; key_len = 16; iv_len = 12; break;
+        case GW_C_GCM256: mode = IMB_CIPHER_GCM; keys = &k->gcm.k; key_len = 32; iv_len = 12; break;
+        default: break;
+        }
+        switch (auth) {
+        case GW_A_MD5: hash = IMB_AUTH_MD5; break;
+        case GW_A_SHA1: hash = IMB_AUTH_HMAC_SHA_1; break;
+        case GW_A_SHA256: hash = IMB_AUTH_HMAC_SHA_256; break;
+        default: break;
+        }
+        if (dec_keys == NULL)
+                dec_keys = keys; /* DES, 3DES and GCM use one schedule both ways */
+        if (mode == IMB_CIPHER_GCM)
+                hash = IMB_AUTH_AES_GMAC;
+        if (n > IMB_MAX_JOBS / 2)
+                n = IMB_MAX_JOBS / 2;
+
+        for (i = 0; i < n; i++) {
+                struct gw_mb_job *d = &jobs[i];
+
+                d->status = GW_ST_PENDING;
+                j = IMB_GET_NEXT_JOB(m);
+                j->cipher_direction = encrypt ? IMB_DIR_ENCRYPT : IMB_DIR_DECRYPT;
+                j->chain_order = encrypt ? IMB_ORDER_CIPHER_HASH : IMB_ORDER_HASH_CIPHER;
+                j->src = d->buf;
+                j->dst = d->buf + d->cipher_off;
+                j->cipher_start_src_offset_in_bytes = d->cipher_off;
+                j->msg_len_to_cipher_in_bytes = d->cipher_len;
+                j->hash_start_src_offset_in_bytes = d->hash_off;
+                j->msg_len_to_hash_in_bytes = d->hash_len;
+                j->iv = d->iv;
+                j->iv_len_in_bytes = iv_len;
+                j->enc_keys = keys;
+                j->dec_keys = dec_keys;
+                j->key_len_in_bytes = key_len;
+                j->cipher_mode = mode;
+                j->hash_alg = hash;
+                j->auth_tag_output = d->tag;
+                j->auth_tag_output_len_in_bytes = tag_len;
+                if (mode == IMB_CIPHER_GCM) {
+                        /* RFC 4106: the tag covers the AAD and the ciphertext. */
+                        j->hash_start_src_offset_in_bytes = d->cipher_off;
+                        j->msg_len_to_hash_in_bytes = d->cipher_len;
+                        j->u.GCM.aad = d->aad;
+                        j->u.GCM.aad_len_in_bytes = d->aad_len;
+                        j->u.GCM.ctx = NULL;
+                } else if (hash != IMB_AUTH_NULL) {
+                        j->u.HMAC._hashed_auth_key_xor_ipad = k->ipad;
+                        j->u.HMAC._hashed_auth_key_xor_opad = k->opad;
+                }
+                if (mode != IMB_CIPHER_GCM && d->cipher_len == 0) {
+                        /* Nothing to cipher: the library refuses empty CBC jobs. */
+                        j->cipher_mode = IMB_CIPHER_NULL;
+                }
+                if (hash == IMB_AUTH_NULL || (mode != IMB_CIPHER_GCM && d->hash_len == 0)) {
+                        /* The library refuses empty HMAC jobs: Rust supplies that ICV. */
+                        j->hash_alg = IMB_AUTH_NULL;
+                        j->auth_tag_output = NULL;
+                        j->auth_tag_output_len_in_bytes = 0;
+                        j->msg_len_to_hash_in_bytes = 0;
+                }
+                j->user_data = d;
+                j->user_data2 = NULL;
+
+                j = IMB_SUBMIT_JOB(m);
+                while (j != NULL) {
+                        gw_complete(j);
+                        j = IMB_GET_COMPLETED_JOB(m);
+                }
+        }
+        while ((j = IMB_FLUSH_JOB(m)) != NULL)
+                gw_complete(j);
+}
