@@ -104,6 +104,11 @@ impl Cipher {
         matches!(self, Cipher::AesGcm128 | Cipher::AesGcm256)
     }
 
+    /// Parses a name as [`Cipher::name`] returns it.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == s)
+    }
+
     /// Returns the name `installed-sa print` shows.
     pub fn name(self) -> &'static str {
         match self {
@@ -140,6 +145,11 @@ impl Auth {
             Auth::HmacMd5_96 | Auth::HmacSha1_96 => 12,
             Auth::HmacSha256_128 => 16,
         }
+    }
+
+    /// Parses a name as [`Auth::name`] returns it.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == s)
     }
 
     /// Returns the name `installed-sa print` shows.
@@ -326,6 +336,8 @@ pub enum KeyError {
     AeadWithAuth(Cipher),
     /// ESP with neither encryption nor integrity.
     NullNull,
+    /// The crypto engine could not prepare the keys.
+    Engine(&'static str),
 }
 
 impl fmt::Display for KeyError {
@@ -355,6 +367,7 @@ impl fmt::Display for KeyError {
                 write!(f, "{} carries its own integrity: auth-algorithm must be null", c.name())
             }
             KeyError::NullNull => write!(f, "ESP needs encryption or authentication, not both null"),
+            KeyError::Engine(e) => write!(f, "crypto engine {e} could not prepare the keys"),
         }
     }
 }

@@ -56,6 +56,9 @@ pub enum JobStatus {
 /// or the GCM tag over `aad` and the ciphertext, and write it to `icv`.
 /// Open: verify `icv` (the received ICV) in constant time, and decrypt `cipher` in place.
 /// After `AuthFailed` the contents of `cipher` are unspecified.
+///
+/// Both regions must lie within `data` even when their algorithm is null (a null region is
+/// empty), CBC regions must be whole blocks, and `aad_len` at most 12; otherwise `Invalid`.
 #[derive(Debug)]
 pub struct Job<'a> {
     /// The packet bytes.

@@ -282,9 +282,8 @@ impl Engine for MbEngine {
             )
         };
         if rc != 0 {
-            // Unreachable after check_keys: the shim only refuses wrong key lengths.
-            let c = xf.cipher();
-            return Err(KeyError::WrongKeyLen { alg: c.name(), need: c.key_len(), got: enc_key.len() });
+            // Not expected after check_keys: the shim only refuses wrong key lengths.
+            return Err(KeyError::Engine("ipsec-mb"));
         }
         let mut empty_icv = [0; MAX_ICV_LEN];
         empty_mac(xf.auth(), auth_key, &mut empty_icv[..xf.auth().icv_len()]);

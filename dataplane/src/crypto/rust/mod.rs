@@ -156,8 +156,8 @@ fn gcm_seal<G: AeadInOut<TagSize = aes_gcm::aead::consts::U16, NonceSize = aes_g
     cr: std::ops::Range<usize>,
 ) -> JobStatus {
     let n = nonce(&job.iv);
-    let aad_len = usize::from(job.aad_len).min(job.aad.len());
-    match g.encrypt_inout_detached(&n, &job.aad[..aad_len], (&mut job.data[cr]).into()) {
+    let Some(aad) = job.aad.get(..usize::from(job.aad_len)) else { return JobStatus::Invalid };
+    match g.encrypt_inout_detached(&n, aad, (&mut job.data[cr]).into()) {
         Ok(tag) => {
             job.icv.copy_from_slice(&tag);
             JobStatus::Done
@@ -172,10 +172,10 @@ fn gcm_open<G: AeadInOut<TagSize = aes_gcm::aead::consts::U16, NonceSize = aes_g
     cr: std::ops::Range<usize>,
 ) -> JobStatus {
     let n = nonce(&job.iv);
-    let aad_len = usize::from(job.aad_len).min(job.aad.len());
+    let Some(aad) = job.aad.get(..usize::from(job.aad_len)) else { return JobStatus::Invalid };
     let tag = aes_gcm::Tag::<aes_gcm::aead::consts::U16>::from(job.icv);
     // aes-gcm compares the tag in constant time and decrypts only if it verifies.
-    match g.decrypt_inout_detached(&n, &job.aad[..aad_len], (&mut job.data[cr]).into(), &tag) {
+    match g.decrypt_inout_detached(&n, aad, (&mut job.data[cr]).into(), &tag) {
         Ok(()) => JobStatus::Done,
         Err(_) => JobStatus::AuthFailed,
     }
