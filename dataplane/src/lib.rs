@@ -10,6 +10,7 @@ pub mod buf;
 pub mod bundle;
 pub mod crypto;
 pub mod esp;
+pub mod port;
 pub mod replay;
 pub mod sa;
 pub mod stats;
