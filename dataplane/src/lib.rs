@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod esp;
 pub mod port;
 pub mod replay;
+pub mod route;
 pub mod sa;
 pub mod stats;
 pub mod wire;
