@@ -67,6 +67,26 @@ drop_reasons! {
     SaExpired = "sa-expired",
     /// The crypto engine refused the job.
     CryptoFailed = "crypto-failed",
+    /// An Ethernet frame that is neither IPv4 nor ARP.
+    UnsupportedEthertype = "unsupported-ethertype",
+    /// A malformed ARP packet.
+    BadArp = "bad-arp",
+    /// IPv4 header checksum mismatch.
+    BadChecksum = "bad-checksum",
+    /// No route to the destination (an ICMP unreachable is sent where allowed).
+    NoRoute = "no-route",
+    /// TTL ran out (an ICMP time-exceeded is sent where allowed).
+    TtlExceeded = "ttl-exceeded",
+    /// Larger than the output MTU with DF set (an ICMP fragmentation-needed is sent).
+    FragNeeded = "fragmentation-needed",
+    /// The control-plane ring was full.
+    PuntRingFull = "punt-ring-full",
+    /// The output queue refused the packet.
+    TxQueueFull = "tx-queue-full",
+    /// Addressed to us, but nothing here or in the control plane takes it.
+    LocalUnhandled = "local-unhandled",
+    /// Inbound IPsec nested deeper than the worker unwraps.
+    NestingTooDeep = "nesting-too-deep",
 }
 
 /// Counters of one worker (or of one SA's direction).
