@@ -67,6 +67,8 @@ drop_reasons! {
     SaExpired = "sa-expired",
     /// The crypto engine refused the job.
     CryptoFailed = "crypto-failed",
+    /// A unicast frame for another host's Ethernet address.
+    OtherHost = "other-host",
     /// An Ethernet frame that is neither IPv4 nor ARP.
     UnsupportedEthertype = "unsupported-ethertype",
     /// A malformed ARP packet.
