@@ -8,6 +8,7 @@
 pub mod ah;
 pub mod buf;
 pub mod bundle;
+pub mod classify;
 pub mod crypto;
 pub mod esp;
 pub mod port;

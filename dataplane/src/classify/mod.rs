@@ -1,0 +1,363 @@
+//! Packet classification: an ordered rule list over the IPv4 5-tuple compiled into an immutable
+//! decision structure, looked up a burst at a time; the first matching rule (lowest index) wins.
+//!
+//! The design, after HiCuts/HyperCuts and EffiCuts (see `build`): the rules are split into a few
+//! groups by how wide their address prefixes are, so a wildcard address does not get copied into
+//! every leaf of a tree that cuts on that address; each group becomes a decision tree whose
+//! internal nodes cut one or two fields into equal power-of-two slices (a child index is a shift
+//! and a mask, no comparisons), and whose leaves hold a handful of rules inline, in priority
+//! order, each checked with one subtract-and-compare per field. A rule that covers a node's whole
+//! region hides every later rule there, so the builder cuts the list after it. Lookups walk every
+//! tree and keep the lowest rule index, and a tree whose lowest index cannot beat the best match
+//! so far is skipped. A burst walks all its packets one tree level at a time, so the cache misses
+//! of 32 independent walks overlap instead of queueing.
+//!
+//! Building allocates and runs off the worker; lookups never allocate, lock or make a syscall.
+
+mod build;
+mod key;
+#[cfg(test)]
+mod tests;
+
+pub use key::Key;
+
+use crate::buf::BURST;
+
+/// Counts the fields a rule constrains: source, destination, source port, destination port, protocol.
+const DIMS: usize = 5;
+
+/// An address prefix `addr/len`; bits of `addr` past `len` are ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Prefix {
+    /// The address, host byte order.
+    pub addr: u32,
+    /// The prefix length, 0 (any address) to 32.
+    pub len: u8,
+}
+
+impl Prefix {
+    /// Matches every address.
+    pub const ANY: Prefix = Prefix { addr: 0, len: 0 };
+
+    /// Creates `addr/len`, clearing the host bits; a length over 32 is taken as 32.
+    pub fn new(addr: u32, len: u8) -> Prefix {
+        let len = len.min(32);
+        Prefix { addr: addr & Self::mask(len), len }
+    }
+
+    /// Creates the prefix matching exactly one address.
+    pub fn host(addr: u32) -> Prefix {
+        Prefix { addr, len: 32 }
+    }
+
+    fn mask(len: u8) -> u32 {
+        if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) }
+    }
+
+    /// Returns the lowest address in the prefix.
+    pub fn first(&self) -> u32 {
+        self.addr & Self::mask(self.len)
+    }
+
+    /// Returns the highest address in the prefix.
+    pub fn last(&self) -> u32 {
+        self.first() | !Self::mask(self.len)
+    }
+
+    /// Tells whether `addr` lies in the prefix.
+    pub fn contains(&self, addr: u32) -> bool {
+        (addr ^ self.addr) & Self::mask(self.len) == 0
+    }
+}
+
+/// An inclusive port range; `0..=65535` is any port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    /// The lowest port matched.
+    pub lo: u16,
+    /// The highest port matched; a range with `hi < lo` matches nothing.
+    pub hi: u16,
+}
+
+impl PortRange {
+    /// Matches every port.
+    pub const ANY: PortRange = PortRange { lo: 0, hi: u16::MAX };
+
+    /// Creates the range matching exactly `port`.
+    pub fn exact(port: u16) -> PortRange {
+        PortRange { lo: port, hi: port }
+    }
+
+    /// Tells whether `port` lies in the range.
+    pub fn contains(&self, port: u16) -> bool {
+        self.lo <= port && port <= self.hi
+    }
+}
+
+/// One classification rule: every field must match. Its index in the list is its priority.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// The source address prefix.
+    pub src: Prefix,
+    /// The destination address prefix.
+    pub dst: Prefix,
+    /// The source port range.
+    pub src_port: PortRange,
+    /// The destination port range.
+    pub dst_port: PortRange,
+    /// The IP protocol number, or `None` for any protocol.
+    pub proto: Option<u8>,
+}
+
+impl Rule {
+    /// Matches every packet.
+    pub const ANY: Rule =
+        Rule { src: Prefix::ANY, dst: Prefix::ANY, src_port: PortRange::ANY, dst_port: PortRange::ANY, proto: None };
+
+    /// Tells whether `key` matches the rule: the reference semantics the classifier must agree with.
+    pub fn matches(&self, key: &Key) -> bool {
+        self.src.contains(key.src)
+            && self.dst.contains(key.dst)
+            && self.src_port.contains(key.src_port)
+            && self.dst_port.contains(key.dst_port)
+            && self.proto.is_none_or(|p| p == key.proto)
+    }
+
+    /// Returns the rule as a box: per field, the lowest and highest value matched; `None` if
+    /// some range is empty, so the rule can never match.
+    fn bounds(&self) -> Option<[(u32, u32); DIMS]> {
+        if self.src_port.lo > self.src_port.hi || self.dst_port.lo > self.dst_port.hi {
+            return None;
+        }
+        let proto = self.proto.map_or((0, 255), |p| (u32::from(p), u32::from(p)));
+        Some([
+            (self.src.first(), self.src.last()),
+            (self.dst.first(), self.dst.last()),
+            (u32::from(self.src_port.lo), u32::from(self.src_port.hi)),
+            (u32::from(self.dst_port.lo), u32::from(self.dst_port.hi)),
+            proto,
+        ])
+    }
+}
+
+/// Returns the index of the first rule of `rules` that matches `key`, by a plain scan: the
+/// reference the compiled classifier is tested against, and the fallback for tiny lists.
+pub fn linear_first_match(rules: &[Rule], key: &Key) -> Option<u32> {
+    rules.iter().position(|r| r.matches(key)).map(|i| i as u32)
+}
+
+/// Marks a child reference as a leaf index rather than a node index.
+const LEAF: u32 = 1 << 31;
+
+/// Means "no rule" inside the lookup loops, which compare indices with `<`.
+const NONE: u32 = u32::MAX;
+
+/// One internal node: the child index is the concatenation of two bit fields of the key,
+/// `(key[dim[0]] >> shift[0]) & mask[0]` then `(key[dim[1]] >> shift[1]) & mask[1]` (mask 0
+/// when the node cuts only one field), added to `base` in `Tree::children`.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    dim: [u8; 2],
+    shift: [u8; 2],
+    bits1: u8,
+    mask: [u32; 2],
+    base: u32,
+}
+
+/// A leaf: `len` rules inline in `Tree::rules` from `start`, in priority order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Leaf {
+    start: u32,
+    len: u32,
+}
+
+/// One rule as a leaf stores it: per field the low end and the width, so a field matches when
+/// `key - lo <= width` in wrapping arithmetic, one subtraction and one compare.
+#[derive(Clone, Copy, Debug)]
+struct LeafRule {
+    src_lo: u32,
+    src_w: u32,
+    dst_lo: u32,
+    dst_w: u32,
+    sport_lo: u16,
+    sport_w: u16,
+    dport_lo: u16,
+    dport_w: u16,
+    proto_lo: u8,
+    proto_w: u8,
+    id: u32,
+}
+
+impl LeafRule {
+    #[inline(always)]
+    fn matches(&self, k: &Key) -> bool {
+        // Non-short-circuit `&`: five cheap compares beat five unpredictable branches.
+        (k.src.wrapping_sub(self.src_lo) <= self.src_w)
+            & (k.dst.wrapping_sub(self.dst_lo) <= self.dst_w)
+            & (k.src_port.wrapping_sub(self.sport_lo) <= self.sport_w)
+            & (k.dst_port.wrapping_sub(self.dport_lo) <= self.dport_w)
+            & (k.proto.wrapping_sub(self.proto_lo) <= self.proto_w)
+    }
+}
+
+/// One decision tree over a group of rules.
+#[derive(Debug)]
+struct Tree {
+    nodes: Vec<Node>,
+    children: Vec<u32>,
+    leaves: Vec<Leaf>,
+    rules: Vec<LeafRule>,
+    root: u32,
+    /// The lowest rule index in the tree: a lookup that already matched a lower one skips it.
+    min_id: u32,
+    depth: u32,
+}
+
+impl Tree {
+    /// Scans leaf `leaf` for the first rule matching `key` with an index below `best`.
+    #[inline(always)]
+    fn scan(&self, leaf: u32, key: &Key, best: u32) -> u32 {
+        let l = self.leaves[(leaf & !LEAF) as usize];
+        let rules = &self.rules[l.start as usize..(l.start + l.len) as usize];
+        for r in rules {
+            // Rules are in priority order: once past `best`, nothing here can win.
+            if r.id >= best {
+                break;
+            }
+            if r.matches(key) {
+                return r.id;
+            }
+        }
+        best
+    }
+
+    /// Takes one step down from node `at` for `key`: returns the child reference.
+    #[inline(always)]
+    fn step(&self, at: u32, key: &[u32; DIMS]) -> u32 {
+        let n = &self.nodes[at as usize];
+        let a = (key[n.dim[0] as usize] >> n.shift[0]) & n.mask[0];
+        let b = (key[n.dim[1] as usize] >> n.shift[1]) & n.mask[1];
+        self.children[(n.base + ((a << n.bits1) | b)) as usize]
+    }
+
+    fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.nodes.len() * size_of::<Node>()
+            + self.children.len() * size_of::<u32>()
+            + self.leaves.len() * size_of::<Leaf>()
+            + self.rules.len() * size_of::<LeafRule>()
+    }
+}
+
+/// Describes the shape of a compiled classifier, for benches and `print` output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Decision trees (rule groups that are not empty).
+    pub trees: usize,
+    /// Internal nodes over all trees.
+    pub nodes: usize,
+    /// Distinct leaves over all trees.
+    pub leaves: usize,
+    /// Rules stored in leaves: the rule count times the replication.
+    pub leaf_rules: usize,
+    /// The deepest path from a root to a leaf, in nodes.
+    pub max_depth: u32,
+}
+
+/// An ordered rule list compiled for fast first-match lookups; immutable once built, so one
+/// copy can be shared by every worker (it is `Send + Sync`).
+#[derive(Debug)]
+pub struct Classifier {
+    trees: Vec<Tree>,
+    rules: usize,
+}
+
+impl Classifier {
+    /// Compiles `rules`; a rule's priority is its index. Allocates; call it off the worker.
+    pub fn build(rules: &[Rule]) -> Classifier {
+        build::build(rules)
+    }
+
+    /// Returns the number of rules the classifier was built from.
+    pub fn len(&self) -> usize {
+        self.rules
+    }
+
+    /// Tells whether the classifier was built from an empty list (it matches nothing).
+    pub fn is_empty(&self) -> bool {
+        self.rules == 0
+    }
+
+    /// Returns the bytes of the compiled structure (heap, excluding allocator slack).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.trees.iter().map(|t| t.memory_bytes() + std::mem::size_of::<Tree>()).sum::<usize>()
+    }
+
+    /// Returns the shape of the compiled structure.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            trees: self.trees.len(),
+            nodes: self.trees.iter().map(|t| t.nodes.len()).sum(),
+            leaves: self.trees.iter().map(|t| t.leaves.len()).sum(),
+            leaf_rules: self.trees.iter().map(|t| t.rules.len()).sum(),
+            max_depth: self.trees.iter().map(|t| t.depth).max().unwrap_or(0),
+        }
+    }
+
+    /// Returns the index of the first rule matching `key`.
+    pub fn classify(&self, key: &Key) -> Option<u32> {
+        let fields = key.fields();
+        let mut best = NONE;
+        for t in &self.trees {
+            if t.min_id >= best {
+                continue;
+            }
+            let mut at = t.root;
+            while at & LEAF == 0 {
+                at = t.step(at, &fields);
+            }
+            best = t.scan(at, key, best);
+        }
+        (best != NONE).then_some(best)
+    }
+
+    /// Classifies a burst: `out[i]` is the index of the first rule matching `keys[i]`. Only the
+    /// first `min(keys.len(), out.len())` entries are written. Allocates nothing.
+    pub fn classify_burst(&self, keys: &[Key], out: &mut [Option<u32>]) {
+        for (keys, out) in keys.chunks(BURST).zip(out.chunks_mut(BURST)) {
+            self.classify_chunk(keys, out);
+        }
+    }
+
+    /// Classifies up to `BURST` keys, walking all of them down each tree one level at a time so
+    /// that their memory accesses overlap.
+    fn classify_chunk(&self, keys: &[Key], out: &mut [Option<u32>]) {
+        let n = keys.len().min(out.len()).min(BURST);
+        let mut best = [NONE; BURST];
+        let mut fields = [[0u32; DIMS]; BURST];
+        for (f, k) in fields.iter_mut().zip(&keys[..n]) {
+            *f = k.fields();
+        }
+        let mut at = [0u32; BURST];
+        for t in &self.trees {
+            at[..n].fill(t.root);
+            // Walk level by level; packets whose walk ended stay parked on their leaf.
+            for _ in 0..t.depth {
+                for i in 0..n {
+                    if at[i] & LEAF == 0 {
+                        at[i] = t.step(at[i], &fields[i]);
+                    }
+                }
+            }
+            for i in 0..n {
+                if t.min_id < best[i] {
+                    best[i] = t.scan(at[i], &keys[i], best[i]);
+                }
+            }
+        }
+        for (o, &b) in out[..n].iter_mut().zip(&best[..n]) {
+            *o = (b != NONE).then_some(b);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Tests of the classifier against the linear first-match scan.
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// Picks a prefix from a small pool of nested and overlapping networks, so random rules overlap.
+fn prefix() -> impl Strategy<Value = Prefix> {
+    let bases = [0x0a00_0000u32, 0x0a01_0000, 0x0a01_0200, 0xc0a8_0000, 0xc0a8_0101, 0x0000_0000, 0xffff_ffff];
+    (0..bases.len(), 0u8..=32, any::<u32>(), 0..4u8).prop_map(move |(i, len, noise, kind)| match kind {
+        // Mostly prefixes of the pool at any length; sometimes a random address or a wildcard.
+        0 | 1 => Prefix::new(bases[i], len),
+        2 => Prefix::new(noise, len),
+        _ => Prefix::new(bases[i] | (noise & 0xff), [0, 8, 16, 24, 32][usize::from(len % 5)]),
+    })
+}
+
+fn port_range() -> impl Strategy<Value = PortRange> {
+    prop_oneof![
+        3 => Just(PortRange::ANY),
+        2 => prop::sample::select(vec![0u16, 22, 53, 80, 443, 500, 1024, 4500, 65535]).prop_map(PortRange::exact),
+        1 => Just(PortRange { lo: 1024, hi: 65535 }),
+        1 => Just(PortRange { lo: 0, hi: 1023 }),
+        2 => (any::<u16>(), any::<u16>()).prop_map(|(a, b)| PortRange { lo: a.min(b), hi: a.max(b) }),
+        // Occasionally an empty range, which matches nothing.
+        1 => (1u16.., 0u16..1).prop_map(|(lo, hi)| PortRange { lo, hi }),
+    ]
+}
+
+fn rule() -> impl Strategy<Value = Rule> {
+    (
+        prefix(),
+        prefix(),
+        port_range(),
+        port_range(),
+        prop_oneof![Just(None), Just(Some(6u8)), Just(Some(17)), Just(Some(1))],
+    )
+        .prop_map(|(src, dst, src_port, dst_port, proto)| Rule { src, dst, src_port, dst_port, proto })
+}
+
+/// Makes a key inside `rule` from random bits (so many keys match something), or a random key.
+fn key_for(rules: &[Rule], pick: usize, bits: [u32; 4], proto: u8, random: bool) -> Key {
+    if random || rules.is_empty() {
+        return Key { src: bits[0], dst: bits[1], proto, src_port: bits[2] as u16, dst_port: bits[3] as u16 };
+    }
+    let r = &rules[pick % rules.len()];
+    let inside = |p: &Prefix, b: u32| p.first() | (b & !Prefix::mask(p.len));
+    let port = |p: &PortRange, b: u32| {
+        if p.lo > p.hi { b as u16 } else { p.lo + (b % (u32::from(p.hi - p.lo) + 1)) as u16 }
+    };
+    Key {
+        src: inside(&r.src, bits[0]),
+        dst: inside(&r.dst, bits[1]),
+        proto: r.proto.unwrap_or(proto),
+        src_port: port(&r.src_port, bits[2]),
+        dst_port: port(&r.dst_port, bits[3]),
+    }
+}
+
+fn check(rules: &[Rule], keys: &[Key]) -> Result<(), TestCaseError> {
+    let c = Classifier::build(rules);
+    let mut out = vec![None; keys.len()];
+    c.classify_burst(keys, &mut out);
+    for (k, got) in keys.iter().zip(&out) {
+        let want = linear_first_match(rules, k);
+        prop_assert_eq!(*got, want, "burst lookup of {:?}", k);
+        prop_assert_eq!(c.classify(k), want, "single lookup of {:?}", k);
+    }
+    Ok(())
+}
+
+fn keys_strategy(n: usize) -> impl Strategy<Value = Vec<(usize, [u32; 4], u8, bool)>> {
+    prop::collection::vec(
+        (
+            any::<usize>(),
+            any::<[u32; 4]>(),
+            prop_oneof![Just(6u8), Just(17), Just(1), any::<u8>()],
+            prop::bool::weighted(0.2),
+        ),
+        n,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn agrees_with_linear_scan_small(rules in prop::collection::vec(rule(), 0..64), ks in keys_strategy(100)) {
+        let keys: Vec<Key> = ks.iter().map(|&(p, b, pr, r)| key_for(&rules, p, b, pr, r)).collect();
+        check(&rules, &keys)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn agrees_with_linear_scan_medium(rules in prop::collection::vec(rule(), 64..1500), ks in keys_strategy(400)) {
+        let keys: Vec<Key> = ks.iter().map(|&(p, b, pr, r)| key_for(&rules, p, b, pr, r)).collect();
+        check(&rules, &keys)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+
+    #[test]
+    fn agrees_with_linear_scan_10000_rules(rules in prop::collection::vec(rule(), 10_000), ks in keys_strategy(1000)) {
+        let keys: Vec<Key> = ks.iter().map(|&(p, b, pr, r)| key_for(&rules, p, b, pr, r)).collect();
+        check(&rules, &keys)?;
+    }
+}
+
+#[test]
+fn empty_list_matches_nothing() {
+    let c = Classifier::build(&[]);
+    assert!(c.is_empty());
+    assert_eq!(c.classify(&Key::default()), None);
+    let mut out = [Some(7); 3];
+    c.classify_burst(&[Key::default(); 3], &mut out);
+    assert_eq!(out, [None; 3]);
+}
+
+#[test]
+fn first_rule_wins_and_wildcard_catches_the_rest() {
+    let web = Rule { dst_port: PortRange::exact(80), proto: Some(6), ..Rule::ANY };
+    let net = Rule { src: Prefix::new(0x0a00_0000, 8), ..Rule::ANY };
+    let rules = [web, net, Rule::ANY];
+    let c = Classifier::build(&rules);
+    let k = |src: u32, proto: u8, dport: u16| Key { src, dst: 1, proto, src_port: 1000, dst_port: dport };
+    assert_eq!(c.classify(&k(0x0a01_0101, 6, 80)), Some(0));
+    assert_eq!(c.classify(&k(0x0a01_0101, 17, 80)), Some(1));
+    assert_eq!(c.classify(&k(0x0b01_0101, 17, 80)), Some(2));
+}
+
+#[test]
+fn port_ranges_and_exact_protocols() {
+    let rules: Vec<Rule> = (0..200u16)
+        .map(|i| Rule {
+            dst_port: PortRange { lo: i * 100, hi: i * 100 + 49 },
+            proto: Some(if i % 2 == 0 { 6 } else { 17 }),
+            ..Rule::ANY
+        })
+        .collect();
+    let c = Classifier::build(&rules);
+    for port in (0..20_000u16).step_by(7) {
+        for proto in [6, 17, 1] {
+            let k = Key { src: 5, dst: 6, proto, src_port: 9, dst_port: port };
+            assert_eq!(c.classify(&k), linear_first_match(&rules, &k), "{k:?}");
+        }
+    }
+}
+
+#[test]
+fn key_from_ipv4_reads_ports_and_skips_later_fragments() {
+    let mut p = [0u8; 28];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&28u16.to_be_bytes());
+    p[9] = 17;
+    p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    p[20..22].copy_from_slice(&500u16.to_be_bytes());
+    p[22..24].copy_from_slice(&4500u16.to_be_bytes());
+    p[24..26].copy_from_slice(&8u16.to_be_bytes());
+    let k = Key::from_ipv4(&p).unwrap();
+    assert_eq!((k.src, k.dst, k.proto, k.src_port, k.dst_port), (0x0a00_0001, 0x0a00_0002, 17, 500, 4500));
+    assert_eq!(k.reversed().src_port, 4500);
+
+    // A later fragment has no ports, whatever its first bytes hold.
+    let mut frag = p;
+    frag[6..8].copy_from_slice(&1u16.to_be_bytes());
+    assert_eq!(Key::from_ipv4(&frag).unwrap().src_port, 0);
+
+    // A first fragment whose UDP length reaches past it still yields its ports.
+    let mut first = p;
+    first[6] = 0x20;
+    first[24..26].copy_from_slice(&1000u16.to_be_bytes());
+    assert_eq!(Key::from_ipv4(&first).unwrap().dst_port, 4500);
+
+    // Too short for the ports, too short for IPv4, not IPv4: refused, never a panic.
+    let mut short = p;
+    short[2..4].copy_from_slice(&22u16.to_be_bytes());
+    assert_eq!(Key::from_ipv4(&short[..22]), None);
+    assert_eq!(Key::from_ipv4(&p[..19]), None);
+    let mut v6 = p;
+    v6[0] = 0x65;
+    assert_eq!(Key::from_ipv4(&v6), None);
+    for n in 0..p.len() {
+        let _ = Key::from_ipv4(&p[..n]);
+    }
+
+    // ICMP: no ports.
+    let mut icmp = p;
+    icmp[9] = 1;
+    assert_eq!(Key::from_ipv4(&icmp).unwrap().dst_port, 0);
+}
