@@ -67,6 +67,14 @@ drop_reasons! {
     SaExpired = "sa-expired",
     /// The crypto engine refused the job.
     CryptoFailed = "crypto-failed",
+    /// The first matching policy says `action=drop`.
+    PolicyDrop = "policy-drop",
+    /// The policy says encrypt at `level=require` and has no usable SA yet.
+    NoSa = "no-sa",
+    /// Arrived in clear though the reversed policy it matches has a valid SA (incoming policy check).
+    IncomingPolicy = "incoming-policy",
+    /// After decryption, the packet does not match the policy its SA belongs to.
+    InnerPolicyMismatch = "inner-policy-mismatch",
     /// A unicast frame for another host's Ethernet address.
     OtherHost = "other-host",
     /// An Ethernet frame that is neither IPv4 nor ARP.
@@ -108,6 +116,11 @@ impl Stats {
     #[inline]
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;
+    }
+
+    /// Counts `n` packets dropped for `reason`.
+    pub fn add(&mut self, reason: DropReason, n: u64) {
+        self.drops[reason as usize] += n;
     }
 
     /// Returns how many packets were dropped for `reason`.

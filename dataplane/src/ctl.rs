@@ -1,0 +1,134 @@
+//! The messages between the control plane and the workers, and the lock-free rings that carry
+//! them: one single-producer ring into each worker, one ring out of all workers.
+//!
+//! Tables (routes, interfaces, the compiled SPD) travel as `Arc`s and are swapped whole between
+//! bursts; a worker hands the table it replaced back on its outbound ring, so the last
+//! reference is dropped by the control plane and never frees memory on a worker core.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::route::{Fib, Ifaces};
+
+/// Routing state swapped whole into every worker.
+#[derive(Clone, Debug, Default)]
+pub struct Tables {
+    /// Interfaces and their addresses.
+    pub ifaces: Ifaces,
+    /// The compiled routing table (connected and static routes).
+    pub fib: Fib,
+}
+
+impl Tables {
+    /// Builds the tables from interfaces and static routes (connected routes are added).
+    pub fn new(ifaces: Ifaces, static_routes: &[crate::route::Route]) -> Self {
+        let mut routes = ifaces.connected_routes();
+        routes.extend_from_slice(static_routes);
+        Tables { fib: Fib::build(&routes), ifaces }
+    }
+}
+
+/// Why a worker hands a packet to the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PuntReason {
+    /// IKE (UDP 500 or 4500) addressed to us.
+    Ike,
+    /// An ARP packet the worker does not answer itself (replies, gratuitous ARP).
+    Arp,
+    /// The next hop's Ethernet address is unknown: resolve it, hold the packet, send it later.
+    Resolve {
+        /// The address to resolve.
+        next_hop: Ipv4Addr,
+    },
+    /// Addressed to us, and not something the worker answers (the control plane's own traffic).
+    Local,
+}
+
+/// A message into a worker.
+pub enum ToWorker<B> {
+    /// Replace the routing tables.
+    Tables(Arc<Tables>),
+    /// Learn or refresh a neighbour.
+    Neighbor {
+        /// Port the neighbour is on.
+        port: u16,
+        /// Its IPv4 address.
+        ip: Ipv4Addr,
+        /// Its Ethernet address.
+        mac: [u8; 6],
+    },
+    /// Forget a neighbour.
+    NeighborGone {
+        /// Port the neighbour was on.
+        port: u16,
+        /// Its IPv4 address.
+        ip: Ipv4Addr,
+    },
+    /// Send a complete Ethernet frame on a port (ARP requests, held packets, IKE replies).
+    Transmit {
+        /// Output port.
+        port: u16,
+        /// The frame.
+        buf: B,
+    },
+    /// Route an IPv4 packet the control plane originated (it starts at its IPv4 header), as
+    /// locally originated traffic: through the SPD, encryption and routing.
+    Originate {
+        /// The packet.
+        buf: B,
+    },
+}
+
+/// A message out of a worker.
+pub enum FromWorker<B> {
+    /// A packet for the control plane; it starts at the Ethernet header for `Arp`, at the IPv4
+    /// header otherwise.
+    Punt {
+        /// Worker that sent it.
+        worker: u16,
+        /// Port it arrived on (for `Resolve`: the port it must leave by).
+        port: u16,
+        /// Why.
+        reason: PuntReason,
+        /// The packet.
+        buf: B,
+    },
+    /// Tables a worker replaced: dropped by the control plane.
+    Retired(Arc<Tables>),
+}
+
+/// A bounded lock-free queue. Producers never block: a full ring refuses the message.
+pub struct Ring<T> {
+    q: ArrayQueue<T>,
+}
+
+impl<T> Ring<T> {
+    /// Creates a ring of `capacity` messages.
+    pub fn new(capacity: usize) -> Self {
+        Ring { q: ArrayQueue::new(capacity.max(1)) }
+    }
+
+    /// Enqueues `msg`, handing it back if the ring is full.
+    #[inline]
+    pub fn push(&self, msg: T) -> Result<(), T> {
+        self.q.push(msg)
+    }
+
+    /// Dequeues the oldest message.
+    #[inline]
+    pub fn pop(&self) -> Option<T> {
+        self.q.pop()
+    }
+
+    /// Returns the number of queued messages.
+    pub fn len(&self) -> usize {
+        self.q.len()
+    }
+
+    /// Returns true when empty.
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+}

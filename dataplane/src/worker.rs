@@ -1,0 +1,208 @@
+//! The run-to-completion poll loop of one worker core: for each port, receive a burst, run the
+//! pipeline, transmit what it staged; between bursts, apply control messages from the worker's
+//! own ring. Counters are published to a shared cell now and then, never per packet.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::buf::{BURST, Burst, PacketBuf};
+use crate::ctl::{FromWorker, Ring, Tables, ToWorker};
+use crate::pipeline::{Outputs, Pipeline, WorkerStats};
+use crate::port::Port;
+use crate::stats::{DropReason, Stats};
+
+/// Control messages applied between two rounds of polling, at most.
+const MSGS_PER_ROUND: usize = 64;
+
+/// One worker: its queue of every port, its pipeline, and its rings.
+pub struct Worker<P: Port> {
+    id: u16,
+    ports: Vec<P>,
+    pipeline: Pipeline,
+    out: Outputs<P::Buf>,
+    down: Arc<Ring<ToWorker<P::Buf>>>,
+    up: Arc<Ring<FromWorker<P::Buf>>>,
+    published: Arc<StatsCell>,
+}
+
+impl<P: Port> Worker<P> {
+    /// Creates worker `id` over its queue of each port (indexed by port number).
+    pub fn new(
+        id: u16,
+        ports: Vec<P>,
+        tables: Arc<Tables>,
+        down: Arc<Ring<ToWorker<P::Buf>>>,
+        up: Arc<Ring<FromWorker<P::Buf>>>,
+    ) -> Self {
+        let n = ports.len();
+        Worker {
+            id,
+            ports,
+            pipeline: Pipeline::new(id, tables),
+            out: Outputs::new(n),
+            down,
+            up,
+            published: Arc::new(StatsCell::default()),
+        }
+    }
+
+    /// Returns the worker's id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Returns the cell other threads read this worker's counters from.
+    pub fn stats_cell(&self) -> Arc<StatsCell> {
+        Arc::clone(&self.published)
+    }
+
+    /// Returns the live counters (on the worker's own thread).
+    pub fn stats(&self) -> &WorkerStats {
+        &self.pipeline.stats
+    }
+
+    /// Returns the routing tables in use.
+    pub fn tables(&self) -> &Arc<Tables> {
+        self.pipeline.tables()
+    }
+
+    /// Returns the ports (tests inspect in-memory ports).
+    pub fn ports_mut(&mut self) -> &mut [P] {
+        &mut self.ports
+    }
+
+    /// Runs one round: control messages, then one burst from every port. Returns the number of
+    /// packets received.
+    pub fn poll_once(&mut self, now_ms: u64) -> usize {
+        for _ in 0..MSGS_PER_ROUND {
+            let Some(msg) = self.down.pop() else { break };
+            self.pipeline.apply(msg, &mut self.out, &self.up, now_ms);
+        }
+        self.flush();
+        let mut received = 0;
+        let mut rx: Burst<P::Buf> = Burst::new();
+        for port in 0..self.ports.len() {
+            let n = self.ports[port].rx_burst(&mut rx);
+            if n == 0 {
+                continue;
+            }
+            received += n;
+            self.pipeline.process(port as u16, &mut rx, &mut self.out, &self.up, now_ms);
+            self.flush();
+        }
+        received
+    }
+
+    fn flush(&mut self) {
+        for port in 0..self.out.len() {
+            let Some(b) = self.out.port_mut(port as u16) else { continue };
+            if b.is_empty() {
+                continue;
+            }
+            let mut lens = [0u32; BURST];
+            for (l, p) in lens.iter_mut().zip(b.iter()) {
+                *l = p.len() as u32;
+            }
+            let staged = b.len();
+            let sent = self.ports[port].tx_burst(b);
+            let st = &mut self.pipeline.stats;
+            st.tx_packets += sent as u64;
+            st.tx_bytes += lens[..sent].iter().map(|&l| u64::from(l)).sum::<u64>();
+            for _ in sent..staged {
+                st.drops.drop(DropReason::TxQueueFull);
+            }
+        }
+    }
+
+    /// Publishes the counters for readers on other threads.
+    pub fn publish(&self) {
+        self.published.store(&self.pipeline.stats);
+    }
+
+    /// Polls until `stop` is set, publishing counters every `publish_every` rounds; `now_ms`
+    /// reads the clock (once per round).
+    pub fn run(&mut self, stop: &AtomicBool, mut now_ms: impl FnMut() -> u64, publish_every: u32) {
+        let mut rounds = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            self.poll_once(now_ms());
+            rounds += 1;
+            if rounds >= publish_every {
+                rounds = 0;
+                self.publish();
+            }
+        }
+        // Drain: apply what is queued (transmissions included) and send it.
+        while let Some(msg) = self.down.pop() {
+            self.pipeline.apply(msg, &mut self.out, &self.up, now_ms());
+        }
+        self.flush();
+        self.publish();
+    }
+}
+
+/// A worker's counters as other threads see them: relaxed atomics written by the worker.
+#[derive(Debug)]
+pub struct StatsCell {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    forwarded: AtomicU64,
+    punted: AtomicU64,
+    icmp_out: AtomicU64,
+    arp_replies: AtomicU64,
+    drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl Default for StatsCell {
+    fn default() -> Self {
+        StatsCell {
+            rx_packets: AtomicU64::new(0),
+            rx_bytes: AtomicU64::new(0),
+            tx_packets: AtomicU64::new(0),
+            tx_bytes: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
+            punted: AtomicU64::new(0),
+            icmp_out: AtomicU64::new(0),
+            arp_replies: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl StatsCell {
+    fn store(&self, s: &WorkerStats) {
+        let r = Ordering::Relaxed;
+        self.rx_packets.store(s.rx_packets, r);
+        self.rx_bytes.store(s.rx_bytes, r);
+        self.tx_packets.store(s.tx_packets, r);
+        self.tx_bytes.store(s.tx_bytes, r);
+        self.forwarded.store(s.forwarded, r);
+        self.punted.store(s.punted, r);
+        self.icmp_out.store(s.icmp_out, r);
+        self.arp_replies.store(s.arp_replies, r);
+        for (cell, &reason) in self.drops.iter().zip(DropReason::ALL) {
+            cell.store(s.drops.dropped(reason), r);
+        }
+    }
+
+    /// Reads the last published counters.
+    pub fn load(&self) -> WorkerStats {
+        let r = Ordering::Relaxed;
+        let mut drops = Stats::default();
+        for (cell, &reason) in self.drops.iter().zip(DropReason::ALL) {
+            drops.add(reason, cell.load(r));
+        }
+        WorkerStats {
+            rx_packets: self.rx_packets.load(r),
+            rx_bytes: self.rx_bytes.load(r),
+            tx_packets: self.tx_packets.load(r),
+            tx_bytes: self.tx_bytes.load(r),
+            forwarded: self.forwarded.load(r),
+            punted: self.punted.load(r),
+            icmp_out: self.icmp_out.load(r),
+            arp_replies: self.arp_replies.load(r),
+            drops,
+        }
+    }
+}

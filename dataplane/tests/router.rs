@@ -1,0 +1,299 @@
+//! The worker as a router, driven through in-memory ports: ARP, ping, forwarding, ICMP errors,
+//! punts to the control plane, and the counters of every drop.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use dataplane::buf::HeapBuf;
+use dataplane::ctl::{FromWorker, PuntReason, Ring, Tables, ToWorker};
+use dataplane::port::MemPort;
+use dataplane::route::{Iface, Ifaces, NextHop, Route};
+use dataplane::stats::DropReason;
+use dataplane::wire::{Protocol, arp, ethernet, icmp, ipv4};
+use dataplane::worker::Worker;
+
+const LAN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const WAN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 1, 0x50];
+const GW_MAC: [u8; 6] = [2, 0, 0, 0, 2, 2];
+const LAN_IP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+const WAN_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const HOST: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 50);
+const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const FAR: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 9);
+
+struct Rig {
+    w: Worker<MemPort>,
+    down: Arc<Ring<ToWorker<HeapBuf>>>,
+    up: Arc<Ring<FromWorker<HeapBuf>>>,
+}
+
+fn tables(wan_mtu: u16) -> Arc<Tables> {
+    let ifaces = Ifaces::new(vec![
+        Iface { port: 0, name: "lan".into(), mac: LAN_MAC, mtu: 1500, addrs: vec![(LAN_IP, 24)] },
+        Iface { port: 1, name: "wan".into(), mac: WAN_MAC, mtu: wan_mtu, addrs: vec![(WAN_IP, 24)] },
+    ]);
+    let routes =
+        [Route { prefix: Ipv4Addr::new(10, 2, 0, 0), len: 24, next_hop: NextHop { port: 1, gateway: Some(GW) } }];
+    Arc::new(Tables::new(ifaces, &routes))
+}
+
+fn rig(wan_mtu: u16, neighbors: bool) -> Rig {
+    let down = Arc::new(Ring::new(64));
+    let up = Arc::new(Ring::new(64));
+    let mut w = Worker::new(0, vec![MemPort::default(), MemPort::default()], tables(wan_mtu), down.clone(), up.clone());
+    if neighbors {
+        down.push(ToWorker::Neighbor { port: 0, ip: HOST, mac: HOST_MAC }).ok().unwrap();
+        down.push(ToWorker::Neighbor { port: 1, ip: GW, mac: GW_MAC }).ok().unwrap();
+        w.poll_once(0);
+    }
+    Rig { w, down, up }
+}
+
+fn frame(dst_mac: [u8; 6], src_mac: [u8; 6], ethertype: u16, l3: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + l3.len());
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(l3);
+    f
+}
+
+fn ip_packet(src: Ipv4Addr, dst: Ipv4Addr, proto: Protocol, ttl: u8, df: bool, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 20 + payload.len()];
+    ipv4::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: proto,
+        payload_len: payload.len(),
+        ttl,
+        tos: 0,
+        ident: 7,
+        dont_frag: df,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut p[..]));
+    p[20..].copy_from_slice(payload);
+    p
+}
+
+fn udp(sport: u16, dport: u16, len: usize) -> Vec<u8> {
+    let mut u = vec![0u8; 8 + len];
+    u[0..2].copy_from_slice(&sport.to_be_bytes());
+    u[2..4].copy_from_slice(&dport.to_be_bytes());
+    u[4..6].copy_from_slice(&((8 + len) as u16).to_be_bytes());
+    u
+}
+
+fn echo_request() -> Vec<u8> {
+    let mut m = vec![0u8; 8 + 16];
+    let mut p = icmp::Packet::new_unchecked(&mut m[..]);
+    p.set_msg_type(icmp::Message::EchoRequest);
+    p.set_echo_ident(0x77);
+    p.set_echo_seq_no(1);
+    p.fill_checksum();
+    m
+}
+
+impl Rig {
+    fn send(&mut self, port: usize, f: Vec<u8>) {
+        self.w.ports_mut()[port].rx.push_back(f);
+        self.w.poll_once(1000);
+    }
+    fn sent(&mut self, port: usize) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.w.ports_mut()[port].tx)
+    }
+    fn punts(&self) -> Vec<(u16, PuntReason)> {
+        let mut v = Vec::new();
+        while let Some(m) = self.up.pop() {
+            if let FromWorker::Punt { port, reason, .. } = m {
+                v.push((port, reason));
+            }
+        }
+        v
+    }
+    fn dropped(&self, r: DropReason) -> u64 {
+        self.w.stats().drops.dropped(r)
+    }
+}
+
+fn l3(f: &[u8]) -> ipv4::Packet<&[u8]> {
+    let eth = ethernet::Packet::new_checked(f).unwrap();
+    assert_eq!(eth.ethertype(), ethernet::EtherType::Ipv4);
+    let ip = ipv4::Packet::new_checked(&f[14..]).unwrap();
+    assert!(ip.verify_checksum());
+    ip
+}
+
+#[test]
+fn answers_arp_for_its_addresses_and_punts_other_arp() {
+    let mut r = rig(1500, false);
+    let mut req = vec![0u8; 28];
+    arp::Repr {
+        operation: arp::Operation::Request,
+        source_hardware_addr: ethernet::Address(HOST_MAC),
+        source_protocol_addr: HOST,
+        target_hardware_addr: ethernet::Address([0; 6]),
+        target_protocol_addr: LAN_IP,
+    }
+    .emit(&mut arp::Packet::new_unchecked(&mut req[..]));
+    r.send(0, frame([0xff; 6], HOST_MAC, 0x0806, &req));
+    let out = r.sent(0);
+    assert_eq!(out.len(), 1);
+    let eth = ethernet::Packet::new_checked(&out[0][..]).unwrap();
+    assert_eq!((eth.dst_addr().0, eth.src_addr().0), (HOST_MAC, LAN_MAC));
+    let a = arp::Repr::parse(&arp::Packet::new_checked(&out[0][14..]).unwrap()).unwrap();
+    assert_eq!(a.operation, arp::Operation::Reply);
+    assert_eq!((a.source_hardware_addr.0, a.source_protocol_addr), (LAN_MAC, LAN_IP));
+    assert_eq!((a.target_hardware_addr.0, a.target_protocol_addr), (HOST_MAC, HOST));
+    // A request for the WAN address on the LAN port is not ours to answer there.
+    arp::Packet::new_unchecked(&mut req[..]).set_target_protocol_addr(WAN_IP);
+    r.send(0, frame([0xff; 6], HOST_MAC, 0x0806, &req));
+    assert!(r.sent(0).is_empty());
+    assert_eq!(r.punts(), vec![(0, PuntReason::Arp)]);
+    assert_eq!(r.w.stats().arp_replies, 1);
+}
+
+#[test]
+fn replies_to_ping_for_its_addresses() {
+    let mut r = rig(1500, true);
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &ip_packet(HOST, LAN_IP, Protocol::Icmp, 64, false, &echo_request())));
+    let out = r.sent(0);
+    assert_eq!(out.len(), 1);
+    let ip = l3(&out[0]);
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (LAN_IP, HOST));
+    let m = icmp::Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!((m.msg_type(), m.echo_ident(), m.echo_seq_no()), (icmp::Message::EchoReply, 0x77, 1));
+    assert!(m.verify_checksum());
+    assert_eq!(&out[0][..6], &HOST_MAC);
+}
+
+#[test]
+fn forwards_with_ttl_decrement_to_the_resolved_gateway() {
+    let mut r = rig(1500, true);
+    let pkt = ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1000, 2000, 100));
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &pkt));
+    let out = r.sent(1);
+    assert_eq!(out.len(), 1);
+    assert_eq!((&out[0][..6], &out[0][6..12]), (&GW_MAC[..], &WAN_MAC[..]));
+    let ip = l3(&out[0]);
+    assert_eq!(ip.ttl(), 63, "decremented, checksum still valid");
+    assert_eq!(&out[0][14 + 20..], &pkt[20..]);
+    assert_eq!(r.w.stats().forwarded, 1);
+    assert_eq!(r.w.stats().tx_packets, 1);
+}
+
+#[test]
+fn punts_packets_whose_next_hop_is_unresolved() {
+    let mut r = rig(1500, false);
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1, 2, 3))));
+    assert_eq!(r.punts(), vec![(1, PuntReason::Resolve { next_hop: GW })]);
+}
+
+#[test]
+fn sends_icmp_errors_for_ttl_no_route_and_fragmentation_needed() {
+    let mut r = rig(1400, true);
+    let cases = [
+        (ip_packet(HOST, FAR, Protocol::Udp, 1, false, &udp(1, 2, 10)), 11, 0, DropReason::TtlExceeded, 0),
+        (
+            ip_packet(HOST, Ipv4Addr::new(172, 16, 0, 1), Protocol::Udp, 64, false, &udp(1, 2, 10)),
+            3,
+            0,
+            DropReason::NoRoute,
+            0,
+        ),
+        (ip_packet(HOST, FAR, Protocol::Udp, 64, true, &udp(1, 2, 1430)), 3, 4, DropReason::FragNeeded, 1400),
+    ];
+    for (pkt, ty, code, reason, mtu) in cases {
+        r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &pkt));
+        let out = r.sent(0);
+        assert_eq!(out.len(), 1, "{reason:?}");
+        let ip = l3(&out[0]);
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.protocol()), (LAN_IP, HOST, Protocol::Icmp));
+        let m = icmp::Packet::new_checked(ip.payload()).unwrap();
+        assert!(m.verify_checksum());
+        assert_eq!((u8::from(m.msg_type()), m.code()), (ty, code), "{reason:?}");
+        assert_eq!(m.next_hop_mtu(), mtu);
+        assert_eq!(&m.data()[..20], &pkt[..20], "quotes the original header");
+        assert_eq!(m.data().len(), 28, "header plus 8 bytes");
+        assert_eq!(r.dropped(reason), 1);
+    }
+    // No error about an ICMP error.
+    let err = r.w.stats().icmp_out;
+    let mut m = vec![0u8; 36];
+    m[0] = 3;
+    let mut p = icmp::Packet::new_unchecked(&mut m[..]);
+    p.fill_checksum();
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &ip_packet(HOST, FAR, Protocol::Icmp, 1, false, &m)));
+    assert!(r.sent(0).is_empty());
+    assert_eq!(r.w.stats().icmp_out, err);
+}
+
+#[test]
+fn punts_ike_and_other_local_traffic() {
+    let mut r = rig(1500, true);
+    for (dport, reason) in [(500, PuntReason::Ike), (4500, PuntReason::Ike), (53, PuntReason::Local)] {
+        r.send(
+            1,
+            frame(WAN_MAC, GW_MAC, 0x0800, &ip_packet(GW, WAN_IP, Protocol::Udp, 64, false, &udp(500, dport, 20))),
+        );
+        assert_eq!(r.punts(), vec![(1, reason)]);
+    }
+}
+
+#[test]
+fn drops_what_it_must_with_a_reason() {
+    let mut r = rig(1500, true);
+    let good = ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1, 2, 10));
+    let mut bad_sum = good.clone();
+    bad_sum[10] ^= 1;
+    let mut bad_len = good.clone();
+    bad_len[3] = 200;
+    r.send(0, frame([2, 9, 9, 9, 9, 9], HOST_MAC, 0x0800, &good));
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x86dd, &good));
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &bad_sum));
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &bad_len));
+    r.send(0, vec![1, 2, 3]);
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0806, &[0u8; 10]));
+    assert!(r.sent(1).is_empty() && r.sent(0).is_empty());
+    assert_eq!(r.dropped(DropReason::OtherHost), 1);
+    assert_eq!(r.dropped(DropReason::UnsupportedEthertype), 1);
+    assert_eq!(r.dropped(DropReason::BadChecksum), 1);
+    assert_eq!(r.dropped(DropReason::BadIpHeader), 1);
+    assert_eq!(r.dropped(DropReason::Truncated), 1);
+    assert_eq!(r.dropped(DropReason::BadArp), 1);
+    // A full transmit queue is counted.
+    r.w.ports_mut()[1].tx_limit = Some(1);
+    for _ in 0..3 {
+        r.w.ports_mut()[0].rx.push_back(frame(LAN_MAC, HOST_MAC, 0x0800, &good));
+    }
+    r.w.poll_once(0);
+    assert_eq!(r.sent(1).len(), 1);
+    assert_eq!(r.dropped(DropReason::TxQueueFull), 2);
+}
+
+#[test]
+fn swapped_tables_are_retired_to_the_control_plane() {
+    let mut r = rig(1500, true);
+    let old = Arc::clone(r.w_tables());
+    r.down.push(ToWorker::Tables(tables(1500))).ok().unwrap();
+    r.w.poll_once(0);
+    match r.up.pop() {
+        Some(FromWorker::Retired(t)) => assert!(Arc::ptr_eq(&t, &old)),
+        _ => panic!("old tables not handed back"),
+    }
+}
+
+#[test]
+fn published_counters_match_the_live_ones() {
+    let mut r = rig(1500, true);
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1, 2, 10))));
+    r.send(0, vec![0]);
+    r.w.publish();
+    assert_eq!(&r.w.stats_cell().load(), r.w.stats());
+}
+
+impl Rig {
+    fn w_tables(&self) -> &Arc<Tables> {
+        self.w.tables()
+    }
+}
