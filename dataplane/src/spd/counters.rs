@@ -1,0 +1,141 @@
+//! Per-policy counters: packets and bytes per outcome, owned by one worker and merged when read
+//! (`print stats`).
+
+use super::PolicyIdx;
+
+/// What happened to a packet that matched a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Outcome {
+    /// Matched an `accept` policy.
+    Accepted,
+    /// Handed to the policy's SAs.
+    Encrypted,
+    /// Sent in clear for want of an SA (level `use` or `acquire`).
+    ClearNoSa,
+    /// Dropped for want of an SA (level `require`).
+    DroppedNoSa,
+    /// Matched a `drop` policy.
+    Dropped,
+    /// Sent without encrypting again: it matched the policy that had just encrypted it.
+    LoopClear,
+    /// Arrived in clear and passed the incoming check on this (reversed) policy.
+    IncomingPassed,
+    /// Arrived in clear though this policy has an SA: dropped by the incoming check.
+    IncomingDropped,
+    /// Decrypted by an SA of this policy and matched it.
+    InnerMatched,
+    /// Decrypted by an SA of this policy but did not match it: dropped.
+    InnerMismatch,
+}
+
+impl Outcome {
+    /// Every outcome, in counter order.
+    pub const ALL: [Outcome; 10] = [
+        Outcome::Accepted,
+        Outcome::Encrypted,
+        Outcome::ClearNoSa,
+        Outcome::DroppedNoSa,
+        Outcome::Dropped,
+        Outcome::LoopClear,
+        Outcome::IncomingPassed,
+        Outcome::IncomingDropped,
+        Outcome::InnerMatched,
+        Outcome::InnerMismatch,
+    ];
+    /// Number of outcomes.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Returns the outcome's name as `print stats` shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Encrypted => "encrypted",
+            Outcome::ClearNoSa => "clear-no-sa",
+            Outcome::DroppedNoSa => "dropped-no-sa",
+            Outcome::Dropped => "dropped",
+            Outcome::LoopClear => "loop-clear",
+            Outcome::IncomingPassed => "incoming-passed",
+            Outcome::IncomingDropped => "incoming-dropped",
+            Outcome::InnerMatched => "decrypted-matched",
+            Outcome::InnerMismatch => "decrypted-mismatch",
+        }
+    }
+}
+
+/// Packets and bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Count {
+    /// Packets counted.
+    pub packets: u64,
+    /// Bytes of those packets.
+    pub bytes: u64,
+}
+
+impl Count {
+    fn add(&mut self, other: Count) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+    }
+}
+
+/// One worker's counters, indexed by policy then outcome. Sized when an SPD is installed
+/// ([`Spd::counters`](super::Spd::counters)), never resized on the packet path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyCounters {
+    counts: Vec<[Count; Outcome::COUNT]>,
+}
+
+impl PolicyCounters {
+    /// Creates zeroed counters for `policies` policies.
+    pub fn new(policies: usize) -> PolicyCounters {
+        PolicyCounters { counts: vec![[Count::default(); Outcome::COUNT]; policies] }
+    }
+
+    /// Returns the number of policies counted.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Tells whether there are no policies to count.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// Counts one packet of `len` bytes for `policy`; counters sized for another SPD ignore a
+    /// policy they do not have rather than panic.
+    #[inline]
+    pub fn add(&mut self, policy: PolicyIdx, outcome: Outcome, len: u32) {
+        if let Some(c) = self.counts.get_mut(policy as usize) {
+            let c = &mut c[outcome as usize];
+            c.packets += 1;
+            c.bytes += u64::from(len);
+        }
+    }
+
+    /// Returns the count of `policy` for `outcome` (zero for an unknown policy).
+    pub fn get(&self, policy: PolicyIdx, outcome: Outcome) -> Count {
+        self.counts.get(policy as usize).map_or_else(Count::default, |c| c[outcome as usize])
+    }
+
+    /// Returns the count of `policy` over every outcome: packets and bytes matched.
+    pub fn total(&self, policy: PolicyIdx) -> Count {
+        let mut t = Count::default();
+        for &o in &Outcome::ALL {
+            t.add(self.get(policy, o));
+        }
+        t
+    }
+
+    /// Adds another worker's counters to these (policies beyond this length are added too).
+    pub fn merge(&mut self, other: &PolicyCounters) {
+        if other.counts.len() > self.counts.len() {
+            self.counts.resize(other.counts.len(), [Count::default(); Outcome::COUNT]);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.add(*y);
+            }
+        }
+    }
+}
