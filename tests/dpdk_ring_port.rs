@@ -1,0 +1,213 @@
+//! A `net_ring` loopback port (what it transmits it receives) on a real EAL: bytes survive a
+//! burst round trip, the `PacketBuf` operations on real mbufs, every mbuf freed exactly once
+//! (after a round trip and after a transmit the full ring refuses), queue hand-out, worker
+//! lcore launch with a queue moved onto it, the stop flag, and a second EAL init refused.
+
+use std::process::ExitCode;
+
+use dataplane::buf::{BURST, Burst, PacketBuf};
+use dataplane::port::Port;
+use ipsecgw::dpdk::testing::{Cases, eal_args, unique_prefix};
+use ipsecgw::dpdk::{Eal, EthPort, Mbuf, Mempool, PoolConfig, PortConfig, errno, lcore, shutdown};
+
+/// Slots of the ring net_ring creates per queue: 1024, of which 1023 usable.
+const RING_SLOTS: usize = 1023;
+
+/// Returns a frame of `len` bytes that encodes `seq`.
+fn frame(seq: u32, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(7).wrapping_add(seq) as u8).collect()
+}
+
+fn main() -> ExitCode {
+    let prefix = unique_prefix("ring_port");
+    let mut cases = Cases::new(&prefix);
+    let eal = Eal::init(eal_args(&prefix, "0,1", &["--vdev", "net_ring0"])).expect("EAL init");
+    let pool = Mempool::create(&eal, &PoolConfig { mbufs: 2047, cache: 0, ..PoolConfig::default() }).expect("pool");
+    let full = pool.available();
+    let mut port = EthPort::open(&eal, "net_ring0", &pool, &PortConfig::default()).expect("open net_ring0");
+    port.start().expect("start");
+    let mut q = port.queue(0).expect("queue 0");
+
+    cases.run("second_eal_init_is_refused", || {
+        let err = Eal::init(eal_args(&prefix, "0", &[])).unwrap_err();
+        assert_eq!(err.errno(), errno::EALREADY, "{err}");
+    });
+
+    cases.run("pool_and_port_basics", || {
+        assert_eq!(pool.capacity(), 2047);
+        assert_eq!(full, 2047);
+        assert!(pool.name().starts_with("gw_pool_"));
+        assert_eq!((port.name(), port.queues(), port.rss()), ("net_ring0", 1, false));
+        let link = port.link().expect("link");
+        assert!(link.up, "{link:?}");
+        port.mac().expect("mac");
+        let err = EthPort::open(&eal, "net_ring9", &pool, &PortConfig::default()).unwrap_err();
+        assert_eq!(err.errno(), errno::ENODEV, "{err}");
+        assert_eq!(port.queue(0).unwrap_err().errno(), errno::EBUSY);
+        assert_eq!(port.queue(1).unwrap_err().errno(), errno::EINVAL);
+    });
+
+    cases.run("round_trip_bytes_identical_and_every_mbuf_back", || {
+        port.reset_stats().unwrap();
+        let mut tx: Burst<Mbuf> = Burst::new();
+        for seq in 0..BURST as u32 {
+            let len = 60 + seq as usize * 40;
+            tx.push(pool.alloc_from(&frame(seq, len)).expect("alloc"));
+        }
+        assert_eq!(pool.available(), full - BURST as u32);
+        assert_eq!(q.tx_burst(&mut tx), BURST);
+        assert!(tx.is_empty());
+        let mut rx: Burst<Mbuf> = Burst::new();
+        assert_eq!(q.rx_burst(&mut rx), BURST);
+        assert_eq!(q.rx_burst(&mut rx), 0, "burst full");
+        for (seq, m) in rx.iter().enumerate() {
+            assert_eq!(m.data(), frame(seq as u32, 60 + seq * 40).as_slice(), "packet {seq}");
+            assert_eq!((m.segments(), m.pkt_len() as usize), (1, m.len()));
+        }
+        let stats = port.stats().unwrap();
+        assert_eq!((stats.ipackets, stats.opackets), (BURST as u64, BURST as u64), "{stats:?}");
+        drop(rx);
+        assert_eq!(pool.available(), full, "every mbuf back exactly once");
+    });
+
+    cases.run("tx_refused_by_a_full_ring_is_freed", || {
+        let mut sent = 0;
+        let mut refused = 0;
+        let bursts = RING_SLOTS / BURST + 2;
+        for burst in 0..bursts as u32 {
+            let mut tx: Burst<Mbuf> = Burst::new();
+            assert!(pool.alloc_bulk(&mut tx, BURST));
+            for m in tx.iter_mut() {
+                assert!(m.append(64));
+                m.data_mut().fill(burst as u8);
+            }
+            let n = q.tx_burst(&mut tx);
+            assert!(tx.is_empty(), "tx_burst leaves the burst empty");
+            sent += n;
+            refused += BURST - n;
+        }
+        assert_eq!(sent, RING_SLOTS);
+        assert_eq!(refused, bursts * BURST - RING_SLOTS);
+        assert_eq!(pool.available(), full - sent as u32, "refused mbufs freed, sent ones not");
+        let mut got = 0;
+        loop {
+            let mut rx: Burst<Mbuf> = Burst::new();
+            let n = q.rx_burst(&mut rx);
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        assert_eq!(got, sent);
+        assert_eq!(pool.available(), full);
+    });
+
+    cases.run("packet_buf_operations_on_real_mbufs", || {
+        let mut m = pool.alloc().expect("alloc");
+        assert_eq!((m.len(), m.headroom()), (0, PoolConfig::HEADROOM));
+        let room = PoolConfig::DEFAULT_DATA_ROOM as usize - PoolConfig::HEADROOM;
+        assert_eq!(m.tailroom(), room);
+        assert!(m.append(4));
+        m.data_mut().copy_from_slice(&[1, 2, 3, 4]);
+        assert!(!m.prepend(PoolConfig::HEADROOM + 1), "beyond the headroom");
+        assert!(m.prepend(PoolConfig::HEADROOM - 8));
+        assert!(m.prepend(8));
+        assert_eq!((m.headroom(), m.len()), (0, PoolConfig::HEADROOM + 4));
+        assert!(!m.prepend(1));
+        assert_eq!(&m.data()[PoolConfig::HEADROOM..], &[1, 2, 3, 4]);
+        assert!(m.adj(PoolConfig::HEADROOM));
+        assert_eq!(m.data(), &[1, 2, 3, 4]);
+        assert!(!m.append(room - 3), "beyond the tailroom");
+        assert!(!m.append(1 << 16), "beyond u16");
+        assert!(m.append(room - 4));
+        assert_eq!((m.tailroom(), m.len()), (0, room));
+        assert!(!m.append(1));
+        assert!(!m.adj(room + 1) && !m.trim(room + 1), "longer than the packet");
+        assert!(m.trim(room - 4));
+        assert_eq!(m.data(), &[1, 2, 3, 4]);
+        assert!(m.adj(1) && m.trim(1));
+        assert_eq!(m.data(), &[2, 3]);
+        assert!(m.trim(2) && m.is_empty());
+        assert_eq!(pool.in_use(), 1);
+        drop(m);
+        assert_eq!(pool.available(), full);
+    });
+
+    cases.run("alloc_bulk_is_all_or_nothing", || {
+        let small = Mempool::create(&eal, &PoolConfig { mbufs: 40, cache: 0, ..PoolConfig::default() }).unwrap();
+        assert_ne!(small.name(), pool.name());
+        let mut a: Burst<Mbuf> = Burst::new();
+        assert!(small.alloc_bulk(&mut a, BURST));
+        assert!(!small.alloc_bulk(&mut a, 1), "burst full");
+        let mut b: Burst<Mbuf> = Burst::new();
+        assert!(!small.alloc_bulk(&mut b, 9), "only 8 left");
+        assert!(b.is_empty());
+        assert!(small.alloc_bulk(&mut b, 8));
+        assert!(small.alloc().is_none(), "pool empty");
+        assert_eq!(small.available(), 0);
+        drop((a, b));
+        assert_eq!(small.available(), 40);
+    });
+
+    cases.run("lcore_ids_and_tsc", || {
+        assert_eq!(lcore::current(), Some(0));
+        assert_eq!(lcore::main_lcore(), 0);
+        assert_eq!(lcore::workers().collect::<Vec<_>>(), vec![1]);
+        assert!(lcore::tsc_hz() > 0);
+        let t0 = lcore::tsc();
+        assert!(lcore::tsc() >= t0);
+        assert!(lcore::launch(&eal, 0, || ()).is_err(), "main lcore is no worker");
+    });
+
+    // The queue moves onto the worker lcore and comes back with the result.
+    let (eal_ref, pool_ref) = (&eal, &pool);
+    cases.run("worker_lcore_forwards_until_a_signal_stops_it", move || {
+        let mut tx: Burst<Mbuf> = Burst::new();
+        for seq in 0..8 {
+            tx.push(pool_ref.alloc_from(&frame(seq, 100)).unwrap());
+        }
+        assert_eq!(q.tx_burst(&mut tx), 8);
+        shutdown::install().expect("signal handlers");
+        let job = lcore::launch(eal_ref, 1, move || {
+            let on = lcore::current();
+            let mut burst: Burst<Mbuf> = Burst::new();
+            let mut forwarded = 0;
+            while !shutdown::requested() {
+                if q.rx_burst(&mut burst) > 0 {
+                    forwarded += q.tx_burst(&mut burst);
+                }
+            }
+            (on, forwarded, q)
+        })
+        .expect("launch");
+        assert_eq!(job.lcore(), 1);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!job.is_finished());
+        signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
+        let (on, forwarded, mut q) = job.join();
+        assert!(shutdown::requested());
+        shutdown::clear();
+        assert_eq!(on, Some(1));
+        assert!(forwarded > 8, "the worker kept the packets circulating ({forwarded})");
+        let mut rx: Burst<Mbuf> = Burst::new();
+        assert_eq!(q.rx_burst(&mut rx), 8, "every packet still in flight once");
+        drop(rx);
+        assert_eq!(pool_ref.available(), full);
+    });
+
+    cases.run("a_panicking_lcore_job_panics_its_join", || {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let job = lcore::launch(&eal, 1, || -> u32 { panic!("worker panic") }).unwrap();
+        let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.join()));
+        std::panic::set_hook(hook);
+        assert_eq!(joined.unwrap_err().downcast_ref::<&str>(), Some(&"worker panic"));
+        let job = lcore::launch(&eal, 1, || 7).unwrap();
+        assert_eq!(job.join(), 7, "the lcore is usable again");
+    });
+
+    drop(port);
+    drop(pool);
+    drop(eal);
+    cases.finish()
+}
