@@ -17,6 +17,18 @@ pub struct Bundle<S> {
 }
 
 impl<S> Bundle<S> {
+    /// Returns true when every SA of the bundle may process packets.
+    pub fn is_usable(&self) -> bool {
+        self.esp.as_ref().is_none_or(Sa::is_usable)
+            && self.ah.as_ref().is_none_or(Sa::is_usable)
+            && (self.esp.is_some() || self.ah.is_some())
+    }
+
+    /// Returns the SAs of the bundle, ESP first.
+    pub fn sas_mut(&mut self) -> impl Iterator<Item = &mut Sa<S>> {
+        self.esp.iter_mut().chain(self.ah.iter_mut())
+    }
+
     /// Seals a burst: ESP, then AH.
     pub fn seal<E: Engine<Session = S>, B: PacketBuf>(
         &mut self,

@@ -1,16 +1,19 @@
 //! The messages between the control plane and the workers, and the lock-free rings that carry
 //! them: one single-producer ring into each worker, one ring out of all workers.
 //!
-//! Tables (routes, interfaces, the compiled SPD) travel as `Arc`s and are swapped whole between
-//! bursts; a worker hands the table it replaced back on its outbound ring, so the last
-//! reference is dropped by the control plane and never frees memory on a worker core.
+//! Tables (routes, interfaces, the compiled SPD) travel as `Arc`s and SAs as `Box`es; a worker
+//! hands whatever it replaced back on its outbound ring, so memory is freed by the control
+//! plane and never on a worker core.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::bundle::Bundle;
 use crate::route::{Fib, Ifaces};
+use crate::sa::{IpsecProto, Sa, SaEvent};
+use crate::spd::Spd;
 
 /// Routing state swapped whole into every worker.
 #[derive(Clone, Debug, Default)]
@@ -30,6 +33,27 @@ impl Tables {
     }
 }
 
+/// How an inbound SA is found (the manual: by source, destination, protocol and SPI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SaKey {
+    /// Outer source address.
+    pub src: Ipv4Addr,
+    /// Outer destination address (ours).
+    pub dst: Ipv4Addr,
+    /// ESP or AH.
+    pub proto: IpsecProto,
+    /// Security parameter index.
+    pub spi: u32,
+}
+
+/// An inbound SA and the policy its decrypted packets must match.
+pub struct InboundSa<S> {
+    /// The SA.
+    pub sa: Sa<S>,
+    /// The control plane's id of the policy.
+    pub policy_id: u32,
+}
+
 /// Why a worker hands a packet to the control plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PuntReason {
@@ -47,9 +71,25 @@ pub enum PuntReason {
 }
 
 /// A message into a worker.
-pub enum ToWorker<B> {
+pub enum ToWorker<B, S> {
     /// Replace the routing tables.
     Tables(Arc<Tables>),
+    /// Replace the compiled SPD (the worker's per-policy counters restart).
+    Spd(Arc<Spd>),
+    /// Install (or replace) the outbound SAs of a policy; `None` removes them.
+    Outbound {
+        /// The control plane's id of the policy.
+        policy_id: u32,
+        /// The SAs.
+        bundle: Option<Box<Bundle<S>>>,
+    },
+    /// Install (or replace) an inbound SA; `None` removes it.
+    Inbound {
+        /// How packets find it.
+        key: SaKey,
+        /// The SA.
+        sa: Option<Box<InboundSa<S>>>,
+    },
     /// Learn or refresh a neighbour.
     Neighbor {
         /// Port the neighbour is on.
@@ -66,7 +106,7 @@ pub enum ToWorker<B> {
         /// Its IPv4 address.
         ip: Ipv4Addr,
     },
-    /// Send a complete Ethernet frame on a port (ARP requests, held packets, IKE replies).
+    /// Send a complete Ethernet frame on a port (ARP requests, held packets).
     Transmit {
         /// Output port.
         port: u16,
@@ -81,8 +121,20 @@ pub enum ToWorker<B> {
     },
 }
 
+/// Something a worker replaced, for the control plane to free.
+pub enum Retired<S> {
+    /// Routing tables.
+    Tables(Arc<Tables>),
+    /// A compiled SPD.
+    Spd(Arc<Spd>),
+    /// A policy's outbound SAs.
+    Bundle(Box<Bundle<S>>),
+    /// An inbound SA.
+    Inbound(Box<InboundSa<S>>),
+}
+
 /// A message out of a worker.
-pub enum FromWorker<B> {
+pub enum FromWorker<B, S> {
     /// A packet for the control plane; it starts at the Ethernet header for `Arp`, at the IPv4
     /// header otherwise.
     Punt {
@@ -95,8 +147,26 @@ pub enum FromWorker<B> {
         /// The packet.
         buf: B,
     },
-    /// Tables a worker replaced: dropped by the control plane.
-    Retired(Arc<Tables>),
+    /// A policy at level acquire or require met a packet without SAs: ask IKE for them.
+    Acquire {
+        /// The control plane's id of the policy.
+        policy_id: u32,
+    },
+    /// An SA passed a lifetime or ran out of sequence numbers.
+    SaEvent {
+        /// The worker that saw it.
+        worker: u16,
+        /// The SA's SPI.
+        spi: u32,
+        /// The SA's destination.
+        dst: Ipv4Addr,
+        /// ESP or AH.
+        proto: IpsecProto,
+        /// What happened.
+        event: SaEvent,
+    },
+    /// Something the worker replaced, to be dropped here.
+    Retired(Retired<S>),
 }
 
 /// A bounded lock-free queue. Producers never block: a full ring refuses the message.

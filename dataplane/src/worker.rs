@@ -6,39 +6,44 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::buf::{BURST, Burst, PacketBuf};
+use crate::crypto::Engine;
 use crate::ctl::{FromWorker, Ring, Tables, ToWorker};
 use crate::pipeline::{Outputs, Pipeline, WorkerStats};
 use crate::port::Port;
+use crate::spd::Spd;
 use crate::stats::{DropReason, Stats};
 
 /// Control messages applied between two rounds of polling, at most.
 const MSGS_PER_ROUND: usize = 64;
 
 /// One worker: its queue of every port, its pipeline, and its rings.
-pub struct Worker<P: Port> {
+pub struct Worker<P: Port, E: Engine> {
     id: u16,
     ports: Vec<P>,
-    pipeline: Pipeline,
+    pipeline: Pipeline<E>,
     out: Outputs<P::Buf>,
-    down: Arc<Ring<ToWorker<P::Buf>>>,
-    up: Arc<Ring<FromWorker<P::Buf>>>,
+    down: Arc<Ring<ToWorker<P::Buf, E::Session>>>,
+    up: Arc<Ring<FromWorker<P::Buf, E::Session>>>,
     published: Arc<StatsCell>,
 }
 
-impl<P: Port> Worker<P> {
-    /// Creates worker `id` over its queue of each port (indexed by port number).
+impl<P: Port, E: Engine> Worker<P, E> {
+    /// Creates worker `id` over its queue of each port (indexed by port number), with its own
+    /// crypto engine and the initial tables and SPD.
     pub fn new(
         id: u16,
         ports: Vec<P>,
+        engine: E,
         tables: Arc<Tables>,
-        down: Arc<Ring<ToWorker<P::Buf>>>,
-        up: Arc<Ring<FromWorker<P::Buf>>>,
+        spd: Arc<Spd>,
+        down: Arc<Ring<ToWorker<P::Buf, E::Session>>>,
+        up: Arc<Ring<FromWorker<P::Buf, E::Session>>>,
     ) -> Self {
         let n = ports.len();
         Worker {
             id,
             ports,
-            pipeline: Pipeline::new(id, tables),
+            pipeline: Pipeline::new(id, engine, tables, spd),
             out: Outputs::new(n),
             down,
             up,
@@ -64,6 +69,11 @@ impl<P: Port> Worker<P> {
     /// Returns the routing tables in use.
     pub fn tables(&self) -> &Arc<Tables> {
         self.pipeline.tables()
+    }
+
+    /// Returns the pipeline (its SAs, SPD and counters).
+    pub fn pipeline(&self) -> &Pipeline<E> {
+        &self.pipeline
     }
 
     /// Returns the ports (tests inspect in-memory ports).

@@ -5,9 +5,11 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use dataplane::buf::HeapBuf;
-use dataplane::ctl::{FromWorker, PuntReason, Ring, Tables, ToWorker};
+use dataplane::crypto::rust::RustEngine;
+use dataplane::ctl::{FromWorker, PuntReason, Retired, Ring, Tables, ToWorker};
 use dataplane::port::MemPort;
 use dataplane::route::{Iface, Ifaces, NextHop, Route};
+use dataplane::spd::Spd;
 use dataplane::stats::DropReason;
 use dataplane::wire::{Protocol, arp, ethernet, icmp, ipv4};
 use dataplane::worker::Worker;
@@ -22,10 +24,12 @@ const HOST: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 50);
 const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const FAR: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 9);
 
+type Session = <RustEngine as dataplane::crypto::Engine>::Session;
+
 struct Rig {
-    w: Worker<MemPort>,
-    down: Arc<Ring<ToWorker<HeapBuf>>>,
-    up: Arc<Ring<FromWorker<HeapBuf>>>,
+    w: Worker<MemPort, RustEngine>,
+    down: Arc<Ring<ToWorker<HeapBuf, Session>>>,
+    up: Arc<Ring<FromWorker<HeapBuf, Session>>>,
 }
 
 fn tables(wan_mtu: u16) -> Arc<Tables> {
@@ -41,7 +45,9 @@ fn tables(wan_mtu: u16) -> Arc<Tables> {
 fn rig(wan_mtu: u16, neighbors: bool) -> Rig {
     let down = Arc::new(Ring::new(64));
     let up = Arc::new(Ring::new(64));
-    let mut w = Worker::new(0, vec![MemPort::default(), MemPort::default()], tables(wan_mtu), down.clone(), up.clone());
+    let ports = vec![MemPort::default(), MemPort::default()];
+    let mut w =
+        Worker::new(0, ports, RustEngine, tables(wan_mtu), Arc::new(Spd::new(vec![])), down.clone(), up.clone());
     if neighbors {
         down.push(ToWorker::Neighbor { port: 0, ip: HOST, mac: HOST_MAC }).ok().unwrap();
         down.push(ToWorker::Neighbor { port: 1, ip: GW, mac: GW_MAC }).ok().unwrap();
@@ -278,7 +284,7 @@ fn swapped_tables_are_retired_to_the_control_plane() {
     r.down.push(ToWorker::Tables(tables(1500))).ok().unwrap();
     r.w.poll_once(0);
     match r.up.pop() {
-        Some(FromWorker::Retired(t)) => assert!(Arc::ptr_eq(&t, &old)),
+        Some(FromWorker::Retired(Retired::Tables(t))) => assert!(Arc::ptr_eq(&t, &old)),
         _ => panic!("old tables not handed back"),
     }
 }

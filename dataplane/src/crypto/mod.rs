@@ -162,7 +162,7 @@ mod tests {
     fn regions_stay_in_bounds() {
         assert_eq!(Region::new(2, 3).range(5), Some(2..5));
         assert_eq!(Region::new(2, 4).range(5), None);
-        assert_eq!(Region { off: u32::MAX, len: u32::MAX }.range(usize::MAX), None);
+        assert_eq!(Region { off: u32::MAX, len: u32::MAX }.range(1 << 20), None);
     }
 
     #[test]

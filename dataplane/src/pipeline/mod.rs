@@ -6,17 +6,23 @@
 //! never per packet. Every packet that goes nowhere is counted under a `DropReason`.
 
 mod icmp;
+mod ipsec;
 pub mod l2;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::buf::{Burst, PacketBuf};
-use crate::ctl::{FromWorker, PuntReason, Ring, Tables, ToWorker};
+use crate::crypto::Engine;
+use crate::ctl::{FromWorker, PuntReason, Retired, Ring, Tables, ToWorker};
 use crate::route::Neighbors;
+use crate::sa::Sa;
+use crate::spd::{PolicyCounters, PolicyIdx, Spd};
 use crate::stats::{DropReason, Stats};
+
 use crate::wire::{Protocol, icmp as wicmp, ipv4, udp};
 use icmp::{IcmpError, RateLimit};
+pub use ipsec::Direction;
 
 /// RFC 2408 / RFC 3947: IKE and NAT-traversal ports, which bypass the SPD.
 pub const IKE_PORTS: [u16; 2] = [500, 4500];
@@ -93,12 +99,23 @@ impl<B> Outputs<B> {
     }
 }
 
+/// Where a stage sends what it produces: staged frames, and messages to the control plane.
+pub(crate) struct Io<'a, B, S> {
+    pub out: &'a mut Outputs<B>,
+    pub up: &'a Ring<FromWorker<B, S>>,
+    pub now_ms: u64,
+}
+
+/// How deep inbound IPsec is unwrapped, and outbound IPsec nested, at most.
+const MAX_NESTING: u8 = 4;
+
 /// What the worker knows and counts, apart from its ports.
-pub struct Pipeline {
+pub struct Pipeline<E: Engine> {
     id: u16,
     tables: Arc<Tables>,
     neighbors: Neighbors,
     icmp_limit: RateLimit,
+    ipsec: ipsec::State<E>,
     /// Counters.
     pub stats: WorkerStats,
 }
@@ -106,14 +123,15 @@ pub struct Pipeline {
 /// ICMP errors a worker may originate per second.
 const ICMP_ERRORS_PER_SEC: u32 = 1000;
 
-impl Pipeline {
-    /// Creates the pipeline of worker `id` with the initial tables.
-    pub fn new(id: u16, tables: Arc<Tables>) -> Self {
+impl<E: Engine> Pipeline<E> {
+    /// Creates the pipeline of worker `id` with its crypto engine and the initial tables.
+    pub fn new(id: u16, engine: E, tables: Arc<Tables>, spd: Arc<Spd>) -> Self {
         Pipeline {
             id,
             tables,
             neighbors: Neighbors::default(),
             icmp_limit: RateLimit::new(ICMP_ERRORS_PER_SEC),
+            ipsec: ipsec::State::new(id, engine, spd),
             stats: WorkerStats::default(),
         }
     }
@@ -123,29 +141,57 @@ impl Pipeline {
         &self.tables
     }
 
+    /// Returns the SPD in use.
+    pub fn spd(&self) -> &Arc<Spd> {
+        self.ipsec.spd()
+    }
+
+    /// Returns the per-policy counters (indexed like the SPD in use).
+    pub fn policy_counters(&self) -> &PolicyCounters {
+        self.ipsec.counters()
+    }
+
+    /// Visits the installed SAs: outbound bundles by policy id, then inbound SAs.
+    pub fn for_each_sa(&self, f: impl FnMut(Direction, u32, &Sa<E::Session>)) {
+        self.ipsec.for_each_sa(f);
+    }
+
     /// Applies one control message between bursts.
     pub fn apply<B: PacketBuf>(
         &mut self,
-        msg: ToWorker<B>,
+        msg: ToWorker<B, E::Session>,
         out: &mut Outputs<B>,
-        up: &Ring<FromWorker<B>>,
+        up: &Ring<FromWorker<B, E::Session>>,
         now_ms: u64,
     ) {
-        match msg {
-            ToWorker::Tables(t) => {
-                let old = std::mem::replace(&mut self.tables, t);
-                // The control plane drops the last reference, off this core; if its ring is
-                // full the worker drops it, which is still correct, only slower.
-                let _ = up.push(FromWorker::Retired(old));
+        let retired = match msg {
+            ToWorker::Tables(t) => Some(Retired::Tables(std::mem::replace(&mut self.tables, t))),
+            ToWorker::Spd(spd) => Some(Retired::Spd(self.ipsec.set_spd(spd))),
+            ToWorker::Outbound { policy_id, bundle } => self.ipsec.set_outbound(policy_id, bundle).map(Retired::Bundle),
+            ToWorker::Inbound { key, sa } => self.ipsec.set_inbound(key, sa).map(Retired::Inbound),
+            ToWorker::Neighbor { port, ip, mac } => {
+                self.neighbors.insert(port, ip, mac);
+                None
             }
-            ToWorker::Neighbor { port, ip, mac } => self.neighbors.insert(port, ip, mac),
-            ToWorker::NeighborGone { port, ip } => self.neighbors.remove(port, ip),
-            ToWorker::Transmit { port, buf } => out.push(port, buf, &mut self.stats.drops),
+            ToWorker::NeighborGone { port, ip } => {
+                self.neighbors.remove(port, ip);
+                None
+            }
+            ToWorker::Transmit { port, buf } => {
+                out.push(port, buf, &mut self.stats.drops);
+                None
+            }
             ToWorker::Originate { buf } => {
                 let mut b = Burst::new();
                 b.push(buf);
-                self.output(&mut b, None, out, up, now_ms);
+                self.output(&mut b, Origin::Local, &mut Io { out, up, now_ms });
+                None
             }
+        };
+        if let Some(r) = retired {
+            // The control plane frees it, off this core; if its ring is full the worker frees
+            // it, which is still correct, only slower.
+            let _ = up.push(FromWorker::Retired(r));
         }
     }
 
@@ -156,7 +202,7 @@ impl Pipeline {
         in_port: u16,
         rx: &mut Burst<B>,
         out: &mut Outputs<B>,
-        up: &Ring<FromWorker<B>>,
+        up: &Ring<FromWorker<B, E::Session>>,
         now_ms: u64,
     ) {
         let tables = Arc::clone(&self.tables);
@@ -166,6 +212,8 @@ impl Pipeline {
             }
             return;
         };
+        let mut io = Io { out, up, now_ms };
+        self.ipsec.tick(now_ms / 1000, io.up);
         let mut ip: Burst<B> = Burst::new();
         for mut buf in rx.drain(..) {
             self.stats.rx_packets += 1;
@@ -174,36 +222,31 @@ impl Pipeline {
                 Ok(l2::Frame::Ipv4) => ip.push(buf),
                 Ok(l2::Frame::ArpReplied) => {
                     self.stats.arp_replies += 1;
-                    out.push(in_port, buf, &mut self.stats.drops);
+                    io.out.push(in_port, buf, &mut self.stats.drops);
                 }
-                Ok(l2::Frame::ArpOther) => self.punt(up, in_port, PuntReason::Arp, buf),
+                Ok(l2::Frame::ArpOther) => self.punt(&io, in_port, PuntReason::Arp, buf),
                 Err(r) => self.stats.drops.drop(r),
             }
         }
-        self.ip_input(in_port, &mut ip, out, up, now_ms);
+        self.ip_input(in_port, &mut ip, 0, &mut io);
     }
 
-    fn punt<B: PacketBuf>(&mut self, up: &Ring<FromWorker<B>>, port: u16, reason: PuntReason, buf: B) {
-        match up.push(FromWorker::Punt { worker: self.id, port, reason, buf }) {
+    fn punt<B: PacketBuf>(&mut self, io: &Io<'_, B, E::Session>, port: u16, reason: PuntReason, buf: B) {
+        match io.up.push(FromWorker::Punt { worker: self.id, port, reason, buf }) {
             Ok(()) => self.stats.punted += 1,
             Err(_) => self.stats.drops.drop(DropReason::PuntRingFull),
         }
     }
 
-    /// IPv4 input: local delivery or forwarding.
-    fn ip_input<B: PacketBuf>(
-        &mut self,
-        in_port: u16,
-        pkts: &mut Burst<B>,
-        out: &mut Outputs<B>,
-        up: &Ring<FromWorker<B>>,
-        now_ms: u64,
-    ) {
+    /// IPv4 input: inbound IPsec, local delivery or forwarding. `depth` counts the IPsec layers
+    /// already removed: packets that came out of an SA skip the incoming policy check.
+    fn ip_input<B: PacketBuf>(&mut self, in_port: u16, pkts: &mut Burst<B>, depth: u8, io: &mut Io<'_, B, E::Session>) {
         let tables = Arc::clone(&self.tables);
+        let mut ipsec_in: Burst<B> = Burst::new();
+        let mut local: Burst<B> = Burst::new();
         let mut fwd: Burst<B> = Burst::new();
-        let mut local_out: Burst<B> = Burst::new();
         for mut buf in pkts.drain(..) {
-            let (dst, proto, ttl, dport) = match check_ipv4(&mut buf) {
+            let (dst, proto, dport) = match check_ipv4(&mut buf) {
                 Ok(v) => v,
                 Err(r) => {
                     self.stats.drops.drop(r);
@@ -212,31 +255,60 @@ impl Pipeline {
             };
             if tables.ifaces.is_local(dst) || dst.is_broadcast() {
                 match proto {
+                    Protocol::Esp | Protocol::Ah => ipsec_in.push(buf),
+                    // Manual, "IKE traffic": IKE to us skips the incoming policy check.
                     Protocol::Udp if dport.is_some_and(|p| IKE_PORTS.contains(&p)) => {
-                        self.punt(up, in_port, PuntReason::Ike, buf)
+                        self.punt(io, in_port, PuntReason::Ike, buf)
                     }
-                    Protocol::Icmp if is_echo_request(buf.data()) => match icmp::echo_reply(&mut buf) {
-                        Ok(()) => {
-                            self.stats.icmp_out += 1;
-                            local_out.push(buf);
-                        }
-                        Err(r) => self.stats.drops.drop(r),
-                    },
-                    _ => self.punt(up, in_port, PuntReason::Local, buf),
+                    _ => local.push(buf),
                 }
-                continue;
+            } else {
+                fwd.push(buf);
             }
-            if ttl <= 1 {
+        }
+        if !ipsec_in.is_empty() {
+            if depth >= MAX_NESTING {
+                for _ in ipsec_in.drain(..) {
+                    self.stats.drops.drop(DropReason::NestingTooDeep);
+                }
+            } else {
+                let mut clear: Burst<B> = Burst::new();
+                self.ipsec.inbound(&tables.ifaces, &mut ipsec_in, &mut clear, &mut self.stats.drops, io);
+                // Manual: a decrypted packet "is received once more".
+                self.ip_input(in_port, &mut clear, depth + 1, io);
+            }
+        }
+        if depth == 0 {
+            self.ipsec.incoming_check(&mut local, true, &mut self.stats.drops);
+            self.ipsec.incoming_check(&mut fwd, false, &mut self.stats.drops);
+        }
+        let mut replies: Burst<B> = Burst::new();
+        for mut buf in local.drain(..) {
+            if is_echo_request(buf.data()) {
+                match icmp::echo_reply(&mut buf) {
+                    Ok(()) => {
+                        self.stats.icmp_out += 1;
+                        replies.push(buf);
+                    }
+                    Err(r) => self.stats.drops.drop(r),
+                }
+            } else {
+                self.punt(io, in_port, PuntReason::Local, buf);
+            }
+        }
+        let mut forward: Burst<B> = Burst::new();
+        for mut buf in fwd.drain(..) {
+            if ipv4::Packet::new_unchecked(buf.data()).ttl() <= 1 {
                 self.stats.drops.drop(DropReason::TtlExceeded);
-                self.icmp_error(buf, IcmpError::TtlExceeded, in_port, now_ms, &mut local_out);
+                self.icmp_error(buf, IcmpError::TtlExceeded, in_port, io.now_ms, &mut replies);
                 continue;
             }
             decrement_ttl(buf.data_mut());
-            fwd.push(buf);
+            forward.push(buf);
         }
-        self.stats.forwarded += fwd.len() as u64;
-        self.output_from(&mut fwd, Some(in_port), out, up, now_ms);
-        self.output(&mut local_out, None, out, up, now_ms);
+        self.stats.forwarded += forward.len() as u64;
+        self.output(&mut forward, Origin::Forwarded(in_port), io);
+        self.output(&mut replies, Origin::Local, io);
     }
 
     /// Rewrites `buf` into an ICMP error if allowed and within the rate limit, and stages it;
@@ -259,40 +331,42 @@ impl Pipeline {
         }
     }
 
-    /// Outbound path of locally originated packets.
-    fn output<B: PacketBuf>(
-        &mut self,
-        pkts: &mut Burst<B>,
-        _prev_policy: Option<u32>,
-        out: &mut Outputs<B>,
-        up: &Ring<FromWorker<B>>,
-        now_ms: u64,
-    ) {
-        self.route(pkts, None, out, up, now_ms);
+    /// The outbound path: the SPD, encryption (each encrypted packet goes through the SPD again
+    /// as locally originated, so tunnels can nest), then routing.
+    fn output<B: PacketBuf>(&mut self, pkts: &mut Burst<B>, origin: Origin, io: &mut Io<'_, B, E::Session>) {
+        self.output_nested(pkts, origin, None, 0, io);
     }
 
-    /// Outbound path of forwarded packets (ICMP errors go back towards `in_port`'s side).
-    fn output_from<B: PacketBuf>(
+    fn output_nested<B: PacketBuf>(
         &mut self,
         pkts: &mut Burst<B>,
-        in_port: Option<u16>,
-        out: &mut Outputs<B>,
-        up: &Ring<FromWorker<B>>,
-        now_ms: u64,
+        origin: Origin,
+        prev: Option<PolicyIdx>,
+        depth: u8,
+        io: &mut Io<'_, B, E::Session>,
     ) {
-        self.route(pkts, in_port, out, up, now_ms);
+        if pkts.is_empty() {
+            return;
+        }
+        let mut clear: Burst<B> = Burst::new();
+        let mut groups: ipsec::Groups<B> = ipsec::Groups::new();
+        self.ipsec.outbound(pkts, origin.is_local(), prev, &mut clear, &mut groups, &mut self.stats.drops, io);
+        self.route(&mut clear, origin.in_port(), io);
+        for (policy, group) in groups.iter_mut() {
+            if depth >= MAX_NESTING {
+                for _ in group.drain(..) {
+                    self.stats.drops.drop(DropReason::NestingTooDeep);
+                }
+                continue;
+            }
+            self.ipsec.seal(*policy, group, &mut self.stats.drops, io.up);
+            self.output_nested(group, Origin::Local, Some(*policy), depth + 1, io);
+        }
     }
 
-    /// Routes, resolves and stages each packet; `in_port` is set for forwarded packets, which
-    /// may cause ICMP errors.
-    fn route<B: PacketBuf>(
-        &mut self,
-        pkts: &mut Burst<B>,
-        in_port: Option<u16>,
-        out: &mut Outputs<B>,
-        up: &Ring<FromWorker<B>>,
-        now_ms: u64,
-    ) {
+    /// Routes, resolves and stages each packet; forwarded packets may cause ICMP errors back
+    /// towards the port they came from.
+    fn route<B: PacketBuf>(&mut self, pkts: &mut Burst<B>, in_port: Option<u16>, io: &mut Io<'_, B, E::Session>) {
         let tables = Arc::clone(&self.tables);
         let mut errors: Burst<B> = Burst::new();
         for mut buf in pkts.drain(..) {
@@ -304,7 +378,7 @@ impl Pipeline {
                 self.stats.drops.drop(DropReason::NoRoute);
                 if let Some(p) = in_port {
                     restore_ttl(buf.data_mut());
-                    self.icmp_error(buf, IcmpError::NetUnreachable, p, now_ms, &mut errors);
+                    self.icmp_error(buf, IcmpError::NetUnreachable, p, io.now_ms, &mut errors);
                 }
                 continue;
             };
@@ -316,31 +390,51 @@ impl Pipeline {
                 self.stats.drops.drop(DropReason::FragNeeded);
                 if let (Some(p), true) = (in_port, df) {
                     restore_ttl(buf.data_mut());
-                    self.icmp_error(buf, IcmpError::FragNeeded(iface.mtu), p, now_ms, &mut errors);
+                    self.icmp_error(buf, IcmpError::FragNeeded(iface.mtu), p, io.now_ms, &mut errors);
                 }
                 continue;
             }
             let next_hop = hop.gateway.unwrap_or(dst);
             let Some(mac) = self.neighbors.get(hop.port, next_hop) else {
-                self.punt(up, hop.port, PuntReason::Resolve { next_hop }, buf);
+                self.punt(io, hop.port, PuntReason::Resolve { next_hop }, buf);
                 continue;
             };
             match l2::encap(&mut buf, iface.mac, mac) {
-                Ok(()) => out.push(hop.port, buf, &mut self.stats.drops),
+                Ok(()) => io.out.push(hop.port, buf, &mut self.stats.drops),
                 Err(r) => self.stats.drops.drop(r),
             }
         }
         if !errors.is_empty() {
-            // ICMP errors are locally originated; errors about them are never sent, so this
-            // recursion ends here.
-            self.route(&mut errors, None, out, up, now_ms);
+            // ICMP errors are locally originated; no error is sent about them, so this ends.
+            self.output(&mut errors, Origin::Local, io);
+        }
+    }
+}
+
+/// Where an outbound packet comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// Originated here (replies, errors, the control plane, re-processed encrypted packets).
+    Local,
+    /// Forwarded, received on this port.
+    Forwarded(u16),
+}
+
+impl Origin {
+    fn is_local(self) -> bool {
+        self == Origin::Local
+    }
+    fn in_port(self) -> Option<u16> {
+        match self {
+            Origin::Local => None,
+            Origin::Forwarded(p) => Some(p),
         }
     }
 }
 
 /// Validates an IPv4 header (checksum included) and trims link-layer padding; returns the
-/// destination, protocol, TTL and, for a first fragment of UDP, the destination port.
-fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<(Ipv4Addr, Protocol, u8, Option<u16>), DropReason> {
+/// destination, protocol and, for a first fragment of UDP, the destination port.
+fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<(Ipv4Addr, Protocol, Option<u16>), DropReason> {
     let (total, v) = {
         let d = buf.data();
         if d.first().is_none_or(|b| b >> 4 != 4) {
@@ -355,7 +449,7 @@ fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<(Ipv4Addr, Protocol, u8, Opti
         } else {
             None
         };
-        (usize::from(ip.total_len()), (ip.dst_addr(), ip.protocol(), ip.ttl(), dport))
+        (usize::from(ip.total_len()), (ip.dst_addr(), ip.protocol(), dport))
     };
     let extra = buf.len() - total;
     if extra > 0 {

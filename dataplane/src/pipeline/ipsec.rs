@@ -1,0 +1,378 @@
+//! The worker's IPsec state and stages: the compiled SPD with its per-policy counters, the
+//! outbound SA bundles (by policy), the inbound SAs (by source, destination, protocol and SPI),
+//! and the burst stages that use them. SAs of one policy or key are processed as one group,
+//! so each crypto call serves as many packets as possible.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+
+use super::Io;
+use crate::buf::{BURST, Burst, PacketBuf};
+use crate::bundle::Bundle;
+use crate::crypto::Engine;
+use crate::ctl::{FromWorker, InboundSa, Ring, SaKey};
+use crate::route::Ifaces;
+use crate::sa::{IpsecProto, Sa};
+use crate::spd::{Decision, Decrypted, Incoming, Key, Outgoing, PolicyCounters, PolicyIdx, Spd, Verdict};
+use crate::stats::{DropReason, Stats};
+use crate::wire::{Protocol, ah, esp, ipv4};
+use crate::{ah as ah_xf, esp as esp_xf};
+
+/// Which way an SA works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Seals outgoing packets.
+    Out,
+    /// Opens incoming packets.
+    In,
+}
+
+/// Acquires sent per policy per second, at most (the IKE daemon needs only one).
+const ACQUIRE_INTERVAL_MS: u64 = 1000;
+
+/// Encrypt groups of one burst: packets by policy.
+pub(crate) struct Groups<B> {
+    groups: ArrayVec<(PolicyIdx, Burst<B>), BURST>,
+}
+
+impl<B> Groups<B> {
+    pub(crate) fn new() -> Self {
+        Groups { groups: ArrayVec::new() }
+    }
+
+    fn push(&mut self, policy: PolicyIdx, buf: B) {
+        match self.groups.iter_mut().find(|(p, _)| *p == policy) {
+            Some((_, g)) => g.push(buf),
+            None => {
+                let mut g = Burst::new();
+                g.push(buf);
+                self.groups.push((policy, g));
+            }
+        }
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut (PolicyIdx, Burst<B>)> {
+        self.groups.iter_mut()
+    }
+}
+
+pub(crate) struct State<E: Engine> {
+    worker: u16,
+    engine: E,
+    spd: Arc<Spd>,
+    counters: PolicyCounters,
+    id_to_idx: HashMap<u32, PolicyIdx>,
+    outbound: HashMap<u32, Box<Bundle<E::Session>>>,
+    inbound: HashMap<SaKey, Box<InboundSa<E::Session>>>,
+    last_acquire: HashMap<u32, u64>,
+    now_secs: u64,
+}
+
+/// SAs a worker expects; more only make the maps grow, between bursts.
+const EXPECTED_SAS: usize = 1024;
+
+fn index_ids(spd: &Spd) -> HashMap<u32, PolicyIdx> {
+    spd.policies().iter().enumerate().map(|(i, p)| (p.id, i as PolicyIdx)).collect()
+}
+
+impl<E: Engine> State<E> {
+    pub(crate) fn new(worker: u16, engine: E, spd: Arc<Spd>) -> Self {
+        State {
+            worker,
+            engine,
+            counters: spd.counters(),
+            id_to_idx: index_ids(&spd),
+            spd,
+            outbound: HashMap::with_capacity(EXPECTED_SAS),
+            inbound: HashMap::with_capacity(EXPECTED_SAS),
+            last_acquire: HashMap::with_capacity(EXPECTED_SAS),
+            now_secs: 0,
+        }
+    }
+
+    pub(crate) fn spd(&self) -> &Arc<Spd> {
+        &self.spd
+    }
+
+    pub(crate) fn counters(&self) -> &PolicyCounters {
+        &self.counters
+    }
+
+    /// Swaps in a new SPD and returns the old one.
+    pub(crate) fn set_spd(&mut self, spd: Arc<Spd>) -> Arc<Spd> {
+        self.counters = spd.counters();
+        self.id_to_idx = index_ids(&spd);
+        std::mem::replace(&mut self.spd, spd)
+    }
+
+    pub(crate) fn set_outbound(
+        &mut self,
+        policy_id: u32,
+        bundle: Option<Box<Bundle<E::Session>>>,
+    ) -> Option<Box<Bundle<E::Session>>> {
+        match bundle {
+            Some(b) => self.outbound.insert(policy_id, b),
+            None => self.outbound.remove(&policy_id),
+        }
+    }
+
+    pub(crate) fn set_inbound(
+        &mut self,
+        key: SaKey,
+        sa: Option<Box<InboundSa<E::Session>>>,
+    ) -> Option<Box<InboundSa<E::Session>>> {
+        match sa {
+            Some(s) => self.inbound.insert(key, s),
+            None => self.inbound.remove(&key),
+        }
+    }
+
+    pub(crate) fn for_each_sa(&self, mut f: impl FnMut(Direction, u32, &Sa<E::Session>)) {
+        for (&id, b) in &self.outbound {
+            for sa in b.esp.iter().chain(b.ah.iter()) {
+                f(Direction::Out, id, sa);
+            }
+        }
+        for ib in self.inbound.values() {
+            f(Direction::In, ib.policy_id, &ib.sa);
+        }
+    }
+
+    /// Applies time lifetimes once a second, reporting what expired.
+    pub(crate) fn tick<B>(&mut self, now_secs: u64, up: &Ring<FromWorker<B, E::Session>>) {
+        if now_secs == self.now_secs {
+            return;
+        }
+        self.now_secs = now_secs;
+        let worker = self.worker;
+        for b in self.outbound.values_mut() {
+            for sa in b.sas_mut() {
+                sa.tick(now_secs);
+                report(worker, sa, up);
+            }
+        }
+        for ib in self.inbound.values_mut() {
+            ib.sa.tick(now_secs);
+            report(worker, &mut ib.sa, up);
+        }
+    }
+
+    /// The incoming policy check on cleartext packets: drops what should have come encrypted.
+    pub(crate) fn incoming_check<B: PacketBuf>(&mut self, pkts: &mut Burst<B>, to_us: bool, drops: &mut Stats) {
+        if pkts.is_empty() || self.spd.is_empty() {
+            return;
+        }
+        let mut inc = [Incoming { key: Key::default(), len: 0, to_us }; BURST];
+        let mut keep = [true; BURST];
+        for (i, p) in pkts.iter().enumerate() {
+            match Key::from_ipv4(p.data()) {
+                Some(key) => inc[i] = Incoming { key, len: p.len() as u32, to_us },
+                None => keep[i] = false,
+            }
+        }
+        let n = pkts.len();
+        let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
+        let (spd, outbound) = (&self.spd, &self.outbound);
+        spd.incoming(&inc[..n], |idx| has_sa(spd, outbound, idx), &mut self.counters, &mut dec[..n]);
+        let mut i = 0;
+        pkts.retain(|_| {
+            let k = keep[i];
+            let d = dec[i].verdict;
+            i += 1;
+            match (k, d) {
+                (false, _) => {
+                    drops.drop(DropReason::Truncated);
+                    false
+                }
+                (true, Verdict::Drop(r)) => {
+                    drops.drop(r);
+                    false
+                }
+                _ => true,
+            }
+        });
+    }
+
+    /// Opens ESP and AH packets addressed to us, SA by SA; what decrypts and matches its SA's
+    /// policy goes to `clear`.
+    pub(crate) fn inbound<B: PacketBuf>(
+        &mut self,
+        ifaces: &Ifaces,
+        pkts: &mut Burst<B>,
+        clear: &mut Burst<B>,
+        drops: &mut Stats,
+        io: &mut Io<'_, B, E::Session>,
+    ) {
+        let mut keys: ArrayVec<Option<SaKey>, BURST> = pkts.iter().map(|p| sa_key(p.data())).collect();
+        let mut rest: Burst<B> = Burst::new();
+        let mut group: Burst<B> = Burst::new();
+        while !pkts.is_empty() {
+            let Some(first) = keys.iter().find_map(|k| *k) else {
+                for _ in pkts.drain(..) {
+                    drops.drop(DropReason::Truncated);
+                }
+                break;
+            };
+            for (buf, key) in pkts.drain(..).zip(keys.drain(..)) {
+                match key {
+                    Some(k) if k == first => group.push(buf),
+                    Some(_) => rest.push(buf),
+                    None => drops.drop(DropReason::Truncated),
+                }
+            }
+            keys = rest.iter().map(|p| sa_key(p.data())).collect();
+            std::mem::swap(pkts, &mut rest);
+            self.open_group(ifaces, first, &mut group, clear, drops, io.up);
+        }
+    }
+
+    fn open_group<B: PacketBuf>(
+        &mut self,
+        ifaces: &Ifaces,
+        key: SaKey,
+        group: &mut Burst<B>,
+        clear: &mut Burst<B>,
+        drops: &mut Stats,
+        up: &Ring<FromWorker<B, E::Session>>,
+    ) {
+        let Some(ib) = self.inbound.get_mut(&key) else {
+            for _ in group.drain(..) {
+                drops.drop(DropReason::UnknownSpi);
+            }
+            return;
+        };
+        match key.proto {
+            IpsecProto::Esp => esp_xf::open(&mut ib.sa, &mut self.engine, group, drops),
+            IpsecProto::Ah => ah_xf::open(&mut ib.sa, &mut self.engine, group, drops),
+        }
+        report(self.worker, &mut ib.sa, up);
+        let Some(&policy) = self.id_to_idx.get(&ib.policy_id) else {
+            for _ in group.drain(..) {
+                drops.drop(DropReason::InnerPolicyMismatch);
+            }
+            return;
+        };
+        // A packet that is itself ESP or AH for us (ah,esp, or nested tunnels ending here) is
+        // checked against the policy of the SA that finally opens it.
+        let mut check: ArrayVec<Decrypted, BURST> = ArrayVec::new();
+        let mut nested = [false; BURST];
+        for (i, p) in group.iter().enumerate() {
+            let key = Key::from_ipv4(p.data()).unwrap_or_default();
+            nested[i] = (key.proto == u8::from(Protocol::Esp) || key.proto == u8::from(Protocol::Ah))
+                && ifaces.is_local(Ipv4Addr::from(key.dst));
+            check.push(Decrypted { key, len: p.len() as u32, policy });
+        }
+        let n = group.len();
+        let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
+        self.spd.decrypted(&check, &mut self.counters, &mut dec[..n]);
+        for (i, buf) in group.drain(..).enumerate() {
+            match dec[i].verdict {
+                Verdict::Drop(r) if !nested[i] => drops.drop(r),
+                _ => clear.push(buf),
+            }
+        }
+    }
+
+    /// Runs the outbound SPD over a burst: clear packets to `clear`, packets to encrypt into
+    /// `groups` by policy; asks IKE for missing SAs.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn outbound<B: PacketBuf>(
+        &mut self,
+        pkts: &mut Burst<B>,
+        local: bool,
+        prev: Option<PolicyIdx>,
+        clear: &mut Burst<B>,
+        groups: &mut Groups<B>,
+        drops: &mut Stats,
+        io: &mut Io<'_, B, E::Session>,
+    ) {
+        if self.spd.is_empty() {
+            clear.extend(pkts.drain(..));
+            return;
+        }
+        let n = pkts.len();
+        let mut outg = [Outgoing { key: Key::default(), len: 0, local, prev }; BURST];
+        let mut ok = [true; BURST];
+        for (i, p) in pkts.iter().enumerate() {
+            match Key::from_ipv4(p.data()) {
+                Some(key) => outg[i] = Outgoing { key, len: p.len() as u32, local, prev },
+                None => ok[i] = false,
+            }
+        }
+        let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
+        let (spd, outbound) = (&self.spd, &self.outbound);
+        spd.outbound(&outg[..n], |idx| has_sa(spd, outbound, idx), &mut self.counters, &mut dec[..n]);
+        for (i, buf) in pkts.drain(..).enumerate() {
+            if !ok[i] {
+                drops.drop(DropReason::Truncated);
+                continue;
+            }
+            if let Some(idx) = dec[i].acquire {
+                self.acquire(idx, io);
+            }
+            match dec[i].verdict {
+                Verdict::Bypass | Verdict::Clear => clear.push(buf),
+                Verdict::Drop(r) => drops.drop(r),
+                Verdict::Encrypt(idx) => groups.push(idx, buf),
+            }
+        }
+    }
+
+    fn acquire<B>(&mut self, idx: PolicyIdx, io: &mut Io<'_, B, E::Session>) {
+        let Some(p) = self.spd.policy(idx) else { return };
+        let last = self.last_acquire.entry(p.id).or_insert(0);
+        if *last != 0 && io.now_ms.saturating_sub(*last) < ACQUIRE_INTERVAL_MS {
+            return;
+        }
+        *last = io.now_ms.max(1);
+        let _ = io.up.push(FromWorker::Acquire { policy_id: p.id });
+    }
+
+    /// Seals a group with its policy's SAs.
+    pub(crate) fn seal<B: PacketBuf>(
+        &mut self,
+        idx: PolicyIdx,
+        group: &mut Burst<B>,
+        drops: &mut Stats,
+        up: &Ring<FromWorker<B, E::Session>>,
+    ) {
+        let bundle = self.spd.policy(idx).and_then(|p| self.outbound.get_mut(&p.id));
+        let Some(bundle) = bundle else {
+            for _ in group.drain(..) {
+                drops.drop(DropReason::NoSa);
+            }
+            return;
+        };
+        bundle.seal(&mut self.engine, group, drops);
+        for sa in bundle.sas_mut() {
+            report(self.worker, sa, up);
+        }
+    }
+}
+
+/// Returns true when policy `idx` of `spd` has usable outbound SAs.
+fn has_sa<S>(spd: &Spd, outbound: &HashMap<u32, Box<Bundle<S>>>, idx: PolicyIdx) -> bool {
+    spd.policy(idx).is_some_and(|p| outbound.get(&p.id).is_some_and(|b| b.is_usable()))
+}
+
+/// Sends an SA's pending events to the control plane.
+fn report<B, S>(worker: u16, sa: &mut Sa<S>, up: &Ring<FromWorker<B, S>>) {
+    while let Some(event) = sa.poll_event() {
+        let _ = up.push(FromWorker::SaEvent { worker, spi: sa.spi(), dst: sa.dst(), proto: sa.proto(), event });
+    }
+}
+
+/// Returns how an ESP or AH packet (at its IPv4 header) finds its SA.
+fn sa_key(d: &[u8]) -> Option<SaKey> {
+    let ip = ipv4::Packet::new_checked(d).ok()?;
+    let payload = ip.payload();
+    let (proto, spi) = match ip.protocol() {
+        Protocol::Esp => (IpsecProto::Esp, esp::Packet::new_checked(payload).ok()?.spi()),
+        Protocol::Ah => (IpsecProto::Ah, ah::Packet::new_checked(payload).ok()?.spi()),
+        _ => return None,
+    };
+    Some(SaKey { src: ip.src_addr(), dst: ip.dst_addr(), proto, spi })
+}
