@@ -81,6 +81,7 @@ impl Gw {
         self.w.poll_once(0);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn sa(
         &self,
         spi: u32,
