@@ -52,6 +52,8 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_stats_reset",
     "rte_eth_macaddr_get",
     "rte_eth_dev_get_mtu",
+    "rte_ring_create",
+    "rte_eth_from_rings",
 ];
 
 /// Constants (macros and enum values). Never the per-lcore variables: they are thread-local.
@@ -71,6 +73,7 @@ const VARS: &[&str] = &[
     "RTE_ETH_LINK_(UP|DOWN|FULL_DUPLEX|HALF_DUPLEX)",
     "RTE_ETH_SPEED_NUM_(NONE|UNKNOWN)",
     "RTE_MBUF_F_RX_RSS_HASH",
+    "RING_F_(SP_ENQ|SC_DEQ|EXACT_SZ)",
     "E(ALREADY|INVAL|NODEV|NOTSUP|OPNOTSUPP|NOMEM|NOENT|EXIST|BUSY|IO|PERM|AGAIN|NOSPC)",
 ];
 
@@ -79,7 +82,7 @@ const TYPES: &[&str] = &["rte_eth_conf", "rte_eth_dev_info", "rte_eth_stats", "r
 
 /// Only ever behind a pointer, or dragged in and never used (the rte_flow family does not
 /// compile as generated: a packed struct holding an aligned one, E0588).
-const OPAQUE: &[&str] = &["rte_mempool", "rte_flow_.*", "rte_l2tpv2_.*", "rte_gtp_.*"];
+const OPAQUE: &[&str] = &["rte_mempool", "rte_ring", "rte_flow_.*", "rte_l2tpv2_.*", "rte_gtp_.*"];
 
 /// Macros built on `RTE_BIT64()` that must be `u64` like the fields they go into; the clang
 /// macro fallback would make them `u32`.
@@ -117,6 +120,9 @@ fn main() {
     for lib in &dpdk.libs {
         println!("cargo:rustc-link-lib={lib}");
     }
+    // The net_ring driver, for `rte_eth_from_rings` (crossed port pairs). It is also the plugin
+    // EAL loads from its driver directory: the same file, so the loader maps it once.
+    println!("cargo:rustc-link-lib=rte_net_ring");
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let mut builder = bindgen::Builder::default()

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use dataplane::buf::{BURST, Burst, PacketBuf};
 use dataplane::port::Port;
 use ipsecgw::dpdk::testing::{Cases, eal_args, unique_prefix};
-use ipsecgw::dpdk::{Eal, EthPort, Mbuf, Mempool, PoolConfig, PortConfig, errno, lcore, shutdown};
+use ipsecgw::dpdk::{Eal, EthPort, EthQueue, Mbuf, Mempool, PoolConfig, PortConfig, errno, lcore, shutdown};
 
 /// Slots of the ring net_ring creates per queue: 1024, of which 1023 usable.
 const RING_SLOTS: usize = 1023;
@@ -99,6 +99,36 @@ fn main() -> ExitCode {
             got += n;
         }
         assert_eq!(got, sent);
+        assert_eq!(pool.available(), full);
+    });
+
+    cases.run("crossed_ring_pair_carries_each_direction_to_the_other_port", || {
+        let [na, nb] = EthPort::ring_pair(&eal, "wan_a", "wan_b", 1, 40).expect("ring pair");
+        assert_eq!((na.as_str(), nb.as_str()), ("net_ring_wan_a", "net_ring_wan_b"));
+        let mut a = EthPort::open(&eal, &na, &pool, &PortConfig::default()).expect("open a");
+        let mut b = EthPort::open(&eal, &nb, &pool, &PortConfig::default()).expect("open b");
+        a.start().unwrap();
+        b.start().unwrap();
+        let (mut qa, mut qb) = (a.queue(0).unwrap(), b.queue(0).unwrap());
+        let one_way = |from: &mut EthQueue, to: &mut EthQueue, seq| {
+            let mut tx: Burst<Mbuf> = Burst::new();
+            tx.push(pool.alloc_from(&frame(seq, 300)).unwrap());
+            assert_eq!(from.tx_burst(&mut tx), 1);
+            let mut rx: Burst<Mbuf> = Burst::new();
+            assert_eq!(from.rx_burst(&mut rx), 0, "no loopback");
+            assert_eq!(to.rx_burst(&mut rx), 1);
+            assert_eq!(rx[0].data(), frame(seq, 300).as_slice());
+        };
+        one_way(&mut qa, &mut qb, 1);
+        one_way(&mut qb, &mut qa, 2);
+        let mut tx: Burst<Mbuf> = Burst::new();
+        assert!(pool.alloc_bulk(&mut tx, BURST));
+        assert_eq!(qa.tx_burst(&mut tx), BURST);
+        assert!(pool.alloc_bulk(&mut tx, BURST));
+        assert_eq!(qa.tx_burst(&mut tx), 40 - BURST, "exactly `slots` in flight");
+        let mut rx: Burst<Mbuf> = Burst::new();
+        assert_eq!(qb.rx_burst(&mut rx) + qb.rx_burst(&mut Burst::new()), 40);
+        drop(rx);
         assert_eq!(pool.available(), full);
     });
 

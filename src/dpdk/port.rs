@@ -6,7 +6,7 @@
 use std::ffi::{CString, c_int};
 use std::mem::MaybeUninit;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use dataplane::buf::{BURST, Burst};
 use dataplane::port::Port;
@@ -22,6 +22,9 @@ pub const MAX_QUEUES: u16 = 64;
 
 /// RSS hash types asked for, restricted to what the device offers.
 const RSS_HF: u64 = ffi::RTE_ETH_RSS_IP | ffi::RTE_ETH_RSS_UDP | ffi::RTE_ETH_RSS_TCP;
+
+/// Numbers the rings of crossed ring pairs, for their unique names.
+static NEXT_RING: AtomicU32 = AtomicU32::new(0);
 
 /// How to configure a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +168,46 @@ impl EthPort {
             }
         }
         Ok(EthPort { inner: Arc::new(port), taken: 0 })
+    }
+
+    /// Creates two ethdev ports wired to each other, `net_ring_<a>` and `net_ring_<b>`: what
+    /// one transmits on queue q the other receives on queue q, through one ring of `slots`
+    /// packets per direction and queue. Returns the two device names, to [`open`](Self::open).
+    ///
+    /// A link between two gateways in one process (a `--vdev net_ring0` is a loopback, and a
+    /// second vdev cannot attach to its rings). The rings live until the process exits.
+    pub fn ring_pair(_eal: &Eal, a: &str, b: &str, queues: u16, slots: u32) -> Result<[String; 2], DpdkError> {
+        let mut rings = [Vec::new(), Vec::new()]; // [a → b, b → a]
+        for _ in 0..queues {
+            for dir in &mut rings {
+                let name = format!("gw_ring_{}", NEXT_RING.fetch_add(1, Ordering::Relaxed));
+                let cname = CString::new(name.clone()).expect("no NUL");
+                let flags = ffi::RING_F_SP_ENQ | ffi::RING_F_SC_DEQ | ffi::RING_F_EXACT_SZ;
+                // SAFETY: EAL is running; DPDK copies the name. One producer (the sending queue's
+                // poller) and one consumer (the receiving queue's) per ring, as the flags say.
+                let r = unsafe { ffi::rte_ring_create(cname.as_ptr(), slots, ffi::SOCKET_ID_ANY, flags) };
+                if r.is_null() {
+                    return Err(DpdkError::from_rte_errno(format!("rte_ring_create({name}, {slots})")));
+                }
+                dir.push(r);
+            }
+        }
+        let mut names = [String::new(), String::new()];
+        for (i, (name, rx, tx)) in [(a, &rings[1], &rings[0]), (b, &rings[0], &rings[1])].into_iter().enumerate() {
+            let cname =
+                CString::new(name).map_err(|_| DpdkError::new(format!("ring port name {name:?}"), errno::EINVAL))?;
+            let n = u32::from(queues);
+            // SAFETY: EAL is running; rx and tx hold `queues` valid rings each, which are never
+            // freed; DPDK copies the name and the ring pointers.
+            let ret = unsafe {
+                ffi::rte_eth_from_rings(cname.as_ptr(), rx.as_ptr(), n, tx.as_ptr(), n, ffi::rte_socket_id())
+            };
+            if ret < 0 {
+                return Err(DpdkError::from_rte_errno(format!("rte_eth_from_rings({name})")));
+            }
+            names[i] = format!("net_ring_{name}");
+        }
+        Ok(names)
     }
 
     /// Returns the DPDK port id.
