@@ -107,6 +107,26 @@ impl PacketBuf for HeapBuf {
     }
 }
 
+/// A source of fresh packet buffers (a DPDK mempool, or the heap in tests): used off the
+/// per-packet path, by the control plane to build ARP requests and its own packets.
+pub trait BufAlloc {
+    /// The buffers it hands out.
+    type Buf: PacketBuf;
+    /// Returns an empty buffer with the default headroom, or `None` when exhausted.
+    fn alloc(&self) -> Option<Self::Buf>;
+}
+
+/// Allocates [`HeapBuf`]s.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeapAlloc;
+
+impl BufAlloc for HeapAlloc {
+    type Buf = HeapBuf;
+    fn alloc(&self) -> Option<HeapBuf> {
+        Some(HeapBuf::from_slice(&[]))
+    }
+}
+
 /// A burst of packets: a fixed-capacity array, never allocated per burst.
 pub type Burst<B> = ArrayVec<B, BURST>;
 

@@ -17,6 +17,7 @@ pub mod port;
 pub mod replay;
 pub mod route;
 pub mod sa;
+pub mod slowpath;
 pub mod spd;
 pub mod stats;
 pub mod wire;

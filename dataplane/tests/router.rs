@@ -303,3 +303,81 @@ impl Rig {
         self.w.tables()
     }
 }
+
+mod slow_path {
+    use super::*;
+    use dataplane::buf::HeapAlloc;
+    use dataplane::slowpath::SlowPath;
+
+    fn arp_reply_from_gw() -> Vec<u8> {
+        let mut rep = vec![0u8; 28];
+        arp::Repr {
+            operation: arp::Operation::Reply,
+            source_hardware_addr: ethernet::Address(GW_MAC),
+            source_protocol_addr: GW,
+            target_hardware_addr: ethernet::Address(WAN_MAC),
+            target_protocol_addr: WAN_IP,
+        }
+        .emit(&mut arp::Packet::new_checked(&mut rep[..]).unwrap());
+        frame(WAN_MAC, GW_MAC, 0x0806, &rep)
+    }
+
+    #[test]
+    fn resolves_next_hops_holds_packets_and_teaches_the_workers() {
+        let mut r = rig(1500, false);
+        let mut slow = SlowPath::new(tables(1500), vec![r.down.clone()], r.up.clone());
+        let pkt = ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1, 2, 10));
+        for _ in 0..3 {
+            r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &pkt));
+        }
+        slow.poll(&HeapAlloc, 1000);
+        assert_eq!((slow.stats.held, slow.stats.arp_requests), (3, 1), "one ARP request for three packets");
+        r.w.poll_once(1000);
+        let out = r.sent(1);
+        assert_eq!(out.len(), 1);
+        let req = arp::Repr::parse(&arp::Packet::new_checked(&out[0][14..]).unwrap()).unwrap();
+        assert_eq!(
+            (req.operation, req.target_protocol_addr, req.source_protocol_addr),
+            (arp::Operation::Request, GW, WAN_IP)
+        );
+        assert_eq!(&out[0][..6], &[0xff; 6]);
+        // The gateway answers: the worker punts the reply, the slow path learns it, tells the
+        // worker, and sends the held packets.
+        r.send(1, arp_reply_from_gw());
+        slow.poll(&HeapAlloc, 1100);
+        r.w.poll_once(1100);
+        let out = r.sent(1);
+        assert_eq!(out.len(), 3, "held packets released");
+        assert!(out.iter().all(|f| f[..6] == GW_MAC && f[14 + 8] == 63));
+        assert_eq!(slow.stats.released, 3);
+        // From now on the worker resolves by itself.
+        r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &pkt));
+        assert_eq!(r.sent(1).len(), 1);
+        assert!(r.up.is_empty());
+    }
+
+    #[test]
+    fn gives_up_on_silent_next_hops_and_bounds_what_it_holds() {
+        let mut r = rig(1500, false);
+        let mut slow = SlowPath::new(tables(1500), vec![r.down.clone()], r.up.clone());
+        let pkt = ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1, 2, 10));
+        r.w.ports_mut()[0].rx.extend((0..20).map(|_| frame(LAN_MAC, HOST_MAC, 0x0800, &pkt)));
+        r.w.poll_once(0);
+        slow.poll(&HeapAlloc, 10);
+        assert_eq!((slow.stats.held, slow.stats.hold_dropped), (16, 4));
+        slow.poll(&HeapAlloc, 1500);
+        assert_eq!(slow.stats.arp_requests, 2, "retried after a second");
+        slow.poll(&HeapAlloc, 3100);
+        assert_eq!(slow.stats.hold_dropped, 20, "given up after three seconds");
+        // An unsolicited reply from a host we never asked about teaches nothing.
+        r.send(1, arp_reply_from_gw());
+        slow.poll(&HeapAlloc, 3200);
+        assert_eq!(slow.stats.arp_learned, 1, "replies addressed to us are learned");
+        let mut other = arp_reply_from_gw();
+        other[14 + 24..14 + 28].copy_from_slice(&[192, 0, 2, 77]);
+        other[14 + 14..14 + 18].copy_from_slice(&[192, 0, 2, 66]);
+        r.send(1, other);
+        slow.poll(&HeapAlloc, 3300);
+        assert_eq!(slow.stats.arp_learned, 1, "third-party chatter is not");
+    }
+}

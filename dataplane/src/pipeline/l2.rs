@@ -63,7 +63,7 @@ fn arp_in_place(frame: &mut [u8], iface: &Iface) -> Result<Frame, DropReason> {
 }
 
 /// Puts an Ethernet header for IPv4 in front of the packet.
-pub(crate) fn encap<B: PacketBuf>(buf: &mut B, src: [u8; 6], dst: [u8; 6]) -> Result<(), DropReason> {
+pub fn encap<B: PacketBuf>(buf: &mut B, src: [u8; 6], dst: [u8; 6]) -> Result<(), DropReason> {
     if !buf.prepend(ethernet::HEADER_LEN) {
         return Err(DropReason::NoHeadroom);
     }
