@@ -113,12 +113,49 @@ pub enum ToWorker<B, S> {
         /// The frame.
         buf: B,
     },
+    /// Report every installed SA (answered with `FromWorker::Snapshot`).
+    Snapshot,
     /// Route an IPv4 packet the control plane originated (it starts at its IPv4 header), as
     /// locally originated traffic: through the SPD, encryption and routing.
     Originate {
         /// The packet.
         buf: B,
     },
+}
+
+/// One SA as a worker sees it, for `installed-sa print`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaSnapshot {
+    /// The worker holding it.
+    pub worker: u16,
+    /// Sealing or opening.
+    pub direction: crate::pipeline::Direction,
+    /// The policy it serves.
+    pub policy_id: u32,
+    /// SPI.
+    pub spi: u32,
+    /// ESP or AH.
+    pub proto: IpsecProto,
+    /// Tunnel or transport.
+    pub mode: crate::sa::Mode,
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Algorithms.
+    pub xf: crate::crypto::Transform,
+    /// Life stage.
+    pub state: crate::sa::SaState,
+    /// Outbound: last sequence number sent; inbound: highest received.
+    pub seq: u32,
+    /// Inbound replay window size.
+    pub replay_window: u32,
+    /// Packets and bytes.
+    pub counters: crate::sa::SaCounters,
+    /// Installation time (seconds).
+    pub added_at: u64,
+    /// Lifetimes.
+    pub lifetimes: crate::sa::Lifetimes,
 }
 
 /// Something a worker replaced, for the control plane to free.
@@ -167,6 +204,8 @@ pub enum FromWorker<B, S> {
     },
     /// Something the worker replaced, to be dropped here.
     Retired(Retired<S>),
+    /// The answer to `ToWorker::Snapshot`.
+    Snapshot(Vec<SaSnapshot>),
 }
 
 /// A bounded lock-free queue. Producers never block: a full ring refuses the message.

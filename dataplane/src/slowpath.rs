@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::buf::{BufAlloc, PacketBuf};
-use crate::ctl::{FromWorker, PuntReason, Ring, Tables, ToWorker};
+use crate::ctl::{FromWorker, PuntReason, Ring, SaSnapshot, Tables, ToWorker};
 use crate::pipeline::l2;
 use crate::route::mask;
 use crate::sa::{IpsecProto, SaEvent};
@@ -83,6 +83,7 @@ pub struct SlowPath<B, S> {
     pending: HashMap<(u16, Ipv4Addr), Pending<B>>,
     ike: VecDeque<(u16, B)>,
     events: VecDeque<ControlEvent>,
+    snapshots: Vec<SaSnapshot>,
     /// Counters.
     pub stats: SlowStats,
 }
@@ -98,6 +99,7 @@ impl<B: PacketBuf, S> SlowPath<B, S> {
             pending: HashMap::new(),
             ike: VecDeque::new(),
             events: VecDeque::new(),
+            snapshots: Vec::new(),
             stats: SlowStats::default(),
         }
     }
@@ -110,6 +112,11 @@ impl<B: PacketBuf, S> SlowPath<B, S> {
     /// Returns the next IKE datagram (port, packet at its IPv4 header) for the control plane.
     pub fn pop_ike(&mut self) -> Option<(u16, B)> {
         self.ike.pop_front()
+    }
+
+    /// Takes the SA snapshots the workers sent since the last call.
+    pub fn take_snapshots(&mut self) -> Vec<SaSnapshot> {
+        std::mem::take(&mut self.snapshots)
     }
 
     /// Returns the next acquire or SA event for the control plane.
@@ -151,6 +158,7 @@ impl<B: PacketBuf, S> SlowPath<B, S> {
                 }
                 // Dropping it here is the point: memory is freed off the worker cores.
                 FromWorker::Retired(_) => {}
+                FromWorker::Snapshot(v) => self.snapshots.extend(v),
             }
         }
         self.timers(alloc, now_ms);

@@ -11,6 +11,7 @@ use dataplane::bundle::Bundle;
 use dataplane::crypto::rust::RustEngine;
 use dataplane::crypto::{Auth, Cipher, Engine, Transform};
 use dataplane::ctl::{FromWorker, InboundSa, Ring, SaKey, Tables, ToWorker};
+use dataplane::pipeline::Direction;
 use dataplane::port::MemPort;
 use dataplane::route::{Iface, Ifaces, NextHop, Route};
 use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, Sa, SaConfig};
@@ -410,4 +411,26 @@ fn nested_tunnels_encrypt_twice_and_loop_avoidance_stops_the_second_pass() {
     r2.install_in(2, s);
     r2.input(WAN, wan);
     assert_eq!(r2.dropped(DropReason::NoRoute), 1, "{:?}", r2.w.stats().drops.nonzero().collect::<Vec<_>>());
+}
+
+#[test]
+fn workers_report_their_sas() {
+    let (mut r1, _r2) = pair(Level::Require);
+    let p = ip_packet(H1, H2, Protocol::Udp, 64, &udp(1, 2, 10));
+    r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p); 5]);
+    r1.msg(ToWorker::Snapshot);
+    let mut snaps = None;
+    while let Some(m) = r1.up.pop() {
+        if let FromWorker::Snapshot(v) = m {
+            snaps = Some(v);
+        }
+    }
+    let mut snaps = snaps.expect("snapshot answered");
+    snaps.sort_by_key(|s| s.spi);
+    assert_eq!(snaps.len(), 2);
+    assert_eq!(
+        (snaps[0].spi, snaps[0].direction, snaps[0].counters.packets, snaps[0].seq),
+        (0x100, Direction::Out, 5, 5)
+    );
+    assert_eq!((snaps[1].spi, snaps[1].direction, snaps[1].src, snaps[1].dst), (0x101, Direction::In, R2_WAN, R1_WAN));
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::buf::{Burst, PacketBuf};
 use crate::crypto::Engine;
-use crate::ctl::{FromWorker, PuntReason, Retired, Ring, Tables, ToWorker};
+use crate::ctl::{FromWorker, PuntReason, Retired, Ring, SaSnapshot, Tables, ToWorker};
 use crate::route::Neighbors;
 use crate::sa::Sa;
 use crate::spd::{PolicyCounters, PolicyIdx, Spd};
@@ -179,6 +179,13 @@ impl<E: Engine> Pipeline<E> {
             }
             ToWorker::Transmit { port, buf } => {
                 out.push(port, buf, &mut self.stats.drops);
+                None
+            }
+            ToWorker::Snapshot => {
+                let mut v = Vec::new();
+                let worker = self.id;
+                self.ipsec.for_each_sa(|direction, policy_id, sa| v.push(snapshot(worker, direction, policy_id, sa)));
+                let _ = up.push(FromWorker::Snapshot(v));
                 None
             }
             ToWorker::Originate { buf } => {
@@ -408,6 +415,26 @@ impl<E: Engine> Pipeline<E> {
             // ICMP errors are locally originated; no error is sent about them, so this ends.
             self.output(&mut errors, Origin::Local, io);
         }
+    }
+}
+
+fn snapshot<S>(worker: u16, direction: Direction, policy_id: u32, sa: &Sa<S>) -> SaSnapshot {
+    SaSnapshot {
+        worker,
+        direction,
+        policy_id,
+        spi: sa.spi(),
+        proto: sa.proto(),
+        mode: sa.mode(),
+        src: sa.src(),
+        dst: sa.dst(),
+        xf: sa.transform(),
+        state: sa.state(),
+        seq: if direction == Direction::Out { sa.seq() } else { sa.replay_window().top() },
+        replay_window: sa.replay_window().size(),
+        counters: sa.counters(),
+        added_at: sa.added_at(),
+        lifetimes: sa.lifetimes(),
     }
 }
 
