@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{Classifier, DIMS, LEAF, Leaf, LeafRule, Node, Rule, Tree};
+use super::{Classifier, DIMS, Entry, LeafRule, Rule, Tree};
 
 /// Is the leaf size below which a node is not cut further (HiCuts's `binth`).
 const BINTH: usize = 8;
@@ -18,7 +18,7 @@ const MAX_BITS_TOTAL: u32 = 12;
 const MAX_DEPTH: u32 = 16;
 /// Makes an address "wide" when its prefix is shorter than this: wide and narrow addresses go
 /// to separate trees, so a tree cutting on an address never copies a wide rule into its leaves.
-const WIDE_LEN: u8 = 16;
+const WIDE_LEN: u8 = 8;
 
 /// Is the log2 of each field's size: 32-bit addresses, 16-bit ports, 8-bit protocol.
 const FIELD_BITS: [u8; DIMS] = [32, 32, 16, 16, 8];
@@ -57,7 +57,7 @@ struct Builder<'a> {
     tree: Tree,
     /// Leaves by content: a leaf is correct for any region whose first matches it holds, so
     /// identical lists share one leaf.
-    leaf_ids: HashMap<Vec<u32>, u32>,
+    leaf_ids: HashMap<Vec<u32>, Entry>,
     /// Scratch per-child counters, reused across nodes.
     counts: Vec<i64>,
 }
@@ -67,13 +67,13 @@ impl<'a> Builder<'a> {
         Builder {
             boxes,
             tree: Tree {
-                nodes: Vec::new(),
                 children: Vec::new(),
-                leaves: Vec::new(),
                 rules: Vec::new(),
-                root: 0,
+                root: Entry(0),
                 min_id: 0,
                 depth: 0,
+                nodes: 0,
+                leaves: 0,
             },
             leaf_ids: HashMap::new(),
             counts: Vec::new(),
@@ -84,16 +84,14 @@ impl<'a> Builder<'a> {
         let region: Region = std::array::from_fn(|d| (0, FIELD_BITS[d]));
         self.tree.min_id = ids[0];
         self.tree.root = self.node(ids.to_vec(), &region, 0);
-        self.tree.nodes.shrink_to_fit();
         self.tree.children.shrink_to_fit();
-        self.tree.leaves.shrink_to_fit();
         self.tree.rules.shrink_to_fit();
         self.tree
     }
 
     /// Builds the subtree for `ids` (rule indices in priority order, all intersecting `region`)
     /// and returns its reference.
-    fn node(&mut self, mut ids: Vec<u32>, region: &Region, depth: u32) -> u32 {
+    fn node(&mut self, mut ids: Vec<u32>, region: &Region, depth: u32) -> Entry {
         // A rule covering the whole region matches every packet that gets here: later rules
         // can never be first.
         if let Some(i) = ids.iter().position(|&id| covers(&self.boxes[id as usize], region)) {
@@ -119,17 +117,12 @@ impl<'a> Builder<'a> {
             }
         }
         drop(ids);
-        let at = self.tree.nodes.len();
         let base = self.tree.children.len();
         let (s0, s1) = (u32::from(region[d0].1) - b0, u32::from(region[d1].1) - b1);
-        self.tree.nodes.push(Node {
-            dim: [d0 as u8, d1 as u8],
-            shift: [if b0 == 0 { 0 } else { s0 as u8 }, if b1 == 0 { 0 } else { s1 as u8 }],
-            bits1: b1 as u8,
-            mask: [(1u32 << b0) - 1, (1u32 << b1) - 1],
-            base: base as u32,
-        });
-        self.tree.children.resize(base + n_children, 0);
+        let at =
+            Entry::node(base as u32, [(d0, if b0 == 0 { 0 } else { s0 }, b0), (d1, if b1 == 0 { 0 } else { s1 }, b1)]);
+        self.tree.nodes += 1;
+        self.tree.children.resize(base + n_children, Entry(0));
         self.tree.depth = self.tree.depth.max(depth + 1);
         for (c, list) in lists.into_iter().enumerate() {
             let (a, b) = ((c >> b1) as u32, (c & ((1 << b1) - 1)) as u32);
@@ -141,7 +134,7 @@ impl<'a> Builder<'a> {
             let r = if list.is_empty() { self.leaf(list) } else { self.node(list, &child, depth + 1) };
             self.tree.children[base + c] = r;
         }
-        at as u32
+        at
     }
 
     /// Picks the cut that leaves the fewest rules in the fullest child within the space budget;
@@ -230,7 +223,7 @@ impl<'a> Builder<'a> {
         (max_child, total)
     }
 
-    fn leaf(&mut self, ids: Vec<u32>) -> u32 {
+    fn leaf(&mut self, ids: Vec<u32>) -> Entry {
         if let Some(&r) = self.leaf_ids.get(&ids) {
             return r;
         }
@@ -251,8 +244,8 @@ impl<'a> Builder<'a> {
                 id,
             });
         }
-        let r = LEAF | self.tree.leaves.len() as u32;
-        self.tree.leaves.push(Leaf { start, len: ids.len() as u32 });
+        let r = Entry::leaf(start, ids.len() as u32);
+        self.tree.leaves += 1;
         self.leaf_ids.insert(ids, r);
         r
     }

@@ -146,29 +146,56 @@ pub fn linear_first_match(rules: &[Rule], key: &Key) -> Option<u32> {
     rules.iter().position(|r| r.matches(key)).map(|i| i as u32)
 }
 
-/// Marks a child reference as a leaf index rather than a node index.
-const LEAF: u32 = 1 << 31;
-
 /// Means "no rule" inside the lookup loops, which compare indices with `<`.
 const NONE: u32 = u32::MAX;
 
-/// One internal node: the child index is the concatenation of two bit fields of the key,
-/// `(key[dim[0]] >> shift[0]) & mask[0]` then `(key[dim[1]] >> shift[1]) & mask[1]` (mask 0
-/// when the node cuts only one field), added to `base` in `Tree::children`.
-#[derive(Clone, Copy, Debug)]
-struct Node {
-    dim: [u8; 2],
-    shift: [u8; 2],
-    bits1: u8,
-    mask: [u32; 2],
-    base: u32,
-}
-
-/// A leaf: `len` rules inline in `Tree::rules` from `start`, in priority order.
+/// A child reference, 64 bits, that carries everything needed to take the next step, so a step
+/// costs one dependent load (as `rte_acl`'s transitions do), not a node load then a child load.
+/// A leaf (top bit set) holds the start (bits 0..32) and length (bits 32..63) of its rules in
+/// `Tree::rules`. An internal node holds the base of its children in `Tree::children` (bits
+/// 0..32) and two cut fields: field, shift and bit count of the key field cut first (the high
+/// part of the child index) and second (the low part; 0 bits when the node cuts one field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Leaf {
-    start: u32,
-    len: u32,
+struct Entry(u64);
+
+impl Entry {
+    const LEAF: u64 = 1 << 63;
+
+    fn leaf(start: u32, len: u32) -> Entry {
+        Entry(Self::LEAF | u64::from(len) << 32 | u64::from(start))
+    }
+
+    fn node(base: u32, cuts: [(usize, u32, u32); 2]) -> Entry {
+        let [(d0, s0, b0), (d1, s1, b1)] = cuts;
+        let f = |d: usize, s: u32, b: u32| (d as u64) << 10 | u64::from(s) << 4 | u64::from(b);
+        Entry(f(d0, s0, b0) << 32 | f(d1, s1, b1) << 45 | u64::from(base))
+    }
+
+    #[inline(always)]
+    fn is_leaf(self) -> bool {
+        self.0 & Self::LEAF != 0
+    }
+
+    /// Returns the child slot for `key` of an internal node.
+    #[inline(always)]
+    fn slot(self, key: &[u32; DIMS]) -> usize {
+        let cut0 = (self.0 >> 32) as u32;
+        let cut1 = (self.0 >> 45) as u32;
+        let part = |cut: u32| {
+            let (d, s, b) = ((cut >> 10) & 7, (cut >> 4) & 63, cut & 15);
+            // Fields are below 5 and shifts below 32 by construction; the `min` and mask keep a
+            // corrupt entry from panicking.
+            (key[(d as usize).min(DIMS - 1)] >> (s & 31)) & ((1u32 << b) - 1)
+        };
+        let b1 = cut1 & 15;
+        (self.0 as u32 as usize) + (((part(cut0) << b1) | part(cut1)) as usize)
+    }
+
+    #[inline(always)]
+    fn leaf_range(self) -> std::ops::Range<usize> {
+        let start = self.0 as u32 as usize;
+        start..start + ((self.0 >> 32) as u32 & 0x7fff_ffff) as usize
+    }
 }
 
 /// One rule as a leaf stores it: per field the low end and the width, so a field matches when
@@ -203,49 +230,39 @@ impl LeafRule {
 /// One decision tree over a group of rules.
 #[derive(Debug)]
 struct Tree {
-    nodes: Vec<Node>,
-    children: Vec<u32>,
-    leaves: Vec<Leaf>,
+    children: Vec<Entry>,
     rules: Vec<LeafRule>,
-    root: u32,
+    root: Entry,
     /// The lowest rule index in the tree: a lookup that already matched a lower one skips it.
     min_id: u32,
     depth: u32,
+    nodes: usize,
+    leaves: usize,
 }
 
 impl Tree {
-    /// Scans leaf `leaf` for the first rule matching `key` with an index below `best`.
+    /// Scans `leaf` for the first rule matching `key` with an index below `best`.
     #[inline(always)]
-    fn scan(&self, leaf: u32, key: &Key, best: u32) -> u32 {
-        let l = self.leaves[(leaf & !LEAF) as usize];
-        let rules = &self.rules[l.start as usize..(l.start + l.len) as usize];
-        for r in rules {
-            // Rules are in priority order: once past `best`, nothing here can win.
-            if r.id >= best {
-                break;
-            }
-            if r.matches(key) {
-                return r.id;
-            }
+    fn scan(&self, leaf: Entry, key: &Key, best: u32) -> u32 {
+        // Branch-free: every rule of the (short) leaf is checked and the lowest matching index
+        // kept with a conditional move; an early exit would cost a mispredicted branch on
+        // nearly every lookup, more than the few compares it saves.
+        let mut best = best;
+        for r in &self.rules[leaf.leaf_range()] {
+            let hit = r.matches(key) & (r.id < best);
+            best = if hit { r.id } else { best };
         }
         best
     }
 
-    /// Takes one step down from node `at` for `key`: returns the child reference.
+    /// Takes one step down from internal node `at` for `key`.
     #[inline(always)]
-    fn step(&self, at: u32, key: &[u32; DIMS]) -> u32 {
-        let n = &self.nodes[at as usize];
-        let a = (key[n.dim[0] as usize] >> n.shift[0]) & n.mask[0];
-        let b = (key[n.dim[1] as usize] >> n.shift[1]) & n.mask[1];
-        self.children[(n.base + ((a << n.bits1) | b)) as usize]
+    fn step(&self, at: Entry, key: &[u32; DIMS]) -> Entry {
+        self.children[at.slot(key)]
     }
 
     fn memory_bytes(&self) -> usize {
-        use std::mem::size_of;
-        self.nodes.len() * size_of::<Node>()
-            + self.children.len() * size_of::<u32>()
-            + self.leaves.len() * size_of::<Leaf>()
-            + self.rules.len() * size_of::<LeafRule>()
+        self.children.len() * std::mem::size_of::<Entry>() + self.rules.len() * std::mem::size_of::<LeafRule>()
     }
 }
 
@@ -298,8 +315,8 @@ impl Classifier {
     pub fn shape(&self) -> Shape {
         Shape {
             trees: self.trees.len(),
-            nodes: self.trees.iter().map(|t| t.nodes.len()).sum(),
-            leaves: self.trees.iter().map(|t| t.leaves.len()).sum(),
+            nodes: self.trees.iter().map(|t| t.nodes).sum(),
+            leaves: self.trees.iter().map(|t| t.leaves).sum(),
             leaf_rules: self.trees.iter().map(|t| t.rules.len()).sum(),
             max_depth: self.trees.iter().map(|t| t.depth).max().unwrap_or(0),
         }
@@ -314,7 +331,7 @@ impl Classifier {
                 continue;
             }
             let mut at = t.root;
-            while at & LEAF == 0 {
+            while !at.is_leaf() {
                 at = t.step(at, &fields);
             }
             best = t.scan(at, key, best);
@@ -339,13 +356,13 @@ impl Classifier {
         for (f, k) in fields.iter_mut().zip(&keys[..n]) {
             *f = k.fields();
         }
-        let mut at = [0u32; BURST];
+        let mut at = [Entry(0); BURST];
         for t in &self.trees {
             at[..n].fill(t.root);
             // Walk level by level; packets whose walk ended stay parked on their leaf.
             for _ in 0..t.depth {
                 for i in 0..n {
-                    if at[i] & LEAF == 0 {
+                    if !at[i].is_leaf() {
                         at[i] = t.step(at[i], &fields[i]);
                     }
                 }
