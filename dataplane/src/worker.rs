@@ -3,7 +3,7 @@
 //! own ring. Counters are published to a shared cell now and then, never per packet.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::buf::{BURST, Burst, PacketBuf};
 use crate::crypto::Engine;
@@ -129,11 +129,11 @@ impl<P: Port, E: Engine> Worker<P, E> {
         self.published.store(&self.pipeline.stats);
     }
 
-    /// Polls until `stop` is set, publishing counters every `publish_every` rounds; `now_ms`
+    /// Polls until `stop()` says so, publishing counters every `publish_every` rounds; `now_ms`
     /// reads the clock (once per round).
-    pub fn run(&mut self, stop: &AtomicBool, mut now_ms: impl FnMut() -> u64, publish_every: u32) {
+    pub fn run(&mut self, stop: impl Fn() -> bool, mut now_ms: impl FnMut() -> u64, publish_every: u32) {
         let mut rounds = 0u32;
-        while !stop.load(Ordering::Relaxed) {
+        while !stop() {
             self.poll_once(now_ms());
             rounds += 1;
             if rounds >= publish_every {
