@@ -12,6 +12,7 @@ mod builtin;
 mod config;
 mod demo;
 mod pcap;
+mod run;
 mod satool;
 mod selftest;
 
@@ -20,6 +21,7 @@ const USAGE: &str = "usage: ipsecgw <command> [args]
 commands:
   demo [--seconds N] [--size BYTES]
                        two gateways on DPDK virtual devices, traffic between their LANs
+  run --config FILE    one gateway on DPDK from its configuration (see `ipsecgw run --help`)
   selftest             seal and open packets through manually keyed SAs on both engines
   sa seal|open ...     apply one SA to every packet of a pcap (see `ipsecgw sa --help`)
 ";
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("demo") => demo::run(&args[1..]),
         Some("selftest") => selftest::run(),
+        Some("run") => run::main(&args[1..]),
         Some("sa") => satool::main(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");

@@ -12,6 +12,7 @@ pub mod classify;
 pub mod crypto;
 pub mod ctl;
 pub mod esp;
+pub mod fasthash;
 pub mod pipeline;
 pub mod port;
 pub mod replay;

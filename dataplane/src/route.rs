@@ -4,7 +4,7 @@
 //! The trie has four levels of 256 entries (strides 8-8-8-8) with leaf pushing, so a lookup is
 //! at most four dependent loads. It is built off the worker and swapped in whole.
 
-use std::collections::HashMap;
+use crate::fasthash::FxHashMap;
 use std::net::Ipv4Addr;
 
 /// Where a route sends packets.
@@ -193,7 +193,7 @@ impl Ifaces {
 /// from the control plane's ARP results; looked up without allocating.
 #[derive(Clone, Debug, Default)]
 pub struct Neighbors {
-    map: HashMap<(u16, Ipv4Addr), [u8; 6]>,
+    map: FxHashMap<(u16, Ipv4Addr), [u8; 6]>,
 }
 
 impl Neighbors {

@@ -3,7 +3,6 @@
 //! and the burst stages that use them. SAs of one policy or key are processed as one group,
 //! so each crypto call serves as many packets as possible.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use crate::buf::{BURST, Burst, PacketBuf};
 use crate::bundle::Bundle;
 use crate::crypto::Engine;
 use crate::ctl::{FromWorker, InboundSa, Ring, SaKey};
+use crate::fasthash::{FxHashMap, map_with_capacity};
 use crate::route::Ifaces;
 use crate::sa::{IpsecProto, Sa};
 use crate::spd::{Decision, Decrypted, Incoming, Key, Outgoing, PolicyCounters, PolicyIdx, Spd, Verdict};
@@ -64,18 +64,20 @@ pub(crate) struct State<E: Engine> {
     engine: E,
     spd: Arc<Spd>,
     counters: PolicyCounters,
-    id_to_idx: HashMap<u32, PolicyIdx>,
-    outbound: HashMap<u32, Box<Bundle<E::Session>>>,
-    inbound: HashMap<SaKey, Box<InboundSa<E::Session>>>,
-    last_acquire: HashMap<u32, u64>,
+    id_to_idx: FxHashMap<u32, PolicyIdx>,
+    outbound: FxHashMap<u32, Box<Bundle<E::Session>>>,
+    inbound: FxHashMap<SaKey, Box<InboundSa<E::Session>>>,
+    last_acquire: FxHashMap<u32, u64>,
     now_secs: u64,
 }
 
 /// SAs a worker expects; more only make the maps grow, between bursts.
 const EXPECTED_SAS: usize = 1024;
 
-fn index_ids(spd: &Spd) -> HashMap<u32, PolicyIdx> {
-    spd.policies().iter().enumerate().map(|(i, p)| (p.id, i as PolicyIdx)).collect()
+fn index_ids(spd: &Spd) -> FxHashMap<u32, PolicyIdx> {
+    let mut m = map_with_capacity(spd.len());
+    m.extend(spd.policies().iter().enumerate().map(|(i, p)| (p.id, i as PolicyIdx)));
+    m
 }
 
 impl<E: Engine> State<E> {
@@ -86,9 +88,9 @@ impl<E: Engine> State<E> {
             counters: spd.counters(),
             id_to_idx: index_ids(&spd),
             spd,
-            outbound: HashMap::with_capacity(EXPECTED_SAS),
-            inbound: HashMap::with_capacity(EXPECTED_SAS),
-            last_acquire: HashMap::with_capacity(EXPECTED_SAS),
+            outbound: map_with_capacity(EXPECTED_SAS),
+            inbound: map_with_capacity(EXPECTED_SAS),
+            last_acquire: map_with_capacity(EXPECTED_SAS),
             now_secs: 0,
         }
     }
@@ -354,7 +356,7 @@ impl<E: Engine> State<E> {
 }
 
 /// Returns true when policy `idx` of `spd` has usable outbound SAs.
-fn has_sa<S>(spd: &Spd, outbound: &HashMap<u32, Box<Bundle<S>>>, idx: PolicyIdx) -> bool {
+fn has_sa<S>(spd: &Spd, outbound: &FxHashMap<u32, Box<Bundle<S>>>, idx: PolicyIdx) -> bool {
     spd.policy(idx).is_some_and(|p| outbound.get(&p.id).is_some_and(|b| b.is_usable()))
 }
 

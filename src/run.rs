@@ -1,0 +1,191 @@
+//! `ipsecgw run`: one gateway on DPDK from its configuration file: EAL with the interfaces'
+//! virtual devices, the ports, the worker on its own lcore, and the slow path on the main
+//! lcore, until SIGINT/SIGTERM (or `--seconds`), then the final counters.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ipsecgw::dpdk::{Eal, Mempool, PoolConfig, lcore, shutdown};
+use ipsecgw::gateway::{Gateway, Setup};
+
+const USAGE: &str = "usage: ipsecgw run --config FILE [--lcores 0,1] [--seconds N] [--stats-every N]
+  --config FILE     the gateway's configuration (a RouterOS export script)
+  --lcores LIST     EAL lcores: the first runs the slow path, the second the worker (default 0,1)
+  --seconds N       stop after N seconds (default: run until SIGINT or SIGTERM)
+  --stats-every N   print the counters every N seconds (default 0: only at the end)";
+
+struct Args {
+    config: String,
+    lcores: String,
+    seconds: Option<u64>,
+    stats_every: u64,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut a = Args { config: String::new(), lcores: "0,1".into(), seconds: None, stats_every: 0 };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().cloned().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--config" => a.config = val()?,
+            "--lcores" => a.lcores = val()?,
+            "--seconds" => a.seconds = Some(val()?.parse().map_err(|_| "--seconds takes a number")?),
+            "--stats-every" => a.stats_every = val()?.parse().map_err(|_| "--stats-every takes a number")?,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.config.is_empty() {
+        return Err("--config is required".into());
+    }
+    Ok(a)
+}
+
+pub fn main(args: &[String]) -> ExitCode {
+    let a = match parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("run: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("run: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Returns the EAL `--vdev` arguments the interfaces need: every device given with arguments
+/// (`net_af_packet0,iface=veth0`) or named after a virtual driver (`net_null0`).
+fn vdev_args(setup: &Setup) -> Vec<String> {
+    let mut v = Vec::new();
+    for i in &setup.ifaces {
+        if i.device.contains(',') || (i.device.starts_with("net_") && !i.device.starts_with("net_ring_")) {
+            v.push("--vdev".into());
+            v.push(i.device.clone());
+        }
+    }
+    v
+}
+
+/// Returns the port name of a device string: what precedes its arguments.
+pub fn port_name(device: &str) -> &str {
+    device.split(',').next().unwrap_or(device)
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    let text = std::fs::read_to_string(&a.config).map_err(|e| format!("{}: {e}", a.config))?;
+    let mut setup = crate::config::setup_from_script(&text).map_err(|e| format!("{}: {e}", a.config))?;
+    setup.name = a.config.clone();
+    let vdevs = vdev_args(&setup);
+    for i in &mut setup.ifaces {
+        i.device = port_name(&i.device).to_owned();
+    }
+    shutdown::install().map_err(|e| e.to_string())?;
+    let prefix = format!("ipsecgw_{}", std::process::id());
+    let mut eal_args: Vec<String> =
+        ["--no-huge", "-m", "512", "--no-pci", "--no-telemetry", "--file-prefix", &prefix, "-l", &a.lcores]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    eal_args.extend(vdevs);
+    let eal = Eal::init(eal_args).map_err(|e| e.to_string())?;
+    let result = serve(&eal, a, &setup);
+    drop(eal);
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    result
+}
+
+fn serve(eal: &Eal, a: &Args, setup: &Setup) -> Result<(), String> {
+    let pool = Mempool::create(eal, &PoolConfig::default()).map_err(|e| e.to_string())?;
+    let mut gw = Gateway::open(eal, &pool, setup)?;
+    let tsc_hz = lcore::tsc_hz();
+    let now_ms = move || lcore::tsc() / (tsc_hz / 1000).max(1);
+    let mut worker = gw.take_worker().ok_or("no worker")?;
+    let worker_lcore = lcore::workers().next();
+    let job = match worker_lcore {
+        Some(l) => Some(
+            lcore::launch(eal, l, move || {
+                worker.run(shutdown::requested, now_ms, 64);
+                worker
+            })
+            .map_err(|e| e.to_string())?,
+        ),
+        None => {
+            // One lcore: the worker and the slow path share it.
+            gw_inline(&mut gw, worker, a, now_ms);
+            None
+        }
+    };
+    println!("ipsecgw: {} running ({} interfaces); stop with SIGINT or SIGTERM", setup.name, setup.ifaces.len());
+    if job.is_some() {
+        let start = Instant::now();
+        let mut next = start + Duration::from_secs(a.stats_every.max(1));
+        while !shutdown::requested() {
+            gw.poll_slow(now_ms());
+            if a.seconds.is_some_and(|s| start.elapsed() >= Duration::from_secs(s)) {
+                shutdown::request();
+            }
+            if a.stats_every > 0 && Instant::now() >= next {
+                next += Duration::from_secs(a.stats_every);
+                print_stats(&gw);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    if let Some(job) = job {
+        let _worker = job.join();
+    }
+    gw.poll_slow(now_ms());
+    print_stats(&gw);
+    gw.stop();
+    Ok(())
+}
+
+fn gw_inline(gw: &mut Gateway, mut worker: ipsecgw::gateway::GwWorker, a: &Args, now_ms: impl Fn() -> u64) {
+    let start = Instant::now();
+    let mut rounds = 0u32;
+    while !shutdown::requested() {
+        worker.poll_once(now_ms());
+        rounds += 1;
+        if rounds == 64 {
+            rounds = 0;
+            worker.publish();
+            gw.poll_slow(now_ms());
+            if a.seconds.is_some_and(|s| start.elapsed() >= Duration::from_secs(s)) {
+                shutdown::request();
+            }
+        }
+    }
+    worker.publish();
+}
+
+fn print_stats(gw: &Gateway) {
+    let s = gw.stats();
+    println!(
+        "counters: rx {} tx {} forwarded {} punted {} icmp-out {} arp-replies {}",
+        s.rx_packets, s.tx_packets, s.forwarded, s.punted, s.icmp_out, s.arp_replies
+    );
+    for (reason, n) in s.drops.nonzero() {
+        println!("drop {}={n}", reason.label());
+    }
+    let sl = &gw.slow.stats;
+    println!(
+        "slow-path: arp-requests {} arp-learned {} held {} released {} hold-dropped {} ike-in {}",
+        sl.arp_requests, sl.arp_learned, sl.held, sl.released, sl.hold_dropped, sl.ike_in
+    );
+    for (name, st) in gw.port_stats() {
+        if let Some(st) = st {
+            println!(
+                "port {name}: ipackets {} opackets {} imissed {} ierrors {}",
+                st.ipackets, st.opackets, st.imissed, st.ierrors
+            );
+        }
+    }
+}
