@@ -57,21 +57,21 @@ fn quoted(v: &str) -> String {
 }
 
 /// Lays out words after `lead`, starting a new line indented by `indent` before a word that
-/// would pass the width. Every line keeps the trailing space the console prints.
+/// would pass the width.
 pub fn wrap(lead: &str, indent: usize, words: &[String]) -> String {
     let mut out = String::from(lead);
     let mut line_len = lead.len();
-    let mut first = true;
-    for w in words {
-        if !first && line_len + w.len() > WIDTH {
+    for (k, w) in words.iter().enumerate() {
+        if k > 0 && line_len + 1 + w.len() > WIDTH {
             out.push('\n');
             out.push_str(&" ".repeat(indent));
             line_len = indent;
+        } else if k > 0 {
+            out.push(' ');
+            line_len += 1;
         }
         out.push_str(w);
-        out.push(' ');
-        line_len += w.len() + 1;
-        first = false;
+        line_len += w.len();
     }
     out
 }
