@@ -16,6 +16,9 @@ use zeroize::Zeroizing;
 use crate::config::value::{AddrPort, Pair};
 use crate::config::{Config, Interface, IpAddress, IpRoute, Key, ManualSa, Policy};
 
+#[cfg(test)]
+mod tests;
+
 /// The anti-replay window of manual SAs: off, since a manually keyed peer restarts its sequence
 /// numbers at 1 whenever it restarts and no rekey resets ours (RFC 4303 3.3.3, 3.4.3).
 pub const MANUAL_REPLAY_WINDOW: u32 = 0;
@@ -255,9 +258,9 @@ fn compile_routes(cfg: &Config, ifaces: &[Iface], warnings: &mut Vec<String>) ->
     for (n, e) in cfg.entries::<IpRoute>().iter().enumerate().filter(|(_, e)| !e.disabled) {
         let r = &e.item;
         let gw = u32::from(r.gateway);
-        let port = ifaces.iter().find(|i| {
-            i.addrs.iter().any(|&(a, len)| dataplane::route::mask(len) & (u32::from(a) ^ gw) == 0)
-        });
+        let port = ifaces
+            .iter()
+            .find(|i| i.addrs.iter().any(|&(a, len)| dataplane::route::mask(len) & (u32::from(a) ^ gw) == 0));
         match port {
             Some(i) => routes.push(Route {
                 prefix: r.dst_address.network(),

@@ -135,19 +135,19 @@ pub fn render(sas: &[InstalledSa]) -> String {
             Direction::Out => "out",
         };
         let lines = [
-            format!(
-                "spi={} replay={} state={state} auth-algorithm={}",
-                sa.spi,
-                sa.replay,
-                sa.auth_algorithm.name()
-            ),
+            format!("spi={} replay={} state={state} auth-algorithm={}", sa.spi, sa.replay, sa.auth_algorithm.name()),
             format!(
                 "enc-algorithm={} flags=\"\" src-address={} dst-address={}",
                 cipher_name(sa.enc_algorithm),
                 sa.src_address,
                 sa.dst_address
             ),
-            format!("policy-id={} xform-index={} auth-key-length={}", sa.policy_id, sa.xform_index, sa.auth_key.len() * 8),
+            format!(
+                "policy-id={} xform-index={} auth-key-length={}",
+                sa.policy_id,
+                sa.xform_index,
+                sa.auth_key.len() * 8
+            ),
             format!("auth-key=\"{}\" enc-key-length={}", hex(&sa.auth_key), sa.enc_key.len() * 8),
             format!("enc-key=\"{}\" sa-type={sa_type} direction={direction}", hex(&sa.enc_key)),
             format!(

@@ -9,7 +9,7 @@
 mod installed;
 mod print;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use thiserror::Error;
 
@@ -93,7 +93,10 @@ impl Node {
 
     /// Returns the item menus at or under this node, in export order.
     fn menus(self) -> Vec<Menu> {
-        Menu::ALL.into_iter().filter(|m| self.path().is_empty() || m.words().join(" ").starts_with(&self.path())).collect()
+        Menu::ALL
+            .into_iter()
+            .filter(|m| self.path().is_empty() || m.words().join(" ").starts_with(&self.path()))
+            .collect()
     }
 }
 

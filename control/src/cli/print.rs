@@ -32,7 +32,8 @@ pub fn render(cfg: &Config, menu: Menu, detail: bool) -> String {
         match &columns {
             Some(cols) => {
                 let cells = cells(cfg, menu, i);
-                let line: Vec<(String, usize)> = cells.into_iter().zip(cols.iter()).map(|(c, &(_, w))| (c, w)).collect();
+                let line: Vec<(String, usize)> =
+                    cells.into_iter().zip(cols.iter()).map(|(c, &(_, w))| (c, w)).collect();
                 out.push_str(&row(&idx, if idx.is_empty() { ' ' } else { flag }, &line));
             }
             None => {
@@ -107,13 +108,23 @@ fn columns(menu: Menu) -> Option<&'static [(&'static str, usize)]> {
 /// Returns the cells of one table row.
 fn cells(cfg: &Config, menu: Menu, i: usize) -> Vec<String> {
     let field = |name: &str| -> String {
-        cfg.fields(menu, i).unwrap_or_default().into_iter().find(|(f, _, _)| *f == name).map(|(_, v, _)| v).unwrap_or_default()
+        cfg.fields(menu, i)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(f, _, _)| *f == name)
+            .map(|(_, v, _)| v)
+            .unwrap_or_default()
     };
     match menu {
         Menu::Interface => vec![field("name"), field("mtu"), field("mac-address"), field("device")],
         Menu::IpAddress => {
             let a: &IpAddress = &cfg.entries::<IpAddress>()[i].item;
-            vec![a.address.to_string(), a.address.network().to_string(), a.address.broadcast().to_string(), a.interface.clone()]
+            vec![
+                a.address.to_string(),
+                a.address.network().to_string(),
+                a.address.broadcast().to_string(),
+                a.interface.clone(),
+            ]
         }
         Menu::IpRoute => {
             let r: &IpRoute = &cfg.entries::<IpRoute>()[i].item;

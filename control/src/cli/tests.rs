@@ -223,13 +223,21 @@ fn numbers_lists_ranges_move_enable_disable() {
     assert_eq!(now, [ids[5], ids[1], ids[4]]);
     run(&mut c, &["disable 1", "set 0 action=drop"]);
     let out = c.execute("print").unwrap();
-    assert!(out.starts_with("Flags: X - disabled\n  0   ;;; p5\n      src-address=0.0.0.0/0 dst-address=10.9.5.0/24 "), "{out}");
+    assert!(
+        out.starts_with("Flags: X - disabled\n  0   ;;; p5\n      src-address=0.0.0.0/0 dst-address=10.9.5.0/24 "),
+        "{out}"
+    );
     assert!(out.contains("  1 X ;;; p1\n"), "{out}");
     run(&mut c, &["enable 1"]);
     assert!(!c.execute("print").unwrap().contains("Flags"));
     run(&mut c, &["set numbers=0,2 level=use"]);
-    assert!(c.config().entries::<Policy>().iter().enumerate().all(|(i, e)| (e.item.level == dataplane::spd::Level::Use)
-        == (i != 1)));
+    assert!(
+        c.config()
+            .entries::<Policy>()
+            .iter()
+            .enumerate()
+            .all(|(i, e)| (e.item.level == dataplane::spd::Level::Use) == (i != 1))
+    );
 }
 
 #[test]
@@ -249,7 +257,10 @@ fn tables_print_with_headers_and_computed_columns() {
     let keys = c.execute("/ip ipsec key print").unwrap();
     assert!(keys.starts_with("  #   NAME             ALGORITHM LENGTH KEY\n  0   auth-key1        md5       128    "));
     let ifs = c.execute("/interface print detail").unwrap();
-    assert!(ifs.contains("name=\"wan\" device=\"net_af_packet0,iface=veth-r1\" mac-address=none\n      mtu=1500\n"), "{ifs}");
+    assert!(
+        ifs.contains("name=\"wan\" device=\"net_af_packet0,iface=veth-r1\" mac-address=none\n      mtu=1500\n"),
+        "{ifs}"
+    );
     let peer = c.execute("/ip ipsec proposal print").unwrap();
     assert_eq!(
         peer,
@@ -313,12 +324,24 @@ fn every_refused_command_changes_nothing() {
         ("/ip ipsec policy add 3", "expected end of command (unexpected 3)"),
         ("/ip ipsec key remove enc-key1", "failure: key enc-key1 is in use by manual-sa sa1"),
         ("/ip ipsec key set enc-key1 name=renamed", "failure: key enc-key1 is in use by manual-sa sa1"),
-        ("/ip ipsec key set enc-key1 algorithm=aes", "failure: invalid key length 64 for aes: takes 128, 192 or 256 bits"),
-        ("/ip ipsec key add name=k algorithm=aes length=100 key=00", "failure: invalid key length 100 for aes: takes 128, 192 or 256 bits"),
-        ("/ip ipsec key add name=k algorithm=sha1 key=0011", "failure: key too short for sha1: length is 160 bits but the key has 16"),
+        (
+            "/ip ipsec key set enc-key1 algorithm=aes",
+            "failure: invalid key length 64 for aes: takes 128, 192 or 256 bits",
+        ),
+        (
+            "/ip ipsec key add name=k algorithm=aes length=100 key=00",
+            "failure: invalid key length 100 for aes: takes 128, 192 or 256 bits",
+        ),
+        (
+            "/ip ipsec key add name=k algorithm=sha1 key=0011",
+            "failure: key too short for sha1: length is 160 bits but the key has 16",
+        ),
         ("/ip ipsec key add name=k algorithm=des key=xyz", "invalid value for argument key"),
         ("/ip ipsec key add name=k algorithm=rot13 key=00", "input does not match any value of algorithm"),
-        ("/ip ipsec key add name=enc-key1 algorithm=des key=0011223344556677", "failure: item with such name already exists"),
+        (
+            "/ip ipsec key add name=enc-key1 algorithm=des key=0011223344556677",
+            "failure: item with such name already exists",
+        ),
         ("/ip ipsec key add name=k algorithm=des", "failure: key must be specified"),
         ("/ip ipsec key enable 0", "bad command name enable"),
         ("/ip ipsec manual-sa remove sa1", "failure: manual-sa sa1 is in use by policy #0"),
@@ -331,7 +354,10 @@ fn every_refused_command_changes_nothing() {
         ("/ip ipsec proposal add name=x lifetime=30x", "invalid value for argument lifetime"),
         ("/ip ipsec proposal add name=x pfs-group=modp9", "input does not match any value of pfs-group"),
         ("/ip ipsec peer add address=10.0.0.2 nonce-size=4", "invalid value for argument nonce-size"),
-        ("/ip ipsec peer add address=10.0.0.2 proposal-check=lenient", "input does not match any value of proposal-check"),
+        (
+            "/ip ipsec peer add address=10.0.0.2 proposal-check=lenient",
+            "input does not match any value of proposal-check",
+        ),
         ("/ip ipsec peer add address=10.0.0.2 exchange-mode=quick", "input does not match any value of exchange-mode"),
         ("/ip ipsec peer add secret=x", "failure: address must be specified"),
         ("/ip ipsec pre-shared-secret add secret=0xabc", "invalid value for argument secret"),

@@ -150,9 +150,11 @@ impl Config {
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            console
-                .execute(trimmed)
-                .map_err(|error| LoadError::Command { line: first, command: trimmed.into(), error })?;
+            console.execute(trimmed).map_err(|error| LoadError::Command {
+                line: first,
+                command: trimmed.into(),
+                error,
+            })?;
         }
         Ok(console.into_config())
     }

@@ -188,7 +188,8 @@ impl Item for ManualSa {
     }
 
     fn refs(&self) -> Vec<Ref<'_>> {
-        let pairs = [("ah-key", &self.ah_key), ("esp-enc-key", &self.esp_enc_key), ("esp-auth-key", &self.esp_auth_key)];
+        let pairs =
+            [("ah-key", &self.ah_key), ("esp-enc-key", &self.esp_enc_key), ("esp-auth-key", &self.esp_auth_key)];
         pairs
             .into_iter()
             .flat_map(|(field, p)| [&p.incoming, &p.outgoing].into_iter().flatten().map(move |n| (field, n)))

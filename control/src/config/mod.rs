@@ -20,8 +20,8 @@ use std::fmt;
 pub use error::ConfigError;
 pub use export::{LoadError, quote};
 pub use ipsec::{
-    AuthAlgorithm, AuthMethod, DhGroup, EncAlgorithm, ExchangeMode, HashAlgorithm, Key, ManualSa, Peer, PeerEncAlgorithm,
-    PfsGroup, Policy, PreSharedSecret, Proposal, ProposalCheck,
+    AuthAlgorithm, AuthMethod, DhGroup, EncAlgorithm, ExchangeMode, HashAlgorithm, Key, ManualSa, Peer,
+    PeerEncAlgorithm, PfsGroup, Policy, PreSharedSecret, Proposal, ProposalCheck,
 };
 pub use port::{Interface, IpAddress, IpRoute};
 use table::Table;

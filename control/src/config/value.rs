@@ -336,7 +336,7 @@ pub fn mac_name(mac: &[u8; 6]) -> String {
 /// Checks a hexadecimal key value (`0x` optional) and returns it as typed.
 pub fn parse_hex(arg: &str, s: &str) -> Result<String, ConfigError> {
     let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-    if digits.len() % 2 != 0 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !digits.len().is_multiple_of(2) || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ConfigError::InvalidValue(arg.into()));
     }
     Ok(s.into())
