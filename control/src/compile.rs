@@ -8,11 +8,12 @@ use std::net::Ipv4Addr;
 use dataplane::crypto::{Auth, Cipher, KeyError, Transform};
 use dataplane::ctl::{SaKey, Tables};
 use dataplane::route::{Iface, Ifaces, NextHop, Route};
-use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, SaConfig};
+use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, SaConfig, SaState};
 use dataplane::spd::{self, Action, IpsecProtocols, Prefix, Selector};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use crate::cli::{Direction, InstalledSa};
 use crate::config::value::{AddrPort, Pair};
 use crate::config::{Config, Interface, IpAddress, IpRoute, Key, ManualSa, Policy};
 
@@ -150,6 +151,33 @@ impl SaSpec {
             replay_window: self.replay_window,
             lifetimes: self.lifetimes,
             dont_fragment: self.dont_fragment,
+        }
+    }
+
+    /// Returns the `installed-sa print` snapshot of this SA, freshly installed at `now` (seconds
+    /// since the epoch) for the policy `policy_id`; the daemon updates state and counters.
+    pub fn snapshot(&self, direction: Direction, policy_id: u32, now: u64) -> InstalledSa {
+        let secs = |s: u64| crate::config::value::Duration(s);
+        InstalledSa {
+            spi: self.key.spi,
+            replay: self.replay_window,
+            state: SaState::Mature,
+            auth_algorithm: self.xf.auth(),
+            enc_algorithm: self.xf.cipher(),
+            src_address: self.key.src,
+            dst_address: self.key.dst,
+            policy_id,
+            xform_index: u32::from(self.key.proto == IpsecProto::Ah),
+            auth_key: self.auth_key.clone(),
+            enc_key: self.enc_key.clone(),
+            sa_type: self.key.proto,
+            direction,
+            current_addtime: now,
+            current_usetime: now,
+            current_bytes: 0,
+            add_lifetime: (secs(self.lifetimes.soft_secs), secs(self.lifetimes.hard_secs)),
+            use_lifetime: (secs(0), secs(0)),
+            lifebytes: (self.lifetimes.soft_bytes, self.lifetimes.hard_bytes),
         }
     }
 }

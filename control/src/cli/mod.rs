@@ -6,7 +6,7 @@
 //! nothing: it runs on a copy, which an optional validator (the daemon compiles it) may still
 //! refuse, and replaces the configuration only when everything succeeded.
 
-mod installed;
+pub(crate) mod installed;
 mod print;
 #[cfg(test)]
 pub(crate) mod tests;

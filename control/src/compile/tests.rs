@@ -73,6 +73,11 @@ fn the_manuals_r1_and_r2_compile_to_mirrored_sas() {
         (p.action, p.level, p.mode, p.protocols),
         (Action::Encrypt, Level::Require, Mode::Tunnel, IpsecProtocols::AhEsp)
     );
+    // What installed-sa print would show for R1's outgoing ESP SA.
+    let shown = crate::cli::installed::render(&[r1_out.snapshot(crate::cli::Direction::Out, p.id, 1_026_490_401)]);
+    assert!(shown.contains("enc-algorithm=descbc flags=\"\" src-address=10.0.0.1 dst-address=10.0.0.2 \n"), "{shown}");
+    assert!(shown.contains("enc-key=\"fedcba9876543210\" sa-type=esp direction=out \n"), "{shown}");
+    assert!(shown.contains("add-lifetime=0s/0s use-lifetime=0s/0s lifebytes=0/0 \n"), "{shown}");
     // Every compiled SA installs in the dataplane.
     for sa in [&a.outbound, &a.inbound, &b.outbound, &b.inbound].into_iter().flat_map(|b| [&b.esp, &b.ah]).flatten() {
         Sa::new(&mut RustEngine, &sa.config(), 0).unwrap_or_else(|e| panic!("{:?}: {e}", sa.key));

@@ -126,10 +126,6 @@ impl Item for Policy {
     fn entries(cfg: &Config) -> &Vec<Entry<Self>> {
         &cfg.policies
     }
-
-    fn entries_mut(cfg: &mut Config) -> &mut Vec<Entry<Self>> {
-        &mut cfg.policies
-    }
 }
 
 /// One `/ip ipsec manual-sa` template. Each pair is `incoming/outgoing`.
@@ -199,10 +195,6 @@ impl Item for ManualSa {
 
     fn entries(cfg: &Config) -> &Vec<Entry<Self>> {
         &cfg.manual_sas
-    }
-
-    fn entries_mut(cfg: &mut Config) -> &mut Vec<Entry<Self>> {
-        &mut cfg.manual_sas
     }
 }
 
@@ -276,10 +268,6 @@ impl Item for Key {
 
     fn entries(cfg: &Config) -> &Vec<Entry<Self>> {
         &cfg.keys
-    }
-
-    fn entries_mut(cfg: &mut Config) -> &mut Vec<Entry<Self>> {
-        &mut cfg.keys
     }
 }
 
@@ -455,10 +443,6 @@ impl Item for Peer {
     fn entries(cfg: &Config) -> &Vec<Entry<Self>> {
         &cfg.peers
     }
-
-    fn entries_mut(cfg: &mut Config) -> &mut Vec<Entry<Self>> {
-        &mut cfg.peers
-    }
 }
 
 /// One `/ip ipsec pre-shared-secret`: the secret shared with a peer.
@@ -520,10 +504,6 @@ impl Item for PreSharedSecret {
 
     fn entries(cfg: &Config) -> &Vec<Entry<Self>> {
         &cfg.secrets
-    }
-
-    fn entries_mut(cfg: &mut Config) -> &mut Vec<Entry<Self>> {
-        &mut cfg.secrets
     }
 }
 
@@ -619,9 +599,5 @@ impl Item for Proposal {
 
     fn entries(cfg: &Config) -> &Vec<Entry<Self>> {
         &cfg.proposals
-    }
-
-    fn entries_mut(cfg: &mut Config) -> &mut Vec<Entry<Self>> {
-        &mut cfg.proposals
     }
 }

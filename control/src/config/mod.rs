@@ -145,8 +145,6 @@ pub trait Item: Clone + PartialEq + fmt::Debug + Default + Send + Sync + 'static
     }
     /// Returns the menu's entries in `cfg`.
     fn entries(cfg: &Config) -> &Vec<Entry<Self>>;
-    /// Returns the menu's entries in `cfg`, mutably.
-    fn entries_mut(cfg: &mut Config) -> &mut Vec<Entry<Self>>;
 }
 
 /// One item in a menu, with the flags every item has.

@@ -71,10 +71,6 @@ impl Item for Interface {
     fn entries(cfg: &Config) -> &Vec<Entry<Self>> {
         &cfg.interfaces
     }
-
-    fn entries_mut(cfg: &mut Config) -> &mut Vec<Entry<Self>> {
-        &mut cfg.interfaces
-    }
 }
 
 /// One `/ip address`: an address and prefix on an interface.
@@ -121,10 +117,6 @@ impl Item for IpAddress {
     fn entries(cfg: &Config) -> &Vec<Entry<Self>> {
         &cfg.addresses
     }
-
-    fn entries_mut(cfg: &mut Config) -> &mut Vec<Entry<Self>> {
-        &mut cfg.addresses
-    }
 }
 
 /// One `/ip route`: a static route through a gateway on a connected network.
@@ -166,9 +158,5 @@ impl Item for IpRoute {
 
     fn entries(cfg: &Config) -> &Vec<Entry<Self>> {
         &cfg.routes
-    }
-
-    fn entries_mut(cfg: &mut Config) -> &mut Vec<Entry<Self>> {
-        &mut cfg.routes
     }
 }

@@ -434,6 +434,9 @@ mod tests {
         assert_eq!(one.show(ref_name), "auth-key1");
         assert_eq!(Pair::parse("none/k", |s| Ok(parse_ref(s))).unwrap().show(ref_name), "none/k");
         assert!(Pair::parse("1/x", |s| parse_num::<u32>("esp-spi", s)).is_err());
+        let life = Pair::parse("24m/30m", |s| Duration::parse("add-lifetime", s)).unwrap();
+        assert_eq!((life.incoming, life.outgoing), (Duration(1440), Duration(1800)));
+        assert_eq!(life.show(Duration::to_string), "24m/30m");
     }
 
     #[test]
