@@ -12,8 +12,8 @@ PACKAGES=(
   libdpdk-dev dpdk dpdk-dev
   # independent ESP peers for interop tests
   tshark python3-scapy
-  # network namespaces
-  iproute2
+  # network namespaces, and the Linux hosts' tools in them
+  iproute2 iputils-ping ethtool
 )
 
 missing=()

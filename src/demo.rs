@@ -19,7 +19,7 @@ use ipsecgw::gateway::{Gateway, Setup};
 const USAGE: &str = "usage: ipsecgw demo [--seconds N] [--size BYTES] [--r1 FILE] [--r2 FILE]
   --seconds N   how long traffic runs (default 5)
   --size BYTES  Ethernet frame size of the generated packets, 64..=1514 (default 64)
-  --r1, --r2    the routers' configurations (default: built in)";
+  --r1, --r2    the routers' configurations (default tests/fixtures/demo/r1.rsc and r2.rsc; `builtin` for the same in code)";
 
 struct Args {
     seconds: u64,
