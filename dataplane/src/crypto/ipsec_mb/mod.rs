@@ -13,6 +13,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::rust::{RustEngine, RustSession};
 use super::{Auth, Cipher, Engine, Job, JobStatus, KeyError, MAX_ICV_LEN, Transform, check_keys};
 
 #[cfg(test)]
@@ -232,6 +233,9 @@ pub struct MbSession {
     keys: Box<MbKeys>,
     /// The ICV of an empty auth region, which the library refuses to compute.
     empty_icv: [u8; MAX_ICV_LEN],
+    /// DES and 3DES run on RustCrypto: the library's DES measured 0.001 GB/s at 1420 bytes on
+    /// this kind of machine (AMD EPYC, every code path from SSE to AVX-512), RustCrypto's 0.025.
+    fallback: Option<Box<RustSession>>,
 }
 
 impl Drop for MbSession {
@@ -287,15 +291,25 @@ impl Engine for MbEngine {
         }
         let mut empty_icv = [0; MAX_ICV_LEN];
         empty_mac(xf.auth(), auth_key, &mut empty_icv[..xf.auth().icv_len()]);
-        Ok(MbSession { xf, keys, empty_icv })
+        let fallback = match xf.cipher() {
+            Cipher::DesCbc | Cipher::TdesCbc => Some(Box::new(RustEngine.session(xf, enc_key, auth_key)?)),
+            _ => None,
+        };
+        Ok(MbSession { xf, keys, empty_icv, fallback })
     }
 
     fn seal(&mut self, s: &MbSession, jobs: &mut [Job<'_>]) {
-        self.run(s, jobs, true);
+        match &s.fallback {
+            Some(r) => RustEngine.seal(r, jobs),
+            None => self.run(s, jobs, true),
+        }
     }
 
     fn open(&mut self, s: &MbSession, jobs: &mut [Job<'_>]) {
-        self.run(s, jobs, false);
+        match &s.fallback {
+            Some(r) => RustEngine.open(r, jobs),
+            None => self.run(s, jobs, false),
+        }
     }
 }
 
