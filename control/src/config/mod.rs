@@ -316,6 +316,32 @@ impl Config {
         Ok(())
     }
 
+    /// Gives entries new ids: an entry whose id is a key of `ids` takes the value; any other
+    /// entry whose id is one of those values takes a fresh id, so ids stay unique. A restarted
+    /// control process uses it to adopt the policy ids the dataplane already runs.
+    pub fn renumber(&mut self, ids: &std::collections::HashMap<u32, u32>) {
+        let taken: std::collections::HashSet<u32> = ids.values().copied().collect();
+        let mut next = self.next_id.max(taken.iter().max().map_or(0, |m| m + 1));
+        let mut each = |id: &mut u32| {
+            if let Some(&n) = ids.get(id) {
+                *id = n;
+            } else if taken.contains(id) {
+                *id = next;
+                next += 1;
+            }
+        };
+        self.interfaces.iter_mut().for_each(|e| each(&mut e.id));
+        self.addresses.iter_mut().for_each(|e| each(&mut e.id));
+        self.routes.iter_mut().for_each(|e| each(&mut e.id));
+        self.keys.iter_mut().for_each(|e| each(&mut e.id));
+        self.manual_sas.iter_mut().for_each(|e| each(&mut e.id));
+        self.proposals.iter_mut().for_each(|e| each(&mut e.id));
+        self.peers.iter_mut().for_each(|e| each(&mut e.id));
+        self.secrets.iter_mut().for_each(|e| each(&mut e.id));
+        self.policies.iter_mut().for_each(|e| each(&mut e.id));
+        self.next_id = next;
+    }
+
     fn table(&self, menu: Menu) -> &dyn Table {
         match menu {
             Menu::Interface => &self.interfaces,
