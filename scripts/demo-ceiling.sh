@@ -29,4 +29,4 @@ tp=$( (sleep "$secs"; echo) | dpdk-testpmd --no-huge -m 1024 --no-pci --no-telem
 end=$(date +%s.%N)
 rm -rf "/var/run/dpdk/$prefix"
 pkts=$(echo "$tp" | grep -A2 "Accumulated forward statistics" | grep -oE "TX-packets: +[0-9]+" | grep -oE "[0-9]+")
-awk -v p="$pkts" -v s="$start" -v e="$end" 'BEGIN {printf "dpdk-testpmd io forwarding, net_ring, 1 core: %.1f Mpps (%d packets in %.1f s, start-up included)\n", p/(e-s)/1e6, p, e-s}'
+awk -v p="$pkts" -v s="$start" -v e="$end" 'BEGIN {printf "dpdk-testpmd io forwarding, net_ring, 1 core: %.1f Mpps (%.0f packets in %.1f s, start-up included)\n", p/(e-s)/1e6, p, e-s}'
