@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{Classifier, DIMS, Entry, LeafRule, Rule, Tree};
+use super::{Block, Classifier, DIMS, Entry, LANES, NO_LANE, Rule, Tree};
 
 /// Is the leaf size below which a node is not cut further (HiCuts's `binth`).
 const BINTH: usize = 8;
@@ -30,6 +30,7 @@ type Bounds = [(u32, u32); DIMS];
 type Region = [(u32, u8); DIMS];
 
 pub(super) fn build(rules: &[Rule]) -> Classifier {
+    assert!(rules.len() < NO_LANE as usize, "too many rules");
     // Rules with an empty range can never match: they are left out (their box stays a
     // placeholder so that indices keep their meaning).
     let boxes: Vec<Option<Bounds>> = rules.iter().map(Rule::bounds).collect();
@@ -68,7 +69,8 @@ impl<'a> Builder<'a> {
             boxes,
             tree: Tree {
                 children: Vec::new(),
-                rules: Vec::new(),
+                blocks: Vec::new(),
+                leaf_rules: 0,
                 root: Entry(0),
                 min_id: 0,
                 depth: 0,
@@ -85,7 +87,7 @@ impl<'a> Builder<'a> {
         self.tree.min_id = ids[0];
         self.tree.root = self.node(ids.to_vec(), &region, 0);
         self.tree.children.shrink_to_fit();
-        self.tree.rules.shrink_to_fit();
+        self.tree.blocks.shrink_to_fit();
         self.tree
     }
 
@@ -227,24 +229,16 @@ impl<'a> Builder<'a> {
         if let Some(&r) = self.leaf_ids.get(&ids) {
             return r;
         }
-        let start = self.tree.rules.len() as u32;
-        for &id in &ids {
-            let b = &self.boxes[id as usize];
-            self.tree.rules.push(LeafRule {
-                src_lo: b[0].0,
-                src_w: b[0].1 - b[0].0,
-                dst_lo: b[1].0,
-                dst_w: b[1].1 - b[1].0,
-                sport_lo: b[2].0 as u16,
-                sport_w: (b[2].1 - b[2].0) as u16,
-                dport_lo: b[3].0 as u16,
-                dport_w: (b[3].1 - b[3].0) as u16,
-                proto_lo: b[4].0 as u8,
-                proto_w: (b[4].1 - b[4].0) as u8,
-                id,
-            });
+        let start = self.tree.blocks.len() as u32;
+        for chunk in ids.chunks(LANES) {
+            let mut b = Block::EMPTY;
+            for (j, &id) in chunk.iter().enumerate() {
+                b.set(j, &self.boxes[id as usize], id);
+            }
+            self.tree.blocks.push(b);
         }
-        let r = Entry::leaf(start, ids.len() as u32);
+        self.tree.leaf_rules += ids.len();
+        let r = Entry::leaf(start, ids.len().div_ceil(LANES) as u32);
         self.tree.leaves += 1;
         self.leaf_ids.insert(ids, r);
         r

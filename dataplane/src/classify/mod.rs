@@ -5,8 +5,9 @@
 //! groups by how wide their address prefixes are, so a wildcard address does not get copied into
 //! every leaf of a tree that cuts on that address; each group becomes a decision tree whose
 //! internal nodes cut one or two fields into equal power-of-two slices (a child index is a shift
-//! and a mask, no comparisons), and whose leaves hold a handful of rules inline, in priority
-//! order, each checked with one subtract-and-compare per field. A rule that covers a node's whole
+//! and a mask, no comparisons), and whose leaves hold a handful of rules in priority order, stored
+//! as blocks of eight in a structure of arrays so that one subtract-and-compare per field checks
+//! the whole block in vector registers (portable code the compiler vectorises, no `unsafe`). A rule that covers a node's whole
 //! region hides every later rule there, so the builder cuts the list after it. Lookups walk every
 //! tree and keep the lowest rule index, and a tree whose lowest index cannot beat the best match
 //! so far is skipped. A burst walks all its packets one tree level at a time, so the cache misses
@@ -178,14 +179,14 @@ impl Entry {
 
     /// Returns the child slot for `key` of an internal node.
     #[inline(always)]
-    fn slot(self, key: &[u32; DIMS]) -> usize {
+    fn slot(self, key: &[i32; DIMS]) -> usize {
         let cut0 = (self.0 >> 32) as u32;
         let cut1 = (self.0 >> 45) as u32;
         let part = |cut: u32| {
             let (d, s, b) = ((cut >> 10) & 7, (cut >> 4) & 63, cut & 15);
             // Fields are below 5 and shifts below 32 by construction; the `min` and mask keep a
             // corrupt entry from panicking.
-            (key[(d as usize).min(DIMS - 1)] >> (s & 31)) & ((1u32 << b) - 1)
+            ((key[(d as usize).min(DIMS - 1)] as u32 ^ BIAS) >> (s & 31)) & ((1u32 << b) - 1)
         };
         let b1 = cut1 & 15;
         (self.0 as u32 as usize) + (((part(cut0) << b1) | part(cut1)) as usize)
@@ -198,40 +199,75 @@ impl Entry {
     }
 }
 
-/// One rule as a leaf stores it: per field the low end and the width, so a field matches when
-/// `key - lo <= width` in wrapping arithmetic, one subtraction and one compare.
+/// Is the number of leaf rules checked together: the compares of one field over a block of
+/// `LANES` rules are independent, so the compiler turns them into vector instructions.
+const LANES: usize = 8;
+
+/// Flips the top bit, mapping unsigned order onto signed order (SSE2 compares only signed).
+const BIAS: u32 = 0x8000_0000;
+
+/// Is the index a lane without a match reports (above every rule index, see `build`).
+const NO_LANE: i32 = i32::MAX;
+
+/// Up to `LANES` leaf rules as a structure of arrays, so each field is compared for all of them
+/// at once. Field `d` of lane `j` matches key value `k` when `k - lo <= width` in wrapping
+/// unsigned arithmetic; both sides are kept with the top bit flipped (the key is flipped once
+/// per lookup), which turns the test into one subtraction and one signed compare. Unused lanes
+/// hold a protocol range no key can reach and the index `NO_LANE`.
 #[derive(Clone, Copy, Debug)]
-struct LeafRule {
-    src_lo: u32,
-    src_w: u32,
-    dst_lo: u32,
-    dst_w: u32,
-    sport_lo: u16,
-    sport_w: u16,
-    dport_lo: u16,
-    dport_w: u16,
-    proto_lo: u8,
-    proto_w: u8,
-    id: u32,
+#[repr(C, align(32))]
+struct Block {
+    lo: [[i32; LANES]; DIMS],
+    width: [[i32; LANES]; DIMS],
+    id: [i32; LANES],
 }
 
-impl LeafRule {
-    #[inline(always)]
-    fn matches(&self, k: &Key) -> bool {
-        // Non-short-circuit `&`: five cheap compares beat five unpredictable branches.
-        (k.src.wrapping_sub(self.src_lo) <= self.src_w)
-            & (k.dst.wrapping_sub(self.dst_lo) <= self.dst_w)
-            & (k.src_port.wrapping_sub(self.sport_lo) <= self.sport_w)
-            & (k.dst_port.wrapping_sub(self.dport_lo) <= self.dport_w)
-            & (k.proto.wrapping_sub(self.proto_lo) <= self.proto_w)
+impl Block {
+    /// Holds no rule in any lane.
+    const EMPTY: Block = {
+        let mut lo = [[0; LANES]; DIMS];
+        lo[DIMS - 1] = [256; LANES];
+        Block { lo, width: [[BIAS as i32; LANES]; DIMS], id: [NO_LANE; LANES] }
+    };
+
+    /// Stores the rule with per-field bounds `bounds` and index `id` in lane `j`.
+    fn set(&mut self, j: usize, bounds: &[(u32, u32); DIMS], id: u32) {
+        for (d, &(lo, hi)) in bounds.iter().enumerate() {
+            self.lo[d][j] = lo as i32;
+            self.width[d][j] = ((hi - lo) ^ BIAS) as i32;
+        }
+        self.id[j] = id as i32;
     }
+
+    /// Returns the lowest index among the lanes matching `key` (fields with the top bit
+    /// flipped), or `NO_LANE`. Written lane by lane without branches, so that it compiles to
+    /// vector subtractions, compares and a horizontal minimum.
+    #[inline(always)]
+    fn first(&self, key: &[i32; DIMS]) -> i32 {
+        let mut miss = [0i32; LANES];
+        for ((&k, lo), width) in key.iter().zip(&self.lo).zip(&self.width) {
+            for ((m, &lo), &width) in miss.iter_mut().zip(lo).zip(width) {
+                *m |= if k.wrapping_sub(lo) > width { NO_LANE } else { 0 };
+            }
+        }
+        miss.iter().zip(&self.id).fold(NO_LANE, |first, (&m, &id)| first.min(id | m))
+    }
+}
+
+/// Returns the key's fields in dimension order with the top bit flipped, as `Block` wants them.
+#[inline(always)]
+fn biased(key: &Key) -> [i32; DIMS] {
+    key.fields().map(|f| (f ^ BIAS) as i32)
 }
 
 /// One decision tree over a group of rules.
 #[derive(Debug)]
 struct Tree {
     children: Vec<Entry>,
-    rules: Vec<LeafRule>,
+    /// The leaves' rules, each leaf a run of blocks in priority order.
+    blocks: Vec<Block>,
+    /// The rules stored in leaves (copies included).
+    leaf_rules: usize,
     root: Entry,
     /// The lowest rule index in the tree: a lookup that already matched a lower one skips it.
     min_id: u32,
@@ -241,28 +277,31 @@ struct Tree {
 }
 
 impl Tree {
-    /// Scans `leaf` for the first rule matching `key` with an index below `best`.
+    /// Scans `leaf` for the first rule matching `key` with an index below `best`, a block of
+    /// rules at a time; the leaf is in priority order, so the first block with a match holds
+    /// the answer, and a block whose first index is not below `best` ends the scan.
     #[inline(always)]
-    fn scan(&self, leaf: Entry, key: &Key, best: u32) -> u32 {
-        // Branch-free: every rule of the (short) leaf is checked and the lowest matching index
-        // kept with a conditional move; an early exit would cost a mispredicted branch on
-        // nearly every lookup, more than the few compares it saves.
-        let mut best = best;
-        for r in &self.rules[leaf.leaf_range()] {
-            let hit = r.matches(key) & (r.id < best);
-            best = if hit { r.id } else { best };
+    fn scan(&self, leaf: Entry, key: &[i32; DIMS], best: u32) -> u32 {
+        for b in &self.blocks[leaf.leaf_range()] {
+            if b.id[0] as u32 >= best {
+                break;
+            }
+            let first = b.first(key);
+            if first != NO_LANE {
+                return best.min(first as u32);
+            }
         }
         best
     }
 
     /// Takes one step down from internal node `at` for `key`.
     #[inline(always)]
-    fn step(&self, at: Entry, key: &[u32; DIMS]) -> Entry {
+    fn step(&self, at: Entry, key: &[i32; DIMS]) -> Entry {
         self.children[at.slot(key)]
     }
 
     fn memory_bytes(&self) -> usize {
-        self.children.len() * std::mem::size_of::<Entry>() + self.rules.len() * std::mem::size_of::<LeafRule>()
+        self.children.len() * std::mem::size_of::<Entry>() + self.blocks.len() * std::mem::size_of::<Block>()
     }
 }
 
@@ -317,14 +356,14 @@ impl Classifier {
             trees: self.trees.len(),
             nodes: self.trees.iter().map(|t| t.nodes).sum(),
             leaves: self.trees.iter().map(|t| t.leaves).sum(),
-            leaf_rules: self.trees.iter().map(|t| t.rules.len()).sum(),
+            leaf_rules: self.trees.iter().map(|t| t.leaf_rules).sum(),
             max_depth: self.trees.iter().map(|t| t.depth).max().unwrap_or(0),
         }
     }
 
     /// Returns the index of the first rule matching `key`.
     pub fn classify(&self, key: &Key) -> Option<u32> {
-        let fields = key.fields();
+        let fields = biased(key);
         let mut best = NONE;
         for t in &self.trees {
             if t.min_id >= best {
@@ -334,7 +373,7 @@ impl Classifier {
             while !at.is_leaf() {
                 at = t.step(at, &fields);
             }
-            best = t.scan(at, key, best);
+            best = t.scan(at, &fields, best);
         }
         (best != NONE).then_some(best)
     }
@@ -352,9 +391,9 @@ impl Classifier {
     fn classify_chunk(&self, keys: &[Key], out: &mut [Option<u32>]) {
         let n = keys.len().min(out.len()).min(BURST);
         let mut best = [NONE; BURST];
-        let mut fields = [[0u32; DIMS]; BURST];
+        let mut fields = [[0i32; DIMS]; BURST];
         for (f, k) in fields.iter_mut().zip(&keys[..n]) {
-            *f = k.fields();
+            *f = biased(k);
         }
         let mut at = [Entry(0); BURST];
         for t in &self.trees {
@@ -369,7 +408,7 @@ impl Classifier {
             }
             for i in 0..n {
                 if t.min_id < best[i] {
-                    best[i] = t.scan(at[i], &keys[i], best[i]);
+                    best[i] = t.scan(at[i], &fields[i], best[i]);
                 }
             }
         }
