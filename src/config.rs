@@ -3,6 +3,7 @@
 
 use control::compile::{SaSpec, compile};
 use control::config::{Config, Interface};
+use control::daemon::wire::State;
 use dataplane::pipeline::Direction;
 use ipsecgw::gateway::{IfaceSetup, SaSetup, Setup};
 
@@ -14,6 +15,12 @@ pub fn setup_from_script(text: &str) -> Result<Setup, String> {
         eprintln!("warning: {w}");
     }
     let devices: Vec<String> = cfg.entries::<Interface>().iter().map(|e| e.item.device.clone()).collect();
+    Ok(setup_from_state(&State::from(&compiled), &devices))
+}
+
+/// Turns the state the control process sends into a gateway setup on the given devices (in
+/// port order).
+pub fn setup_from_state(compiled: &State, devices: &[String]) -> Setup {
     let ifaces = compiled
         .ifaces
         .iter()
@@ -32,7 +39,7 @@ pub fn setup_from_script(text: &str) -> Result<Setup, String> {
             }
         }
     }
-    Ok(Setup { name: String::new(), ifaces, routes: compiled.routes.clone(), policies: compiled.policies.clone(), sas })
+    Setup { name: String::new(), ifaces, routes: compiled.routes.clone(), policies: compiled.policies.clone(), sas }
 }
 
 fn sa_setup(policy_id: u32, direction: Direction, s: &SaSpec) -> SaSetup {

@@ -1,9 +1,16 @@
 //! One gateway on DPDK: its ports opened by device name, its worker (one, for now: an outbound
 //! SA's sequence numbers belong to one core), its slow path, and the SAs and tables it starts
 //! with. The caller decides where the worker runs (an lcore) and polls the slow path.
+//!
+//! A running gateway takes a new desired state with [`Gateway::apply`], which pushes only the
+//! difference: an SA whose spec is unchanged stays installed (its sequence number and counters
+//! go on), new and changed SAs are installed before the SPD is swapped, and what vanished is
+//! removed after it, so a packet both states pass is never dropped on the way.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use dataplane::bundle::Bundle;
 use dataplane::crypto::{Engine, Transform};
@@ -51,7 +58,7 @@ pub struct IfaceSetup {
 }
 
 /// One SA to install.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaSetup {
     /// The policy it serves.
     pub policy_id: u32,
@@ -106,10 +113,78 @@ pub struct Gateway {
     /// The slow path: ARP, IKE and events. Poll it from a non-worker thread.
     pub slow: SlowPath<Mbuf, Session>,
     pool: Mempool,
+    installed: Installed,
 }
 
 /// Messages queued towards a worker at most.
 const RING: usize = 4096;
+/// How long a push waits for room on a full worker ring before giving up.
+const PUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// The outbound SAs of one policy, as specified.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct OutSpec {
+    esp: Option<SaSetup>,
+    ah: Option<SaSetup>,
+}
+
+/// What the worker runs, as last pushed: the next desired state is compared with it. SAs carry
+/// the wall-clock second they were installed.
+#[derive(Default)]
+struct Installed {
+    ifaces: Vec<(String, Vec<(Ipv4Addr, u8)>, u16)>,
+    routes: Vec<Route>,
+    policies: Vec<Policy>,
+    outbound: HashMap<u32, (OutSpec, u64)>,
+    inbound: HashMap<SaKey, (SaSetup, u64)>,
+}
+
+/// The differences between the installed state and a desired one, with the SAs already built.
+struct Plan {
+    tables: Option<Arc<Tables>>,
+    inbound: Vec<(SaKey, SaSetup, Box<InboundSa<Session>>)>,
+    outbound: Vec<(u32, OutSpec, Box<Bundle<Session>>)>,
+    spd: Option<Arc<Spd>>,
+    gone_outbound: Vec<u32>,
+    gone_inbound: Vec<SaKey>,
+    kept: usize,
+}
+
+/// What [`Gateway::apply`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// The routing tables were swapped.
+    pub tables: bool,
+    /// The SPD was swapped.
+    pub spd: bool,
+    /// Inbound SAs installed (new or changed).
+    pub inbound_installed: usize,
+    /// Policies whose outbound SAs were installed (new or changed).
+    pub outbound_installed: usize,
+    /// Inbound SAs removed.
+    pub inbound_removed: usize,
+    /// Policies whose outbound SAs were removed.
+    pub outbound_removed: usize,
+    /// SAs (inbound ones, and outbound bundles) left alone.
+    pub kept: usize,
+}
+
+impl ApplyReport {
+    /// Tells whether anything was pushed to the worker.
+    pub fn changed(&self) -> bool {
+        self.tables
+            || self.spd
+            || self.inbound_installed + self.outbound_installed + self.inbound_removed + self.outbound_removed > 0
+    }
+}
+
+fn iface_key(i: &IfaceSetup) -> (String, Vec<(Ipv4Addr, u8)>, u16) {
+    (i.name.clone(), i.addrs.clone(), i.mtu)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
 
 impl Gateway {
     /// Opens the ports of `setup` (already created as DPDK devices), prepares the worker with
@@ -117,20 +192,12 @@ impl Gateway {
     pub fn open(eal: &Eal, pool: &Mempool, setup: &Setup) -> Result<Gateway, String> {
         let err = |e: DpdkError| format!("{}: {e}", setup.name);
         let mut ports = Vec::new();
-        let mut ifaces = Vec::new();
-        for (i, ifs) in setup.ifaces.iter().enumerate() {
+        for ifs in &setup.ifaces {
             let port = EthPort::open(eal, &ifs.device, pool, &PortConfig::default())
                 .map_err(|e| format!("{}: interface {} ({}): {e}", setup.name, ifs.name, ifs.device))?;
-            ifaces.push(Iface {
-                port: i as u16,
-                name: ifs.name.clone(),
-                mac: port.mac().map_err(err)?,
-                mtu: ifs.mtu,
-                addrs: ifs.addrs.clone(),
-            });
             ports.push(port);
         }
-        let tables = Arc::new(Tables::new(Ifaces::new(ifaces), &setup.routes));
+        let tables = Arc::new(build_tables(&ports, &setup.ifaces, &setup.routes).map_err(err)?);
         let spd = Arc::new(Spd::new(setup.policies.clone()));
         let down = Arc::new(Ring::new(RING));
         let up = Arc::new(Ring::new(RING));
@@ -141,63 +208,202 @@ impl Gateway {
         let worker = Worker::new(0, queues, new_engine()?, Arc::clone(&tables), spd, down.clone(), up.clone());
         let stats = worker.stats_cell();
         let slow = SlowPath::new(tables, vec![down.clone()], up);
-        let mut gw =
-            Gateway { name: setup.name.clone(), ports, worker: Some(worker), stats, down, slow, pool: pool.clone() };
-        gw.install_sas(&setup.sas)?;
+        // The worker starts with these tables and this SPD; `apply` adds the SAs.
+        let installed = Installed {
+            ifaces: setup.ifaces.iter().map(iface_key).collect(),
+            routes: setup.routes.clone(),
+            policies: setup.policies.clone(),
+            ..Installed::default()
+        };
+        let mut gw = Gateway {
+            name: setup.name.clone(),
+            ports,
+            worker: Some(worker),
+            stats,
+            down,
+            slow,
+            pool: pool.clone(),
+            installed,
+        };
+        gw.apply(setup).map_err(|e| format!("{}: {e}", setup.name))?;
         for p in &gw.ports {
             p.start().map_err(err)?;
         }
         Ok(gw)
     }
 
-    fn install_sas(&mut self, sas: &[SaSetup]) -> Result<(), String> {
-        let mut engine = new_engine()?;
-        let mut bundles: Vec<(u32, Bundle<Session>)> = Vec::new();
-        for s in sas {
-            let cfg = SaConfig {
-                spi: s.spi,
-                proto: s.proto,
-                mode: s.mode,
-                src: s.src,
-                dst: s.dst,
-                xf: s.xf,
-                enc_key: &s.enc_key,
-                auth_key: &s.auth_key,
-                replay_window: s.replay_window,
-                lifetimes: s.lifetimes,
-                dont_fragment: s.dont_fragment,
-            };
-            let sa = Sa::new(&mut engine, &cfg, 0).map_err(|e| format!("{}: SA {}: {e}", self.name, s.spi))?;
+    /// Tells whether `want` could be applied (its interfaces are the ports', its SAs build),
+    /// changing nothing.
+    pub fn check(&self, want: &Setup) -> Result<(), String> {
+        self.plan(want).map(drop)
+    }
+
+    /// Makes `want` the running state, pushing only the differences: new and changed inbound
+    /// SAs, then new and changed outbound SAs, then the tables and the SPD if they changed, then
+    /// the removal of what vanished. Unchanged SAs keep their sequence numbers and counters. On
+    /// an error nothing was pushed, unless the worker ring stayed full, and then what was pushed
+    /// is remembered, so the next apply completes the change.
+    pub fn apply(&mut self, want: &Setup) -> Result<ApplyReport, String> {
+        let plan = self.plan(want)?;
+        let now = unix_now();
+        let mut report = ApplyReport { kept: plan.kept, ..ApplyReport::default() };
+        if let Some(tables) = plan.tables {
+            self.wait_room()?;
+            self.slow.set_tables(tables);
+            self.installed.ifaces = want.ifaces.iter().map(iface_key).collect();
+            self.installed.routes = want.routes.clone();
+            report.tables = true;
+        }
+        for (key, spec, sa) in plan.inbound {
+            self.push(ToWorker::Inbound { key, sa: Some(sa) })?;
+            self.installed.inbound.insert(key, (spec, now));
+            report.inbound_installed += 1;
+        }
+        for (policy_id, spec, bundle) in plan.outbound {
+            self.push(ToWorker::Outbound { policy_id, bundle: Some(bundle) })?;
+            self.installed.outbound.insert(policy_id, (spec, now));
+            report.outbound_installed += 1;
+        }
+        if let Some(spd) = plan.spd {
+            self.push(ToWorker::Spd(spd))?;
+            self.installed.policies = want.policies.clone();
+            report.spd = true;
+        }
+        for policy_id in plan.gone_outbound {
+            self.push(ToWorker::Outbound { policy_id, bundle: None })?;
+            self.installed.outbound.remove(&policy_id);
+            report.outbound_removed += 1;
+        }
+        for key in plan.gone_inbound {
+            self.push(ToWorker::Inbound { key, sa: None })?;
+            self.installed.inbound.remove(&key);
+            report.inbound_removed += 1;
+        }
+        Ok(report)
+    }
+
+    /// Compares `want` with what is installed and builds what must be pushed.
+    fn plan(&self, want: &Setup) -> Result<Plan, String> {
+        let names: Vec<&str> = want.ifaces.iter().map(|i| i.name.as_str()).collect();
+        let running: Vec<&str> = self.installed.ifaces.iter().map(|i| i.0.as_str()).collect();
+        if names != running {
+            return Err(format!(
+                "interfaces cannot be added, removed or renamed while the gateway runs (running: {})",
+                running.join(", ")
+            ));
+        }
+        let tables = if want.ifaces.iter().map(iface_key).ne(self.installed.ifaces.iter().cloned())
+            || want.routes != self.installed.routes
+        {
+            Some(Arc::new(build_tables(&self.ports, &want.ifaces, &want.routes).map_err(|e| e.to_string())?))
+        } else {
+            None
+        };
+        let mut want_out: HashMap<u32, OutSpec> = HashMap::new();
+        let mut want_in: HashMap<SaKey, &SaSetup> = HashMap::new();
+        for s in &want.sas {
             match s.direction {
                 Direction::Out => {
-                    let i = match bundles.iter().position(|(p, _)| *p == s.policy_id) {
-                        Some(i) => i,
-                        None => {
-                            bundles.push((s.policy_id, Bundle { esp: None, ah: None }));
-                            bundles.len() - 1
-                        }
-                    };
-                    let b = &mut bundles[i].1;
+                    let b = want_out.entry(s.policy_id).or_default();
                     match s.proto {
-                        IpsecProto::Esp => b.esp = Some(sa),
-                        IpsecProto::Ah => b.ah = Some(sa),
+                        IpsecProto::Esp => b.esp = Some(s.clone()),
+                        IpsecProto::Ah => b.ah = Some(s.clone()),
                     }
                 }
                 Direction::In => {
-                    let key = SaKey { src: s.src, dst: s.dst, proto: s.proto, spi: s.spi };
-                    let sa = Some(Box::new(InboundSa { sa, policy_id: s.policy_id }));
-                    self.send(ToWorker::Inbound { key, sa })?;
+                    want_in.insert(SaKey { src: s.src, dst: s.dst, proto: s.proto, spi: s.spi }, s);
                 }
             }
         }
-        for (policy_id, b) in bundles {
-            self.send(ToWorker::Outbound { policy_id, bundle: Some(Box::new(b)) })?;
+        let mut engine = new_engine()?;
+        let mut kept = 0;
+        let mut inbound = Vec::new();
+        for (&key, &s) in &want_in {
+            if self.installed.inbound.get(&key).is_some_and(|(have, _)| have == s) {
+                kept += 1;
+                continue;
+            }
+            let sa = build_sa(&mut engine, s)?;
+            inbound.push((key, s.clone(), Box::new(InboundSa { sa, policy_id: s.policy_id })));
         }
-        Ok(())
+        let mut outbound = Vec::new();
+        for (&policy_id, spec) in &want_out {
+            if self.installed.outbound.get(&policy_id).is_some_and(|(have, _)| have == spec) {
+                kept += 1;
+                continue;
+            }
+            let bundle = Bundle {
+                esp: spec.esp.as_ref().map(|s| build_sa(&mut engine, s)).transpose()?,
+                ah: spec.ah.as_ref().map(|s| build_sa(&mut engine, s)).transpose()?,
+            };
+            outbound.push((policy_id, spec.clone(), Box::new(bundle)));
+        }
+        // Deterministic order: by policy, then by key, so pushes are reproducible.
+        inbound.sort_by_key(|(k, s, _)| (s.policy_id, k.spi, u32::from(k.src), u32::from(k.dst)));
+        outbound.sort_by_key(|(p, _, _)| *p);
+        let spd = (want.policies != self.installed.policies).then(|| Arc::new(Spd::new(want.policies.clone())));
+        let mut gone_outbound: Vec<u32> =
+            self.installed.outbound.keys().filter(|p| !want_out.contains_key(p)).copied().collect();
+        gone_outbound.sort_unstable();
+        let mut gone_inbound: Vec<SaKey> =
+            self.installed.inbound.keys().filter(|k| !want_in.contains_key(k)).copied().collect();
+        gone_inbound.sort_by_key(|k| (k.spi, u32::from(k.src), u32::from(k.dst)));
+        Ok(Plan { tables, inbound, outbound, spd, gone_outbound, gone_inbound, kept })
     }
 
-    fn send(&self, msg: ToWorker<Mbuf, Session>) -> Result<(), String> {
-        self.down.push(msg).map_err(|_| format!("{}: worker ring full", self.name))
+    /// Returns the spec of an installed SA and when it was installed (seconds since the epoch).
+    pub fn installed_sa(&self, direction: Direction, policy_id: u32, key: SaKey) -> Option<(&SaSetup, u64)> {
+        match direction {
+            Direction::In => self.installed.inbound.get(&key).map(|(s, t)| (s, *t)),
+            Direction::Out => {
+                let (b, t) = self.installed.outbound.get(&policy_id)?;
+                let s = match key.proto {
+                    IpsecProto::Esp => b.esp.as_ref(),
+                    IpsecProto::Ah => b.ah.as_ref(),
+                }?;
+                (s.spi == key.spi).then_some((s, *t))
+            }
+        }
+    }
+
+    /// Returns the number of SAs installed in the worker.
+    pub fn installed_sa_count(&self) -> usize {
+        let out: usize =
+            self.installed.outbound.values().map(|(b, _)| b.esp.iter().count() + b.ah.iter().count()).sum();
+        out + self.installed.inbound.len()
+    }
+
+    /// Returns the policies the worker runs, in order.
+    pub fn policies(&self) -> &[Policy] {
+        &self.installed.policies
+    }
+
+    /// Pushes a message to the worker, waiting a while for room on a full ring.
+    fn push(&self, msg: ToWorker<Mbuf, Session>) -> Result<(), String> {
+        let deadline = Instant::now() + PUSH_WAIT;
+        let mut msg = msg;
+        loop {
+            match self.down.push(msg) {
+                Ok(()) => return Ok(()),
+                Err(m) if Instant::now() < deadline => {
+                    msg = m;
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                Err(_) => return Err(format!("{}: worker ring full", self.name)),
+            }
+        }
+    }
+
+    /// Waits until the worker ring has room for one more message.
+    fn wait_room(&self) -> Result<(), String> {
+        let deadline = Instant::now() + PUSH_WAIT;
+        while self.down.len() + 1 >= RING {
+            if Instant::now() >= deadline {
+                return Err(format!("{}: worker ring full", self.name));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        Ok(())
     }
 
     /// Returns the Ethernet address of port `port`.
@@ -247,6 +453,39 @@ impl Gateway {
             let _ = p.stop();
         }
     }
+}
+
+/// Builds the routing tables of `ifaces` on `ports` (their MACs come from the devices).
+fn build_tables(ports: &[EthPort], ifaces: &[IfaceSetup], routes: &[Route]) -> Result<Tables, DpdkError> {
+    let mut v = Vec::new();
+    for (i, (ifs, port)) in ifaces.iter().zip(ports).enumerate() {
+        v.push(Iface {
+            port: i as u16,
+            name: ifs.name.clone(),
+            mac: port.mac()?,
+            mtu: ifs.mtu,
+            addrs: ifs.addrs.clone(),
+        });
+    }
+    Ok(Tables::new(Ifaces::new(v), routes))
+}
+
+/// Builds one SA with its crypto session.
+fn build_sa(engine: &mut DefaultEngine, s: &SaSetup) -> Result<Sa<Session>, String> {
+    let cfg = SaConfig {
+        spi: s.spi,
+        proto: s.proto,
+        mode: s.mode,
+        src: s.src,
+        dst: s.dst,
+        xf: s.xf,
+        enc_key: &s.enc_key,
+        auth_key: &s.auth_key,
+        replay_window: s.replay_window,
+        lifetimes: s.lifetimes,
+        dont_fragment: s.dont_fragment,
+    };
+    Sa::new(engine, &cfg, 0).map_err(|e| format!("SA {}: {e}", s.spi))
 }
 
 impl dataplane::buf::BufAlloc for Mempool {

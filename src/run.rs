@@ -1,33 +1,53 @@
 //! `ipsecgw run`: one gateway on DPDK from its configuration file: EAL with the interfaces'
 //! virtual devices, the ports, the worker on its own lcore, and the slow path on the main
 //! lcore, until SIGINT/SIGTERM (or `--seconds`), then the final counters.
+//!
+//! The slow-path loop also serves the dataplane socket (`SOCKET.dp`) and supervises the control
+//! process (`ipsecgw control`, started as a child and restarted if it dies), which owns the
+//! configuration and serves consoles on `SOCKET`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use control::daemon::wire::PortInfo;
+use control::daemon::{DEFAULT_SOCKET, dataplane_socket};
 use ipsecgw::dpdk::{Eal, Mempool, PoolConfig, lcore, shutdown};
 use ipsecgw::gateway::{Gateway, Setup};
 
-const USAGE: &str = "usage: ipsecgw run --config FILE [--lcores 0,1] [--seconds N] [--stats-every N]
-  --config FILE     the gateway's configuration (a RouterOS export script)
+use crate::dpserver::{ControlLink, Supervisor};
+
+const USAGE: &str = "usage: ipsecgw run --config FILE [--socket PATH] [--lcores 0,1] [--seconds N] [--stats-every N]
+  --config FILE     the gateway's configuration (a RouterOS export script), rewritten by the
+                    control process on every accepted change
+  --socket PATH     the control socket for ipsecgw console/exec (default /run/ipsecgw/ctl.sock);
+                    the dataplane listens on PATH.dp for the control process
   --lcores LIST     EAL lcores: the first runs the slow path, the second the worker (default 0,1)
   --seconds N       stop after N seconds (default: run until SIGINT or SIGTERM)
   --stats-every N   print the counters every N seconds (default 0: only at the end)";
 
 struct Args {
     config: String,
+    socket: PathBuf,
     lcores: String,
     seconds: Option<u64>,
     stats_every: u64,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
-    let mut a = Args { config: String::new(), lcores: "0,1".into(), seconds: None, stats_every: 0 };
+    let mut a = Args {
+        config: String::new(),
+        socket: PathBuf::from(DEFAULT_SOCKET),
+        lcores: "0,1".into(),
+        seconds: None,
+        stats_every: 0,
+    };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--config" => a.config = val()?,
+            "--socket" => a.socket = PathBuf::from(val()?),
             "--lcores" => a.lcores = val()?,
             "--seconds" => a.seconds = Some(val()?.parse().map_err(|_| "--seconds takes a number")?),
             "--stats-every" => a.stats_every = val()?.parse().map_err(|_| "--stats-every takes a number")?,
@@ -84,9 +104,13 @@ fn run(a: &Args) -> Result<(), String> {
     let mut setup = crate::config::setup_from_script(&text).map_err(|e| format!("{}: {e}", a.config))?;
     setup.name = a.config.clone();
     let vdevs = vdev_args(&setup);
+    let ports: Vec<PortInfo> =
+        setup.ifaces.iter().map(|i| PortInfo { name: i.name.clone(), device: i.device.clone() }).collect();
     for i in &mut setup.ifaces {
         i.device = port_name(&i.device).to_owned();
     }
+    let dp_socket = dataplane_socket(&a.socket);
+    let link = ControlLink::bind(&dp_socket, ports).map_err(|e| format!("{}: {e}", dp_socket.display()))?;
     shutdown::install().map_err(|e| e.to_string())?;
     let prefix = format!("ipsecgw_{}", std::process::id());
     let mut eal_args: Vec<String> =
@@ -95,14 +119,55 @@ fn run(a: &Args) -> Result<(), String> {
             .map(|s| s.to_string())
             .collect();
     eal_args.extend(vdevs);
-    let eal = Eal::init(eal_args).map_err(|e| e.to_string())?;
-    let result = serve(&eal, a, &setup);
+    let eal = match Eal::init(eal_args) {
+        Ok(eal) => eal,
+        Err(e) => {
+            link.close();
+            return Err(e.to_string());
+        }
+    };
+    let mut ctl = Control { link, sup: None };
+    let result = serve(&eal, a, &setup, &mut ctl);
+    if let Some(sup) = &mut ctl.sup {
+        sup.stop();
+    }
+    ctl.link.close();
+    let _ = std::fs::remove_file(&a.socket);
     drop(eal);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     result
 }
 
-fn serve(eal: &Eal, a: &Args, setup: &Setup) -> Result<(), String> {
+/// The control plane as the dataplane sees it: its socket and its process.
+struct Control {
+    link: ControlLink,
+    sup: Option<Supervisor>,
+}
+
+impl Control {
+    /// Starts the control process.
+    fn start(&mut self, a: &Args, dp_socket: &std::path::Path) {
+        let args = vec![
+            "--config".into(),
+            a.config.clone(),
+            "--socket".into(),
+            a.socket.display().to_string(),
+            "--dataplane".into(),
+            dp_socket.display().to_string(),
+        ];
+        self.sup = Some(Supervisor::start(args));
+    }
+
+    /// Serves the dataplane socket and restarts the control process if it died.
+    fn poll(&mut self, gw: &mut Gateway) {
+        if let Some(sup) = &mut self.sup {
+            sup.poll();
+            self.link.poll(gw, sup);
+        }
+    }
+}
+
+fn serve(eal: &Eal, a: &Args, setup: &Setup, ctl: &mut Control) -> Result<(), String> {
     let pool = Mempool::create(eal, &PoolConfig::default()).map_err(|e| e.to_string())?;
     let mut gw = Gateway::open(eal, &pool, setup)?;
     let tsc_hz = lcore::tsc_hz();
@@ -119,16 +184,24 @@ fn serve(eal: &Eal, a: &Args, setup: &Setup) -> Result<(), String> {
         ),
         None => {
             // One lcore: the worker and the slow path share it.
-            gw_inline(&mut gw, worker, a, now_ms);
+            println!(
+                "ipsecgw: {} running ({} interfaces); stop with SIGINT or SIGTERM",
+                setup.name,
+                setup.ifaces.len()
+            );
+            ctl.start(a, &dataplane_socket(&a.socket));
+            gw_inline(&mut gw, worker, a, now_ms, ctl);
             None
         }
     };
-    println!("ipsecgw: {} running ({} interfaces); stop with SIGINT or SIGTERM", setup.name, setup.ifaces.len());
     if job.is_some() {
+        println!("ipsecgw: {} running ({} interfaces); stop with SIGINT or SIGTERM", setup.name, setup.ifaces.len());
+        ctl.start(a, &dataplane_socket(&a.socket));
         let start = Instant::now();
         let mut next = start + Duration::from_secs(a.stats_every.max(1));
         while !shutdown::requested() {
             gw.poll_slow(now_ms());
+            ctl.poll(&mut gw);
             if a.seconds.is_some_and(|s| start.elapsed() >= Duration::from_secs(s)) {
                 shutdown::request();
             }
@@ -148,7 +221,13 @@ fn serve(eal: &Eal, a: &Args, setup: &Setup) -> Result<(), String> {
     Ok(())
 }
 
-fn gw_inline(gw: &mut Gateway, mut worker: ipsecgw::gateway::GwWorker, a: &Args, now_ms: impl Fn() -> u64) {
+fn gw_inline(
+    gw: &mut Gateway,
+    mut worker: ipsecgw::gateway::GwWorker,
+    a: &Args,
+    now_ms: impl Fn() -> u64,
+    ctl: &mut Control,
+) {
     let start = Instant::now();
     let mut rounds = 0u32;
     while !shutdown::requested() {
@@ -158,6 +237,7 @@ fn gw_inline(gw: &mut Gateway, mut worker: ipsecgw::gateway::GwWorker, a: &Args,
             rounds = 0;
             worker.publish();
             gw.poll_slow(now_ms());
+            ctl.poll(gw);
             if a.seconds.is_some_and(|s| start.elapsed() >= Duration::from_secs(s)) {
                 shutdown::request();
             }
