@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::buf::{BURST, Burst, PacketBuf};
 use crate::crypto::Engine;
 use crate::ctl::{FromWorker, Ring, Tables, ToWorker};
-use crate::pipeline::{Outputs, Pipeline, WorkerStats};
+use crate::pipeline::{Clock, Outputs, Pipeline, Runtime, Stage, WorkerStats};
 use crate::port::Port;
 use crate::spd::Spd;
 use crate::stats::{DropReason, Stats};
@@ -71,6 +71,11 @@ impl<P: Port, E: Engine> Worker<P, E> {
         self.pipeline.tables()
     }
 
+    /// Times the stages with `clock` (the TSC on DPDK lcores).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.pipeline.set_clock(clock);
+    }
+
     /// Returns the pipeline (its SAs, SPD and counters).
     pub fn pipeline(&self) -> &Pipeline<E> {
         &self.pipeline
@@ -91,11 +96,14 @@ impl<P: Port, E: Engine> Worker<P, E> {
         self.flush();
         let mut received = 0;
         let mut rx: Burst<P::Buf> = Burst::new();
+        let clock = self.pipeline.clock();
         for port in 0..self.ports.len() {
+            let t0 = clock();
             let n = self.ports[port].rx_burst(&mut rx);
             if n == 0 {
                 continue;
             }
+            self.pipeline.stats.runtime.add(Stage::Rx, clock().wrapping_sub(t0), n);
             received += n;
             self.pipeline.process(port as u16, &mut rx, &mut self.out, &self.up, now_ms);
             self.flush();
@@ -114,8 +122,11 @@ impl<P: Port, E: Engine> Worker<P, E> {
                 *l = p.len() as u32;
             }
             let staged = b.len();
+            let clock = self.pipeline.clock();
+            let t0 = clock();
             let sent = self.ports[port].tx_burst(b);
             let st = &mut self.pipeline.stats;
+            st.runtime.add(Stage::Tx, clock().wrapping_sub(t0), staged);
             st.tx_packets += sent as u64;
             st.tx_bytes += lens[..sent].iter().map(|&l| u64::from(l)).sum::<u64>();
             for _ in sent..staged {
@@ -162,6 +173,7 @@ pub struct StatsCell {
     icmp_out: AtomicU64,
     arp_replies: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
+    runtime: [[AtomicU64; 6]; 3],
 }
 
 impl Default for StatsCell {
@@ -176,6 +188,7 @@ impl Default for StatsCell {
             icmp_out: AtomicU64::new(0),
             arp_replies: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            runtime: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
         }
     }
 }
@@ -194,6 +207,12 @@ impl StatsCell {
         for (cell, &reason) in self.drops.iter().zip(DropReason::ALL) {
             cell.store(s.drops.dropped(reason), r);
         }
+        let rt = &s.runtime;
+        for (cells, values) in self.runtime.iter().zip([&rt.cycles, &rt.packets, &rt.calls]) {
+            for (c, &v) in cells.iter().zip(values.iter()) {
+                c.store(v, r);
+            }
+        }
     }
 
     /// Reads the last published counters.
@@ -203,6 +222,8 @@ impl StatsCell {
         for (cell, &reason) in self.drops.iter().zip(DropReason::ALL) {
             drops.add(reason, cell.load(r));
         }
+        let load = |i: usize| -> [u64; 6] { std::array::from_fn(|j| self.runtime[i][j].load(r)) };
+        let runtime = Runtime { cycles: load(0), packets: load(1), calls: load(2) };
         WorkerStats {
             rx_packets: self.rx_packets.load(r),
             rx_bytes: self.rx_bytes.load(r),
@@ -213,6 +234,7 @@ impl StatsCell {
             icmp_out: self.icmp_out.load(r),
             arp_replies: self.arp_replies.load(r),
             drops,
+            runtime,
         }
     }
 }

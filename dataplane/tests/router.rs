@@ -381,3 +381,27 @@ mod slow_path {
         assert_eq!(slow.stats.arp_learned, 1, "third-party chatter is not");
     }
 }
+
+#[test]
+fn stages_are_timed_per_burst_with_the_clock_given() {
+    use dataplane::pipeline::Stage;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TICKS: AtomicU64 = AtomicU64::new(0);
+    fn clock() -> u64 {
+        TICKS.fetch_add(10, Ordering::Relaxed)
+    }
+    let mut r = rig(1500, true);
+    r.w.set_clock(clock);
+    let pkt = ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1, 2, 10));
+    r.w.ports_mut()[0].rx.extend((0..8).map(|_| frame(LAN_MAC, HOST_MAC, 0x0800, &pkt)));
+    r.w.poll_once(0);
+    assert_eq!(r.sent(1).len(), 8);
+    let rt = &r.w.stats().runtime;
+    for st in [Stage::Rx, Stage::Input, Stage::Route, Stage::Tx] {
+        assert_eq!(rt.packets[st as usize], 8, "{st:?}");
+        assert!(rt.cycles[st as usize] > 0, "{st:?}");
+    }
+    assert!(rt.table().contains("route"));
+    r.w.publish();
+    assert_eq!(r.w.stats_cell().load().runtime, *rt);
+}

@@ -48,6 +48,8 @@ pub struct WorkerStats {
     pub arp_replies: u64,
     /// Drops by reason.
     pub drops: Stats,
+    /// Time per stage.
+    pub runtime: Runtime,
 }
 
 impl WorkerStats {
@@ -62,7 +64,93 @@ impl WorkerStats {
         self.icmp_out += o.icmp_out;
         self.arp_replies += o.arp_replies;
         self.drops.merge(&o.drops);
+        self.runtime.merge(&o.runtime);
     }
+}
+
+/// The stages a worker's time is accounted to (like VPP's `show runtime` nodes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Stage {
+    /// Receiving bursts from the ports.
+    Rx,
+    /// Ethernet and ARP in, IPv4 validation, local delivery or forwarding, TTL, ICMP.
+    Input,
+    /// The SPD: outbound decisions, the incoming check, decrypted packets against their policy.
+    Policy,
+    /// IPsec: SA lookup and grouping, prepare, crypto, finish (seal and open).
+    Ipsec,
+    /// Route lookup, neighbour, Ethernet header.
+    Route,
+    /// Handing bursts to the transmit queues.
+    Tx,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 6] = [Stage::Rx, Stage::Input, Stage::Policy, Stage::Ipsec, Stage::Route, Stage::Tx];
+
+    /// Returns the stage's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Rx => "rx",
+            Stage::Input => "input",
+            Stage::Policy => "policy",
+            Stage::Ipsec => "ipsec",
+            Stage::Route => "route",
+            Stage::Tx => "tx",
+        }
+    }
+}
+
+/// Cycles, packets and calls per stage: a clock read per stage per burst, never per packet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Runtime {
+    /// Clock cycles spent in each stage.
+    pub cycles: [u64; 6],
+    /// Packets each stage handled.
+    pub packets: [u64; 6],
+    /// Bursts each stage handled.
+    pub calls: [u64; 6],
+}
+
+impl Runtime {
+    /// Accounts one call of `stage` over `packets` packets that took `cycles`.
+    #[inline]
+    pub fn add(&mut self, stage: Stage, cycles: u64, packets: usize) {
+        let i = stage as usize;
+        self.cycles[i] += cycles;
+        self.packets[i] += packets as u64;
+        self.calls[i] += 1;
+    }
+
+    /// Adds another worker's runtime.
+    pub fn merge(&mut self, o: &Runtime) {
+        for i in 0..6 {
+            self.cycles[i] += o.cycles[i];
+            self.packets[i] += o.packets[i];
+            self.calls[i] += o.calls[i];
+        }
+    }
+
+    /// Renders the `show runtime` table: cycles per packet and packets per call per stage.
+    pub fn table(&self) -> String {
+        let mut s = String::from("stage    calls        packets      cycles/packet  packets/call\n");
+        for st in Stage::ALL {
+            let i = st as usize;
+            let cpp = if self.packets[i] == 0 { 0.0 } else { self.cycles[i] as f64 / self.packets[i] as f64 };
+            let ppc = if self.calls[i] == 0 { 0.0 } else { self.packets[i] as f64 / self.calls[i] as f64 };
+            s += &format!("{:<8} {:<12} {:<12} {:<14.1} {:.1}\n", st.name(), self.calls[i], self.packets[i], cpp, ppc);
+        }
+        s
+    }
+}
+
+/// A cycle counter (the TSC on DPDK lcores); the default reads nothing and costs nothing.
+pub type Clock = fn() -> u64;
+
+fn no_clock() -> u64 {
+    0
 }
 
 /// Frames staged for transmission, one burst per port; reused from burst to burst.
@@ -116,6 +204,8 @@ pub struct Pipeline<E: Engine> {
     neighbors: Neighbors,
     icmp_limit: RateLimit,
     ipsec: ipsec::State<E>,
+    clock: Clock,
+    last: u64,
     /// Counters.
     pub stats: WorkerStats,
 }
@@ -132,8 +222,34 @@ impl<E: Engine> Pipeline<E> {
             neighbors: Neighbors::default(),
             icmp_limit: RateLimit::new(ICMP_ERRORS_PER_SEC),
             ipsec: ipsec::State::new(id, engine, spd),
+            clock: no_clock,
+            last: 0,
             stats: WorkerStats::default(),
         }
+    }
+
+    /// Sets the cycle counter the stages are timed with.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// Returns the cycle counter.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Starts timing a burst: what follows is accounted to the next stage lapped.
+    #[inline]
+    pub fn start_lap(&mut self) {
+        self.last = (self.clock)();
+    }
+
+    /// Accounts the time since the last lap to `stage`.
+    #[inline]
+    fn lap(&mut self, stage: Stage, packets: usize) {
+        let now = (self.clock)();
+        self.stats.runtime.add(stage, now.wrapping_sub(self.last), packets);
+        self.last = now;
     }
 
     /// Returns the tables in use.
@@ -220,7 +336,9 @@ impl<E: Engine> Pipeline<E> {
             return;
         };
         let mut io = Io { out, up, now_ms };
+        self.start_lap();
         self.ipsec.tick(now_ms / 1000, io.up);
+        let n = rx.len();
         let mut ip: Burst<B> = Burst::new();
         for mut buf in rx.drain(..) {
             self.stats.rx_packets += 1;
@@ -235,6 +353,7 @@ impl<E: Engine> Pipeline<E> {
                 Err(r) => self.stats.drops.drop(r),
             }
         }
+        self.lap(Stage::Input, n);
         self.ip_input(in_port, &mut ip, 0, &mut io);
     }
 
@@ -273,6 +392,7 @@ impl<E: Engine> Pipeline<E> {
                 fwd.push(buf);
             }
         }
+        self.lap(Stage::Input, 0);
         if !ipsec_in.is_empty() {
             if depth >= MAX_NESTING {
                 for _ in ipsec_in.drain(..) {
@@ -280,14 +400,18 @@ impl<E: Engine> Pipeline<E> {
                 }
             } else {
                 let mut clear: Burst<B> = Burst::new();
+                let n = ipsec_in.len();
                 self.ipsec.inbound(&tables.ifaces, &mut ipsec_in, &mut clear, &mut self.stats.drops, io);
+                self.lap(Stage::Ipsec, n);
                 // Manual: a decrypted packet "is received once more".
                 self.ip_input(in_port, &mut clear, depth + 1, io);
             }
         }
         if depth == 0 {
+            let n = local.len() + fwd.len();
             self.ipsec.incoming_check(&mut local, true, &mut self.stats.drops);
             self.ipsec.incoming_check(&mut fwd, false, &mut self.stats.drops);
+            self.lap(Stage::Policy, n);
         }
         let mut replies: Burst<B> = Burst::new();
         for mut buf in local.drain(..) {
@@ -314,6 +438,7 @@ impl<E: Engine> Pipeline<E> {
             forward.push(buf);
         }
         self.stats.forwarded += forward.len() as u64;
+        self.lap(Stage::Input, 0);
         self.output(&mut forward, Origin::Forwarded(in_port), io);
         self.output(&mut replies, Origin::Local, io);
     }
@@ -357,7 +482,9 @@ impl<E: Engine> Pipeline<E> {
         }
         let mut clear: Burst<B> = Burst::new();
         let mut groups: ipsec::Groups<B> = ipsec::Groups::new();
+        let n = pkts.len();
         self.ipsec.outbound(pkts, origin.is_local(), prev, &mut clear, &mut groups, &mut self.stats.drops, io);
+        self.lap(Stage::Policy, n);
         self.route(&mut clear, origin.in_port(), io);
         for (policy, group) in groups.iter_mut() {
             if depth >= MAX_NESTING {
@@ -366,7 +493,9 @@ impl<E: Engine> Pipeline<E> {
                 }
                 continue;
             }
+            let n = group.len();
             self.ipsec.seal(*policy, group, &mut self.stats.drops, io.up);
+            self.lap(Stage::Ipsec, n);
             self.output_nested(group, Origin::Local, Some(*policy), depth + 1, io);
         }
     }
@@ -376,6 +505,7 @@ impl<E: Engine> Pipeline<E> {
     fn route<B: PacketBuf>(&mut self, pkts: &mut Burst<B>, in_port: Option<u16>, io: &mut Io<'_, B, E::Session>) {
         let tables = Arc::clone(&self.tables);
         let mut errors: Burst<B> = Burst::new();
+        let n = pkts.len();
         for mut buf in pkts.drain(..) {
             let (dst, len, df) = {
                 let ip = ipv4::Packet::new_unchecked(buf.data());
@@ -411,6 +541,7 @@ impl<E: Engine> Pipeline<E> {
                 Err(r) => self.stats.drops.drop(r),
             }
         }
+        self.lap(Stage::Route, n);
         if !errors.is_empty() {
             // ICMP errors are locally originated; no error is sent about them, so this ends.
             self.output(&mut errors, Origin::Local, io);
