@@ -9,6 +9,7 @@
 
 use std::process::ExitCode;
 
+mod bench;
 mod builtin;
 mod config;
 mod console;
@@ -34,6 +35,8 @@ commands:
                        the control process (`run` starts and restarts it)
   demo [--seconds N] [--size BYTES]
                        two gateways on DPDK virtual devices, traffic between their LANs
+  bench [--transform T] [--size N|imix] [--direction out|in] [--rounds R]
+                       one worker's throughput against dpdk-test-crypto-perf (`ipsecgw bench --help`)
   selftest             seal and open packets through manually keyed SAs on both engines
   sa seal|open ...     apply one SA to every packet of a pcap (see `ipsecgw sa --help`)
 
@@ -46,6 +49,8 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("demo") => demo::run(&args[1..]),
         Some("selftest") => selftest::run(),
+        Some("bench") => bench::main(&args[1..]),
+        Some("bench-run") => bench::run_main(&args[1..]),
         Some("run") => run::main(&args[1..]),
         Some("control") => console::control_main(&args[1..]),
         Some("console") => console::console_main(&args[1..]),

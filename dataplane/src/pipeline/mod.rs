@@ -133,15 +133,30 @@ impl Runtime {
         }
     }
 
-    /// Renders the `show runtime` table: cycles per packet and packets per call per stage.
+    /// Renders the `show runtime` table: per stage, cycles per packet it handled, packets per
+    /// call, and cycles per packet received (a stage may see a packet more than once: the SPD
+    /// runs again on every packet it encrypted), whose sum is the worker's cost of a packet.
     pub fn table(&self) -> String {
-        let mut s = String::from("stage    calls        packets      cycles/packet  packets/call\n");
+        let received = self.packets[Stage::Rx as usize].max(1) as f64;
+        let mut s = String::from("stage    calls        packets      cycles/packet  packets/call  cycles/received\n");
+        let mut total = 0.0;
         for st in Stage::ALL {
             let i = st as usize;
             let cpp = if self.packets[i] == 0 { 0.0 } else { self.cycles[i] as f64 / self.packets[i] as f64 };
             let ppc = if self.calls[i] == 0 { 0.0 } else { self.packets[i] as f64 / self.calls[i] as f64 };
-            s += &format!("{:<8} {:<12} {:<12} {:<14.1} {:.1}\n", st.name(), self.calls[i], self.packets[i], cpp, ppc);
+            let per_rx = self.cycles[i] as f64 / received;
+            total += per_rx;
+            s += &format!(
+                "{:<8} {:<12} {:<12} {:<14.1} {:<13.1} {:.1}\n",
+                st.name(),
+                self.calls[i],
+                self.packets[i],
+                cpp,
+                ppc,
+                per_rx
+            );
         }
+        s += &format!("{:<8} {:<12} {:<12} {:<14} {:<13} {:.1}\n", "total", "", "", "", "", total);
         s
     }
 }

@@ -1,0 +1,557 @@
+//! `ipsecgw bench`: the gateway's throughput with one worker, measured the way users measure
+//! DPDK's ipsec-secgw: plain (outbound) or pre-encrypted (inbound) frames replayed by `net_pcap`
+//! with `infinite_rx=1` into the gateway, sent out to `net_null`; Mpps, Gbit/s and cycles per
+//! packet from the gateway's own counters over a measured window after a warm-up; and in the
+//! same run the crypto ceiling of `dpdk-test-crypto-perf` (aesni_mb, same algorithm and payload
+//! size), with our rate as a fraction of it. Each round runs in a child process (one EAL per
+//! process); rounds interleave ours and the ceiling, and medians are reported.
+
+use std::net::Ipv4Addr;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use dataplane::buf::{BURST, Burst, HeapBuf, PacketBuf};
+use dataplane::crypto::rust::RustEngine;
+use dataplane::crypto::{Auth, Cipher, Transform};
+use dataplane::ctl::ToWorker;
+use dataplane::pipeline::{Direction, Runtime};
+use dataplane::route::{NextHop, Route};
+use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, Sa, SaConfig};
+use dataplane::spd::{Action, IpsecProtocols, Level, Policy, Prefix, Selector};
+use dataplane::stats::Stats;
+use dataplane::wire::{Protocol, ipv4, udp};
+use ipsecgw::dpdk::{Eal, Mempool, PoolConfig, lcore, shutdown};
+use ipsecgw::gateway::{Gateway, IfaceSetup, SaSetup, Setup};
+
+use crate::pcap;
+
+const USAGE: &str = "usage: ipsecgw bench [--transform T] [--size N|imix] [--direction out|in] [--seconds S]
+                      [--warmup S] [--rounds R] [--no-ceiling]
+  --transform   aes-gcm-128 (default), aes-gcm-256, aes-cbc-128+sha1, aes-cbc-256+sha256,
+                3des+sha1, null+sha1
+  --size        Ethernet frame size of the plain packets: 64 (default), 512, 1420..., or imix
+                (7:4:1 of 64, 570 and 1518 bytes)
+  --direction   out: encrypt LAN to WAN (default); in: decrypt pre-encrypted frames
+  --seconds     measured window per round (default 3), after --warmup seconds (default 1)
+  --rounds      interleaved rounds of ours and dpdk-test-crypto-perf (default 3)";
+
+#[derive(Clone, Debug)]
+struct Args {
+    transform: String,
+    size: String,
+    inbound: bool,
+    seconds: u64,
+    warmup: u64,
+    rounds: u32,
+    ceiling: bool,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut a = Args {
+        transform: "aes-gcm-128".into(),
+        size: "64".into(),
+        inbound: false,
+        seconds: 3,
+        warmup: 1,
+        rounds: 3,
+        ceiling: true,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().cloned().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--transform" => a.transform = val()?,
+            "--size" => a.size = val()?,
+            "--direction" => {
+                a.inbound = match val()?.as_str() {
+                    "in" => true,
+                    "out" => false,
+                    d => return Err(format!("--direction takes in or out, not {d}")),
+                }
+            }
+            "--seconds" => a.seconds = val()?.parse().map_err(|_| "--seconds takes a number")?,
+            "--warmup" => a.warmup = val()?.parse().map_err(|_| "--warmup takes a number")?,
+            "--rounds" => a.rounds = val()?.parse().map_err(|_| "--rounds takes a number")?,
+            "--no-ceiling" => a.ceiling = false,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    transform(&a.transform)?;
+    sizes(&a.size)?;
+    Ok(a)
+}
+
+fn to_args(a: &Args) -> Vec<String> {
+    let mut v = vec![
+        "--transform".into(),
+        a.transform.clone(),
+        "--size".into(),
+        a.size.clone(),
+        "--direction".into(),
+        if a.inbound { "in".into() } else { "out".into() },
+        "--seconds".into(),
+        a.seconds.to_string(),
+        "--warmup".into(),
+        a.warmup.to_string(),
+    ];
+    if !a.ceiling {
+        v.push("--no-ceiling".into());
+    }
+    v
+}
+
+/// Returns the transform and its dpdk-test-crypto-perf options.
+fn transform(name: &str) -> Result<(Transform, Vec<&'static str>), String> {
+    let t = |c, a| Transform::new(c, a).map_err(|e| e.to_string());
+    let cbc = |algo: &'static str, key: &'static str, iv: &'static str, auth: &'static str, akey, digest| {
+        vec![
+            "--optype",
+            "cipher-then-auth",
+            "--cipher-algo",
+            algo,
+            "--cipher-op",
+            "encrypt",
+            "--cipher-key-sz",
+            key,
+            "--cipher-iv-sz",
+            iv,
+            "--auth-algo",
+            auth,
+            "--auth-op",
+            "generate",
+            "--auth-key-sz",
+            akey,
+            "--digest-sz",
+            digest,
+        ]
+    };
+    let gcm = |key: &'static str| {
+        vec![
+            "--optype",
+            "aead",
+            "--aead-algo",
+            "aes-gcm",
+            "--aead-op",
+            "encrypt",
+            "--aead-key-sz",
+            key,
+            "--aead-iv-sz",
+            "12",
+            "--aead-aad-sz",
+            "8",
+            "--digest-sz",
+            "16",
+        ]
+    };
+    Ok(match name {
+        "aes-gcm-128" => (t(Cipher::AesGcm128, Auth::Null)?, gcm("16")),
+        "aes-gcm-256" => (t(Cipher::AesGcm256, Auth::Null)?, gcm("32")),
+        "aes-cbc-128+sha1" => {
+            (t(Cipher::AesCbc128, Auth::HmacSha1_96)?, cbc("aes-cbc", "16", "16", "sha1-hmac", "20", "12"))
+        }
+        "aes-cbc-256+sha256" => {
+            (t(Cipher::AesCbc256, Auth::HmacSha256_128)?, cbc("aes-cbc", "32", "16", "sha2-256-hmac", "32", "16"))
+        }
+        "3des+sha1" => (t(Cipher::TdesCbc, Auth::HmacSha1_96)?, cbc("3des-cbc", "24", "8", "sha1-hmac", "20", "12")),
+        "null+sha1" => (
+            t(Cipher::Null, Auth::HmacSha1_96)?,
+            vec![
+                "--optype",
+                "auth-only",
+                "--auth-algo",
+                "sha1-hmac",
+                "--auth-op",
+                "generate",
+                "--auth-key-sz",
+                "20",
+                "--digest-sz",
+                "12",
+            ],
+        ),
+        other => return Err(format!("unknown transform {other}")),
+    })
+}
+
+/// Returns the frame sizes of one replay cycle.
+fn sizes(spec: &str) -> Result<Vec<usize>, String> {
+    if spec == "imix" {
+        // The simple IMIX: 7 x 64, 4 x 570, 1 x 1518 bytes.
+        return Ok([vec![64; 7], vec![570; 4], vec![1518]].concat());
+    }
+    let n: usize = spec.parse().map_err(|_| format!("--size takes a number or imix, not {spec}"))?;
+    if !(64..=1518).contains(&n) {
+        return Err("--size must be 64..=1518".into());
+    }
+    Ok(vec![n])
+}
+
+pub fn main(args: &[String]) -> ExitCode {
+    let a = match parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("bench: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match orchestrate(&a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One round's figures.
+#[derive(Clone, Copy, Debug, Default)]
+struct Figures {
+    mpps: f64,
+    gbps: f64,
+    cycles_per_packet: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+fn orchestrate(a: &Args) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = std::env::temp_dir().join(format!("ipsecgw-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let pcap_path = dir.join("frames.pcap");
+    let (xf, _) = transform(&a.transform)?;
+    let frame_sizes = sizes(&a.size)?;
+    write_frames(&pcap_path, xf, &frame_sizes, a.inbound)?;
+    let payload = crypto_payload(&frame_sizes);
+    println!(
+        "ipsecgw bench: {} {} frames {}, one worker, net_pcap (infinite_rx) -> gateway -> net_null; \
+         {} s after {} s warm-up, {} rounds",
+        a.transform,
+        a.size,
+        if a.inbound { "inbound (decrypt)" } else { "outbound (encrypt)" },
+        a.seconds,
+        a.warmup,
+        a.rounds
+    );
+    let mut ours = Vec::new();
+    let mut ceiling = Vec::new();
+    let mut runtime = None;
+    for round in 1..=a.rounds {
+        let out = Command::new(&exe)
+            .arg("bench-run")
+            .args(to_args(a))
+            .arg("--pcap")
+            .arg(&pcap_path)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let Some(f) = parse_result(&text) else {
+            return Err(format!("round {round}: no result\n{text}{}", String::from_utf8_lossy(&out.stderr)));
+        };
+        println!(
+            "round {round}: ours {:.3} Mpps {:.3} Gbit/s {:.0} cycles/packet",
+            f.mpps, f.gbps, f.cycles_per_packet
+        );
+        runtime = text.split_once("RUNTIME\n").map(|(_, t)| t.to_owned());
+        ours.push(f);
+        if a.ceiling {
+            let c = crypto_perf(a, payload)?;
+            println!("round {round}: dpdk-test-crypto-perf (aesni_mb, {payload} bytes) {c:.3} Mops");
+            ceiling.push(c);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let m = median(ours.iter().map(|f| f.mpps).collect());
+    println!(
+        "\nmedian: ours {m:.3} Mpps, {:.3} Gbit/s, {:.0} cycles/packet",
+        median(ours.iter().map(|f| f.gbps).collect()),
+        median(ours.iter().map(|f| f.cycles_per_packet).collect())
+    );
+    if a.ceiling {
+        let c = median(ceiling);
+        println!("median: crypto ceiling {c:.3} Mops; ours / ceiling = {:.0}%", 100.0 * m / c);
+    }
+    if let Some(rt) = runtime {
+        println!("\nper-stage cycles of the last round (the worker's own accounting):\n{rt}");
+    }
+    Ok(())
+}
+
+fn parse_result(text: &str) -> Option<Figures> {
+    let line = text.lines().find(|l| l.starts_with("RESULT "))?;
+    let field = |k: &str| -> Option<f64> {
+        line.split_whitespace().find_map(|w| w.strip_prefix(k).and_then(|v| v.strip_prefix('='))?.parse().ok())
+    };
+    Some(Figures { mpps: field("mpps")?, gbps: field("gbps")?, cycles_per_packet: field("cpp")? })
+}
+
+/// Returns the payload the crypto ceiling is measured at: the mean inner IPv4 packet, rounded
+/// up to 16 bytes (CBC needs whole blocks).
+fn crypto_payload(frames: &[usize]) -> usize {
+    let mean = frames.iter().map(|f| f - 14).sum::<usize>() / frames.len();
+    mean.next_multiple_of(16)
+}
+
+fn crypto_perf(a: &Args, payload: usize) -> Result<f64, String> {
+    let (_, opts) = transform(&a.transform)?;
+    let prefix = format!("ipsecgw_cp_{}", std::process::id());
+    let buf = payload.to_string();
+    let out = Command::new("dpdk-test-crypto-perf")
+        .args(["--no-huge", "-m", "1024", "--no-pci", "--no-telemetry", "--file-prefix", &prefix, "-l", "0,1"])
+        .args(["--vdev", "crypto_aesni_mb0", "--"])
+        .args(["--ptest", "throughput", "--devtype", "crypto_aesni_mb", "--burst-sz", "32", "--pool-sz", "8192"])
+        .args(["--total-ops", "4000000", "--buffer-sz", &buf, "--silent"])
+        .args(&opts)
+        .output()
+        .map_err(|e| format!("dpdk-test-crypto-perf: {e} (install dpdk-dev with scripts/setup.sh)"))?;
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The result row: lcore, buffer size, burst size, enqueued, dequeued, failed enq, failed
+    // deq, MOps, Gbps, cycles/buffer.
+    text.lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.len() >= 10 && cols[1] == buf).then(|| cols[7].parse::<f64>().ok()).flatten()
+        })
+        .next_back()
+        .ok_or_else(|| format!("no result from dpdk-test-crypto-perf:\n{text}{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+const LAN1: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 10);
+const LAN2: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 20);
+const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const SPI_OUT: u32 = 0x1001;
+const SPI_IN: u32 = 0x1002;
+
+fn keys(xf: Transform, salt: u8) -> (Vec<u8>, Vec<u8>) {
+    let k = |n: usize, s: u8| (0..n).map(|i| (i as u8).wrapping_mul(29).wrapping_add(s)).collect();
+    (k(xf.cipher().key_len(), salt), k(xf.auth().key_len(), salt ^ 0x5a))
+}
+
+/// Writes one replay cycle of frames: plain LAN1 -> LAN2 UDP (outbound), or the same sealed by
+/// the peer's SA (inbound). The destination MAC is broadcast: the gateway accepts it whatever
+/// MAC the pcap device reports.
+fn write_frames(path: &std::path::Path, xf: Transform, frame_sizes: &[usize], inbound: bool) -> Result<(), String> {
+    let cycle = 1024;
+    let mut frames = Vec::new();
+    for i in 0..cycle {
+        let size = frame_sizes[i % frame_sizes.len()];
+        let ip_len = size - 14;
+        let mut p = vec![0u8; ip_len];
+        ipv4::Repr {
+            src_addr: LAN1,
+            dst_addr: LAN2,
+            protocol: Protocol::Udp,
+            payload_len: ip_len - 20,
+            ttl: 64,
+            tos: 0,
+            ident: i as u16,
+            dont_frag: false,
+        }
+        .emit(&mut ipv4::Packet::new_unchecked(&mut p[..]));
+        udp::Repr { src_port: 1024 + (i % 256) as u16, dst_port: 5001, payload_len: ip_len - 28 }
+            .emit(&mut udp::Packet::new_unchecked(&mut p[20..]));
+        frames.push(p);
+    }
+    if inbound {
+        let (enc, auth) = keys(xf, 2);
+        let cfg = SaConfig {
+            spi: SPI_IN,
+            proto: IpsecProto::Esp,
+            mode: Mode::Tunnel,
+            src: PEER,
+            dst: GW,
+            xf,
+            enc_key: &enc,
+            auth_key: &auth,
+            replay_window: 0,
+            lifetimes: Lifetimes::default(),
+            dont_fragment: DontFragment::Clear,
+        };
+        let mut sa = Sa::new(&mut RustEngine, &cfg, 0).map_err(|e| e.to_string())?;
+        let mut sealed = Vec::new();
+        for chunk in frames.chunks(BURST) {
+            let mut b: Burst<HeapBuf> = chunk.iter().map(|p| HeapBuf::from_slice(p)).collect();
+            let mut st = Stats::default();
+            dataplane::esp::seal(&mut sa, &mut RustEngine, &mut b, &mut st);
+            sealed.extend(b.iter().map(|p| p.data().to_vec()));
+        }
+        frames = sealed;
+    }
+    let mut eth = [0u8; 14];
+    eth[..6].fill(0xff);
+    eth[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x99]);
+    eth[12..].copy_from_slice(&[8, 0]);
+    let mut cap = pcap::Capture::new(pcap::LinkType::Ethernet, pcap::ByteOrder::Little, pcap::TsPrecision::Micros);
+    cap.records =
+        frames.into_iter().map(|packet| pcap::Record { ts_sec: 0, ts_frac: 0, eth: Some(eth), packet }).collect();
+    cap.write_file(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The gateway under test: LAN on port 0, WAN on port 1 (outbound: pcap in, null out; inbound
+/// the other way round), one policy and its manual SAs.
+fn setup(xf: Transform, inbound: bool) -> Setup {
+    let (in_dev, out_dev) = ("net_pcap0", "net_null0");
+    let (lan_dev, wan_dev) = if inbound { (out_dev, in_dev) } else { (in_dev, out_dev) };
+    let (e_out, a_out) = keys(xf, 1);
+    let (e_in, a_in) = keys(xf, 2);
+    let sa = |direction, spi, src, dst, enc: Vec<u8>, auth: Vec<u8>| SaSetup {
+        policy_id: 1,
+        direction,
+        proto: IpsecProto::Esp,
+        mode: Mode::Tunnel,
+        spi,
+        src,
+        dst,
+        xf,
+        enc_key: zeroize::Zeroizing::new(enc),
+        auth_key: zeroize::Zeroizing::new(auth),
+        dont_fragment: DontFragment::Clear,
+        lifetimes: Lifetimes::default(),
+        // The replayed capture repeats its sequence numbers: anti-replay off, as for manual SAs.
+        replay_window: 0,
+    };
+    let net = |a: Ipv4Addr| Prefix::new(u32::from(a) & 0xffff_ff00, 24);
+    Setup {
+        name: "bench".into(),
+        ifaces: vec![
+            IfaceSetup {
+                name: "lan".into(),
+                device: lan_dev.into(),
+                addrs: vec![(Ipv4Addr::new(10, 1, 0, 1), 24)],
+                mtu: 1500,
+            },
+            IfaceSetup { name: "lan2".into(), device: String::new(), addrs: vec![], mtu: 1500 },
+            IfaceSetup { name: "wan".into(), device: wan_dev.into(), addrs: vec![(GW, 24)], mtu: 1500 },
+        ]
+        .into_iter()
+        .filter(|i| !i.device.is_empty())
+        .collect(),
+        routes: vec![Route {
+            prefix: Ipv4Addr::new(10, 2, 0, 0),
+            len: 24,
+            next_hop: NextHop { port: 1, gateway: Some(PEER) },
+        }],
+        policies: vec![Policy {
+            id: 1,
+            selector: Selector { src: net(LAN1), dst: net(LAN2), ..Selector::ANY },
+            action: Action::Encrypt,
+            level: Level::Require,
+            mode: Mode::Tunnel,
+            sa_src: GW,
+            sa_dst: PEER,
+            protocols: IpsecProtocols::Esp,
+            dont_fragment: DontFragment::Clear,
+        }],
+        sas: vec![sa(Direction::Out, SPI_OUT, GW, PEER, e_out, a_out), sa(Direction::In, SPI_IN, PEER, GW, e_in, a_in)],
+    }
+}
+
+/// `ipsecgw bench-run`: one measured round in this process (the orchestrator's child).
+pub fn run_main(args: &[String]) -> ExitCode {
+    let mut rest = args.to_vec();
+    let Some(i) = rest.iter().position(|a| a == "--pcap") else {
+        eprintln!("bench-run: --pcap FILE is required");
+        return ExitCode::from(2);
+    };
+    let Some(pcap_path) = rest.get(i + 1).cloned() else {
+        eprintln!("bench-run: --pcap FILE is required");
+        return ExitCode::from(2);
+    };
+    rest.drain(i..i + 2);
+    let a = match parse(&rest) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench-run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match round(&a, &pcap_path) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-run: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tsc() -> u64 {
+    lcore::tsc()
+}
+
+fn round(a: &Args, pcap_path: &str) -> Result<(), String> {
+    let (xf, _) = transform(&a.transform)?;
+    let prefix = format!("ipsecgw_bench_{}", std::process::id());
+    let pcap_vdev = format!("net_pcap0,rx_pcap={pcap_path},infinite_rx=1");
+    let eal_args = [
+        "--no-huge",
+        "-m",
+        "1024",
+        "--no-pci",
+        "--no-telemetry",
+        "--file-prefix",
+        &prefix,
+        "-l",
+        "0,1",
+        "--vdev",
+        &pcap_vdev,
+        "--vdev",
+        "net_null0,no-rx=1",
+    ];
+    let eal = Eal::init(eal_args).map_err(|e| e.to_string())?;
+    let result = measure(&eal, a, xf);
+    drop(eal);
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    result
+}
+
+fn measure(eal: &Eal, a: &Args, xf: Transform) -> Result<(), String> {
+    let pool =
+        Mempool::create(eal, &PoolConfig { mbufs: 32767, ..PoolConfig::default() }).map_err(|e| e.to_string())?;
+    let mut gw = Gateway::open(eal, &pool, &setup(xf, a.inbound))?;
+    // net_null answers no ARP: the next hops are static entries.
+    let peer_mac = [2, 0, 0, 0, 0, 2];
+    gw.slow.broadcast(|| ToWorker::Neighbor { port: 1, ip: PEER, mac: peer_mac });
+    gw.slow.broadcast(|| ToWorker::Neighbor { port: 0, ip: LAN2, mac: peer_mac });
+    let mut w = gw.take_worker().ok_or("no worker")?;
+    w.set_clock(tsc);
+    let hz = lcore::tsc_hz();
+    let now_ms = move || lcore::tsc() / (hz / 1000).max(1);
+    let job = lcore::launch(eal, 1, move || {
+        w.run(shutdown::requested, now_ms, 256);
+        w
+    })
+    .map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_secs(a.warmup));
+    let (s0, t0) = (gw.stats(), lcore::tsc());
+    std::thread::sleep(Duration::from_secs(a.seconds));
+    let (s1, t1) = (gw.stats(), lcore::tsc());
+    shutdown::request();
+    let w = job.join();
+    gw.stop();
+    let secs = (t1 - t0) as f64 / hz as f64;
+    let pkts = s1.tx_packets - s0.tx_packets;
+    let bytes = s1.tx_bytes - s0.tx_bytes;
+    let mpps = pkts as f64 / secs / 1e6;
+    let gbps = bytes as f64 * 8.0 / secs / 1e9;
+    let cpp = if pkts == 0 { f64::NAN } else { (t1 - t0) as f64 / pkts as f64 };
+    println!("RESULT mpps={mpps:.4} gbps={gbps:.4} cpp={cpp:.1} packets={pkts}");
+    let drops: Vec<String> = s1.drops.nonzero().map(|(r, n)| format!("{}={n}", r.label())).collect();
+    if !drops.is_empty() {
+        println!("drops: {}", drops.join(" "));
+    }
+    let mut rt = Runtime::default();
+    rt.merge(&w.stats().runtime);
+    print!("RUNTIME\n{}", rt.table());
+    Ok(())
+}
