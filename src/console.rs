@@ -4,7 +4,7 @@
 //! refused one, optionally wrapping the result in JSON for scripts.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use control::daemon::client::Client;
@@ -57,7 +57,7 @@ pub fn control_main(args: &[String]) -> ExitCode {
     }
 }
 
-fn connect(socket: &PathBuf, who: &str) -> Result<Client, ExitCode> {
+fn connect(socket: &Path, who: &str) -> Result<Client, ExitCode> {
     Client::connect(socket).map_err(|e| {
         eprintln!("{who}: cannot reach the control process at {}: {e}", socket.display());
         ExitCode::FAILURE

@@ -132,7 +132,7 @@ struct OutSpec {
 /// the wall-clock second they were installed.
 #[derive(Default)]
 struct Installed {
-    ifaces: Vec<(String, Vec<(Ipv4Addr, u8)>, u16)>,
+    ifaces: Vec<IfaceKey>,
     routes: Vec<Route>,
     policies: Vec<Policy>,
     outbound: HashMap<u32, (OutSpec, u64)>,
@@ -178,7 +178,10 @@ impl ApplyReport {
     }
 }
 
-fn iface_key(i: &IfaceSetup) -> (String, Vec<(Ipv4Addr, u8)>, u16) {
+/// What of an interface can change while the gateway runs (besides its name): addresses, MTU.
+type IfaceKey = (String, Vec<(Ipv4Addr, u8)>, u16);
+
+fn iface_key(i: &IfaceSetup) -> IfaceKey {
     (i.name.clone(), i.addrs.clone(), i.mtu)
 }
 

@@ -1,0 +1,221 @@
+//! A gateway process for the control-plane tests: `ipsecgw run` on DPDK virtual devices (no
+//! hugepages, its own EAL prefix) with its configuration and sockets in a directory of its own,
+//! and `ipsecgw exec` against it. Everything is stopped and removed on drop.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ipsecgw");
+
+/// A test's directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ipsecgw-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `ipsecgw run`.
+pub struct Gateway {
+    pub child: Child,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    lines: mpsc::Receiver<String>,
+    /// Every line it printed so far (stdout and stderr, with its control process's).
+    pub seen: Vec<String>,
+}
+
+/// What `ipsecgw exec` did.
+pub struct Exec {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Gateway {
+    /// Starts `ipsecgw run` on `config` with the control socket in `dir/ctl/`, and waits until
+    /// its control process answers.
+    pub fn start(config: &Path, dir: &Path) -> Gateway {
+        let socket = dir.join("ctl").join("ctl.sock");
+        let mut child = Command::new(BIN)
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ipsecgw run");
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut gw = Gateway { child, config: config.to_owned(), socket, lines, seen: Vec::new() };
+        gw.wait_for("running", Duration::from_secs(30));
+        gw.wait_until(Duration::from_secs(20), |gw| gw.exec(&["/"]).ok);
+        gw
+    }
+
+    /// Collects what the gateway printed since the last call.
+    pub fn drain(&mut self) {
+        self.seen.extend(self.lines.try_iter());
+    }
+
+    /// Waits for a printed line containing `what`.
+    pub fn wait_for(&mut self, what: &str, timeout: Duration) {
+        if self.seen.iter().any(|l| l.contains(what)) {
+            return;
+        }
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(what);
+                    self.seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("the gateway never printed {what:?}; output:\n{}", self.seen.join("\n"));
+    }
+
+    /// Retries `f` until it holds.
+    pub fn wait_until(&mut self, timeout: Duration, mut f: impl FnMut(&mut Gateway) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if f(self) {
+                return;
+            }
+            self.drain();
+            assert!(self.alive(), "the gateway died; output:\n{}", self.seen.join("\n"));
+            assert!(Instant::now() < deadline, "timed out; output:\n{}", self.seen.join("\n"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Tells whether the dataplane process still runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Runs `ipsecgw exec --socket S ARGS...`.
+    pub fn exec(&self, args: &[&str]) -> Exec {
+        let out: Output = Command::new(BIN)
+            .arg("exec")
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn ipsecgw exec");
+        Exec {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs a command that must succeed and returns its output.
+    pub fn must(&self, args: &[&str]) -> String {
+        let e = self.exec(args);
+        assert!(e.ok, "exec {args:?} failed: {}{}", e.stdout, e.stderr);
+        e.stdout
+    }
+
+    /// Returns the value of one `stats` counter.
+    pub fn stat(&self, name: &str) -> u64 {
+        let out = self.must(&["stats"]);
+        let prefix = format!("{name}=");
+        out.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name} in stats:\n{out}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Returns the `sa ...` lines of `stats`: each installed SA's sequence number and counters.
+    pub fn sa_lines(&self) -> Vec<String> {
+        self.must(&["stats"]).lines().filter(|l| l.starts_with("sa ")).map(str::to_owned).collect()
+    }
+
+    /// Stops the gateway with SIGTERM and returns everything it printed.
+    pub fn stop(mut self) -> Vec<String> {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.drain();
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if self.alive() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends SIGKILL to a process.
+pub fn kill9(pid: u32) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill -9");
+}
+
+/// Returns a configuration with two interfaces and one manually keyed encrypt policy, the
+/// demo's R1 with `lan` and `wan` devices given.
+pub fn r1_config(lan: &str, wan: &str) -> String {
+    format!(
+        "/interface
+add name=lan device=\"{lan}\"
+add name=wan device=\"{wan}\"
+/ip address
+add address=10.1.0.1/24 interface=lan
+add address=192.0.2.1/24 interface=wan
+/ip ipsec key
+add name=k1 algorithm=aes-gcm length=160 key=0x000102030405060708090a0b0c0d0e0fcafebabe
+add name=k2 algorithm=aes-gcm length=160 key=0xf0e1d2c3b4a5968778695a4b3c2d1e0fdeadbeef
+/ip ipsec manual-sa
+add name=sa1 esp-enc-key=k1/k2 esp-auth-key=none esp-spi=258/259
+/ip ipsec policy
+add src-address=10.1.0.0/24 dst-address=10.2.0.0/24 action=encrypt tunnel=yes sa-src-address=192.0.2.1 \\
+    sa-dst-address=192.0.2.2 manual-sa=sa1
+"
+    )
+}
