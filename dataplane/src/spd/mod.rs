@@ -244,6 +244,28 @@ pub struct Decrypted {
     pub policy: PolicyIdx,
 }
 
+/// Classifies the keys of `pkts` into `hits`, looking up each run of equal consecutive keys
+/// once: a burst is often one flow, and packets just encrypted by one SA all share their outer
+/// header's key.
+fn classify_distinct<P>(c: &Classifier, pkts: &[P], key: impl Fn(&P) -> Key, hits: &mut [Option<u32>]) {
+    let mut keys = [Key::default(); BURST];
+    let mut slot = [0u8; BURST];
+    let mut distinct = 0;
+    for (i, p) in pkts.iter().enumerate() {
+        let k = key(p);
+        if distinct == 0 || keys[distinct - 1] != k {
+            keys[distinct] = k;
+            distinct += 1;
+        }
+        slot[i] = (distinct - 1) as u8;
+    }
+    let mut found = [None; BURST];
+    c.classify_burst(&keys[..distinct], &mut found[..distinct]);
+    for (h, &s) in hits.iter_mut().zip(slot.iter()) {
+        *h = found[usize::from(s)];
+    }
+}
+
 /// The compiled policy list: one classifier for outgoing selectors, one for the reversed ones.
 #[derive(Debug)]
 pub struct Spd {
@@ -337,13 +359,9 @@ impl Spd {
         out: &mut [Decision],
     ) {
         for (pkts, out) in pkts.chunks(BURST).zip(out.chunks_mut(BURST)) {
-            let mut keys = [Key::default(); BURST];
             let mut hits = [None; BURST];
             let n = pkts.len().min(out.len());
-            for (k, p) in keys.iter_mut().zip(pkts) {
-                *k = p.key;
-            }
-            self.out.classify_burst(&keys[..n], &mut hits[..n]);
+            classify_distinct(&self.out, &pkts[..n], |p| p.key, &mut hits[..n]);
             for ((p, o), hit) in pkts.iter().zip(out.iter_mut()).zip(hits) {
                 *o = self.outbound_one(p, hit, &has_sa, counters);
             }
@@ -397,13 +415,9 @@ impl Spd {
         out: &mut [Decision],
     ) {
         for (pkts, out) in pkts.chunks(BURST).zip(out.chunks_mut(BURST)) {
-            let mut keys = [Key::default(); BURST];
             let mut hits = [None; BURST];
             let n = pkts.len().min(out.len());
-            for (k, p) in keys.iter_mut().zip(pkts) {
-                *k = p.key;
-            }
-            self.incoming.classify_burst(&keys[..n], &mut hits[..n]);
+            classify_distinct(&self.incoming, &pkts[..n], |p| p.key, &mut hits[..n]);
             for ((p, o), hit) in pkts.iter().zip(out.iter_mut()).zip(hits) {
                 let k = &p.key;
                 *o = if p.to_us && k.proto == PROTO_UDP && (k.dst_port == IKE_PORT || k.dst_port == IKE_NATT_PORT) {
