@@ -29,3 +29,5 @@ test: fmt clippy unit
 
 bench: setup
 	$(CARGO) bench -p bench --bench crypto
+	python3 scripts/bench-table.py
+	bash scripts/bench-gateway.sh
