@@ -10,59 +10,15 @@ mod ctl_support;
 
 use std::time::Duration;
 
-use ctl_support::{Gateway, TempDir, kill9, r1_config};
+use ctl_support::{Gateway, TempDir, kill9, r1_config, write_udp_pcap};
 
 const PACKETS: u16 = 5;
-
-/// Returns the Internet checksum of `b` (RFC 1071).
-fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Writes a pcap of UDP packets from 10.1.0.5 to 10.2.0.5, broadcast at the Ethernet layer (the
-/// gateway accepts broadcast frames, whatever its port's address).
-fn write_pcap(path: &std::path::Path) {
-    let mut out = Vec::new();
-    for v in [0xa1b2_c3d4_u32.to_le_bytes().as_slice(), &2u16.to_le_bytes(), &4u16.to_le_bytes(), &[0; 8]] {
-        out.extend_from_slice(v);
-    }
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    for id in 0..PACKETS {
-        let payload = [0u8; 32];
-        let mut udp = Vec::new();
-        udp.extend_from_slice(&1234u16.to_be_bytes());
-        udp.extend_from_slice(&5678u16.to_be_bytes());
-        udp.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
-        udp.extend_from_slice(&[0, 0]);
-        udp.extend_from_slice(&payload);
-        let mut ip = vec![0x45, 0];
-        ip.extend_from_slice(&(20 + udp.len() as u16).to_be_bytes());
-        ip.extend_from_slice(&id.to_be_bytes());
-        ip.extend_from_slice(&[0, 0, 64, 17, 0, 0, 10, 1, 0, 5, 10, 2, 0, 5]);
-        let c = checksum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        let mut frame = vec![0xff; 6];
-        frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
-        frame.extend_from_slice(&ip);
-        frame.extend_from_slice(&udp);
-        out.extend_from_slice(&[0; 8]);
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&frame);
-    }
-    std::fs::write(path, out).unwrap();
-}
 
 #[test]
 fn a_killed_control_process_is_restarted_and_resyncs_without_reinstalling() {
     let dir = TempDir::new("ctl-respawn");
     let pcap = dir.path("lan-in.pcap");
-    write_pcap(&pcap);
+    write_udp_pcap(&pcap, PACKETS);
     let lan = format!("net_pcap0,rx_pcap={},tx_pcap={}", pcap.display(), dir.path("lan-out.pcap").display());
     let config = dir.path("gw.rsc");
     std::fs::write(&config, r1_config(&lan, "net_null1,no-rx=1")).unwrap();

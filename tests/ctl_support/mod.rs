@@ -219,3 +219,71 @@ add src-address=10.1.0.0/24 dst-address=10.2.0.0/24 action=encrypt tunnel=yes sa
 "
     )
 }
+
+/// Returns the Internet checksum of `b` (RFC 1071).
+fn checksum(b: &[u8]) -> u16 {
+    let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Writes a pcap file of Ethernet frames.
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4_u32.to_le_bytes().as_slice(), &2u16.to_le_bytes(), &4u16.to_le_bytes(), &[0; 8]] {
+        out.extend_from_slice(v);
+    }
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for frame in frames {
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(frame);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Writes a pcap of `count` UDP packets from 10.1.0.5 to 10.2.0.5, broadcast at the Ethernet
+/// layer (the gateway accepts broadcast frames, whatever its port's address).
+pub fn write_udp_pcap(path: &Path, count: u16) {
+    let frames: Vec<Vec<u8>> = (0..count)
+        .map(|id| {
+            let payload = [0u8; 32];
+            let mut udp = Vec::new();
+            udp.extend_from_slice(&1234u16.to_be_bytes());
+            udp.extend_from_slice(&5678u16.to_be_bytes());
+            udp.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+            udp.extend_from_slice(&[0, 0]);
+            udp.extend_from_slice(&payload);
+            let mut ip = vec![0x45, 0];
+            ip.extend_from_slice(&(20 + udp.len() as u16).to_be_bytes());
+            ip.extend_from_slice(&id.to_be_bytes());
+            ip.extend_from_slice(&[0, 0, 64, 17, 0, 0, 10, 1, 0, 5, 10, 2, 0, 5]);
+            let c = checksum(&ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            let mut frame = vec![0xff; 6];
+            frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+            frame.extend_from_slice(&ip);
+            frame.extend_from_slice(&udp);
+            frame
+        })
+        .collect();
+    write_pcap(path, &frames);
+}
+
+/// Writes a pcap holding one ARP reply to 192.0.2.1: 192.0.2.2 is at 02:00:00:00:00:22.
+pub fn write_arp_reply_pcap(path: &Path) {
+    let mac = [0x02, 0, 0, 0, 0, 0x22];
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&[192, 0, 2, 2]);
+    frame.extend_from_slice(&[0xff; 6]);
+    frame.extend_from_slice(&[192, 0, 2, 1]);
+    frame.resize(60, 0);
+    write_pcap(path, &[frame]);
+}
