@@ -107,6 +107,21 @@ pub(super) struct Flight {
     pub interval: Duration,
     /// Retransmissions so far.
     pub tries: u32,
+    /// When we last answered a duplicate, to answer a burst of copies once.
+    pub dup_answered: Option<Instant>,
+}
+
+impl Flight {
+    /// Tells whether a duplicate received at `now` should be answered with `sent`: only when
+    /// `sent` answers `received`, and at most once per `gap`.
+    pub fn answer_duplicate(&mut self, now: Instant, gap: Duration) -> Option<Vec<u8>> {
+        if self.dup_answered.is_some_and(|t| now < t + gap) {
+            return None;
+        }
+        let b = self.sent.clone()?;
+        self.dup_answered = Some(now);
+        Some(b)
+    }
 }
 
 /// NAT traversal state (RFC 3947).

@@ -163,7 +163,7 @@ impl Endpoint {
                     self.p1.iter().position(|p| p.ic == ic && p.role == Role::Responder && p.remote == inp.remote);
                 match dup {
                     Some(i) => {
-                        if !self.duplicate(i, data) {
+                        if !self.duplicate(inp.now, i, data) {
                             self.drop_msg(DropReason::Unexpected, "first message again, changed");
                         }
                     }
@@ -173,7 +173,7 @@ impl Endpoint {
             }
             None => return self.drop_msg(DropReason::UnknownCookies, "phase 1 message for unknown cookies"),
         };
-        if self.duplicate(i, data) {
+        if self.duplicate(inp.now, i, data) {
             return;
         }
         if inp.msg.exchange() != exchange_of(self.p1[i].mode) {
@@ -215,13 +215,14 @@ impl Endpoint {
         }
     }
 
-    /// Answers a retransmitted message with our last message.
-    pub(super) fn duplicate(&mut self, i: usize, data: &[u8]) -> bool {
+    /// Answers a retransmitted message with our answer to it.
+    pub(super) fn duplicate(&mut self, now: Instant, i: usize, data: &[u8]) -> bool {
         if self.p1[i].flight.received.as_deref() != Some(data) {
             return false;
         }
         self.drop_msg(DropReason::Duplicate, "retransmission of the last message");
-        if let Some(b) = self.p1[i].flight.sent.clone() {
+        let gap = self.cfg.retransmit_initial / 2;
+        if let Some(b) = self.p1[i].flight.answer_duplicate(now, gap) {
             self.send_p1(i, b);
         }
         true
@@ -566,6 +567,8 @@ impl Endpoint {
         p.iv = next_iv;
         p.state = P1State::Established;
         p.flight.due = None;
+        // Message 5 does not answer message 6: a copy of 6 must not bring 5 back.
+        p.flight.sent = None;
         if ic_seen {
             self.initial_contact(i);
         }
@@ -697,6 +700,7 @@ impl Endpoint {
         }
         p.state = P1State::Established;
         p.flight.due = None;
+        p.flight.sent = None;
         if ic_seen {
             self.initial_contact(i);
         }

@@ -142,7 +142,7 @@ impl Endpoint {
             remote_id,
             choice: None,
             gqm: None,
-            flight: Flight { sent: Some(bytes.clone()), received: None, due: Some(now + interval), interval, tries: 0 },
+            flight: Flight { sent: Some(bytes.clone()), due: Some(now + interval), interval, ..Flight::default() },
             forget_at: None,
         };
         self.p1[i].quick.push(q);
@@ -171,7 +171,8 @@ impl Endpoint {
             Some(j) => {
                 let q = &self.p1[i].quick[j];
                 if q.flight.received.as_deref() == Some(data) {
-                    let sent = q.flight.sent.clone();
+                    let gap = self.cfg.retransmit_initial / 2;
+                    let sent = self.p1[i].quick[j].flight.answer_duplicate(inp.now, gap);
                     self.drop_msg(DropReason::Duplicate, "retransmitted quick mode message");
                     if let Some(b) = sent {
                         self.send_p1(i, b);
@@ -346,7 +347,7 @@ impl Endpoint {
                 received: Some(inp.msg_bytes().to_vec()),
                 due: Some(inp.now + interval),
                 interval,
-                tries: 0,
+                ..Flight::default()
             },
             forget_at: None,
         };
