@@ -4,6 +4,9 @@
 
 use std::net::Ipv4Addr;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rand_chacha::ChaCha12Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 
@@ -110,6 +113,19 @@ pub struct SaConfig<'k> {
     pub dont_fragment: DontFragment,
 }
 
+/// What the copies of one outbound SA on several workers share: the sequence counter (so no
+/// number is sent twice, RFC 4303 3.3.3) and the bytes sent (for the byte lifetimes).
+#[derive(Debug, Default)]
+struct Shared {
+    /// The next sequence number to hand out, minus one.
+    seq: AtomicU64,
+    /// Bytes accounted by every copy.
+    bytes: AtomicU64,
+}
+
+/// Sequence numbers a worker reserves at once when sealing one packet outside a burst.
+const MIN_RESERVE: u64 = 1;
+
 /// A unidirectional SA with its engine session `S`.
 pub struct Sa<S> {
     pub(crate) spi: u32,
@@ -122,8 +138,12 @@ pub struct Sa<S> {
     pub(crate) session: S,
     /// RFC 4106 section 4: the last four bytes of the GCM key material.
     pub(crate) salt: [u8; GCM_SALT_LEN],
-    /// Outbound: the last sequence number sent.
-    seq: u32,
+    /// Outbound: counters shared with the SA's copies on other workers.
+    shared: Arc<Shared>,
+    /// Outbound: the range of sequence numbers this copy reserved and has not used yet.
+    reserved: std::ops::Range<u64>,
+    /// Bytes accounted here and not yet added to the shared count.
+    unshared_bytes: u64,
     pub(crate) replay: ReplayWindow,
     /// Outbound: identification of the next outer IPv4 header.
     pub(crate) ip_id: u16,
@@ -171,7 +191,9 @@ impl<S> Sa<S> {
             dont_fragment: cfg.dont_fragment,
             session,
             salt,
-            seq: 0,
+            shared: Arc::new(Shared::default()),
+            reserved: 0..0,
+            unshared_bytes: 0,
             replay: ReplayWindow::new(cfg.replay_window),
             ip_id: (OsRng.next_u32() & 0xffff) as u16,
             iv_rng: ChaCha12Rng::from_rng(OsRng).unwrap_or_else(|_| ChaCha12Rng::from_seed(fallback_seed(now))),
@@ -216,9 +238,17 @@ impl<S> Sa<S> {
     pub fn counters(&self) -> SaCounters {
         self.counters
     }
-    /// Returns the last sequence number sent (outbound) .
+    /// Returns the last sequence number handed out to any copy of the SA (outbound).
     pub fn seq(&self) -> u32 {
-        self.seq
+        self.shared.seq.load(Ordering::Relaxed).min(u64::from(u32::MAX)) as u32
+    }
+
+    /// Makes this SA a copy of `other` on another worker: they draw sequence numbers and GCM
+    /// IVs from one space and count their bytes together. Both must have the same keys.
+    pub fn share_with(&mut self, other: &Sa<S>) {
+        self.shared = Arc::clone(&other.shared);
+        self.gcm_iv_base = other.gcm_iv_base;
+        self.reserved = 0..0;
     }
     /// Returns the replay window (inbound).
     pub fn replay_window(&self) -> &ReplayWindow {
@@ -264,17 +294,44 @@ impl<S> Sa<S> {
         }
     }
 
-    /// Counts one processed packet of `bytes` and applies the byte lifetimes.
+    /// Counts one processed packet of `bytes`; the byte lifetimes apply at the end of the burst
+    /// (`end_burst`).
     #[inline]
     pub(crate) fn account(&mut self, bytes: usize) {
         self.counters.packets += 1;
         self.counters.bytes += bytes as u64;
-        let (b, lt) = (self.counters.bytes, self.lifetimes);
-        if lt.hard_bytes != 0 && b >= lt.hard_bytes {
-            self.enter(SaState::Dead);
-        } else if lt.soft_bytes != 0 && b >= lt.soft_bytes {
+        self.unshared_bytes += bytes as u64;
+    }
+
+    /// Applies the byte lifetimes to the bytes of every copy, once per burst: one atomic add,
+    /// and only for SAs with byte lifetimes.
+    pub(crate) fn end_burst(&mut self) {
+        let lt = self.lifetimes;
+        if (lt.hard_bytes == 0 && lt.soft_bytes == 0) || self.unshared_bytes == 0 {
+            self.unshared_bytes = 0;
+            return;
+        }
+        let b = self.shared.bytes.fetch_add(self.unshared_bytes, Ordering::Relaxed) + self.unshared_bytes;
+        self.unshared_bytes = 0;
+        // A burst may pass both limits: the soft event still comes first.
+        if lt.soft_bytes != 0 && b >= lt.soft_bytes {
             self.enter(SaState::Dying);
         }
+        if lt.hard_bytes != 0 && b >= lt.hard_bytes {
+            self.enter(SaState::Dead);
+        }
+    }
+
+    /// Reserves `n` sequence numbers for a burst about to be sealed: one atomic add shared with
+    /// the SA's other copies. What a burst leaves unused is kept for the next one.
+    pub(crate) fn reserve_seq(&mut self, n: usize) {
+        let n = n as u64;
+        if self.reserved.end - self.reserved.start >= n {
+            return;
+        }
+        // Numbers left over are skipped: a receiver sees a gap, never a repeat.
+        let first = self.shared.seq.fetch_add(n, Ordering::Relaxed) + 1;
+        self.reserved = first..first + n;
     }
 
     /// Returns true while the SA may process packets.
@@ -283,24 +340,29 @@ impl<S> Sa<S> {
         self.state != SaState::Dead
     }
 
-    /// Reserves the next outbound sequence number; `None` once the space is used up, which
-    /// stops the SA (RFC 4303 3.3.3: the counter must not cycle).
+    /// Takes the next outbound sequence number; `None` once the space is used up, which stops
+    /// the SA (RFC 4303 3.3.3: the counter must not cycle).
     #[inline]
     pub(crate) fn next_seq(&mut self) -> Option<u32> {
-        if self.seq == u32::MAX {
+        if self.reserved.is_empty() {
+            self.reserve_seq(MIN_RESERVE as usize);
+        }
+        let s = self.reserved.start;
+        if s > u64::from(u32::MAX) {
             if self.state != SaState::Dead {
                 self.state = SaState::Dead;
                 self.raise(SaEvent::SeqExhausted);
             }
             return None;
         }
-        self.seq += 1;
-        Some(self.seq)
+        self.reserved.start += 1;
+        Some(s as u32)
     }
 
     /// Sets the last sequence number sent (tests, and resynchronising a restarted SA).
     pub fn set_seq(&mut self, seq: u32) {
-        self.seq = seq;
+        self.shared.seq.store(u64::from(seq), Ordering::Relaxed);
+        self.reserved = 0..0;
     }
 
     /// Returns a fresh identification for an outer IPv4 header.
@@ -377,10 +439,13 @@ mod tests {
     fn byte_lifetimes_count_processed_bytes() {
         let mut s = sa(Lifetimes { soft_bytes: 100, hard_bytes: 150, ..Default::default() });
         s.account(99);
+        s.end_burst();
         assert_eq!(s.state(), SaState::Mature);
         s.account(1);
+        s.end_burst();
         assert_eq!(s.poll_event(), Some(SaEvent::SoftExpired));
         s.account(60);
+        s.end_burst();
         assert_eq!(s.poll_event(), Some(SaEvent::HardExpired));
         assert_eq!(s.counters(), SaCounters { packets: 3, bytes: 160 });
     }
@@ -396,6 +461,31 @@ mod tests {
         assert_eq!(s.next_seq(), None);
         assert_eq!(s.poll_event(), None);
         assert_eq!(s.state(), SaState::Dead);
+    }
+
+    #[test]
+    fn copies_on_several_workers_never_repeat_a_sequence_number_and_count_bytes_together() {
+        let lt = Lifetimes { hard_bytes: 1000, ..Default::default() };
+        let mut a = sa(lt);
+        let mut b = sa(lt);
+        b.share_with(&a);
+        assert_eq!(a.gcm_iv_base, b.gcm_iv_base);
+        let mut seen = std::collections::HashSet::new();
+        for round in 0..50 {
+            a.reserve_seq(32);
+            b.reserve_seq(7);
+            for _ in 0..(if round % 2 == 0 { 32 } else { 5 }) {
+                assert!(seen.insert(a.next_seq().unwrap()));
+            }
+            for _ in 0..7 {
+                assert!(seen.insert(b.next_seq().unwrap()));
+            }
+        }
+        a.account(600);
+        a.end_burst();
+        b.account(600);
+        b.end_burst();
+        assert_eq!(b.state(), SaState::Dead, "1200 bytes between them pass the hard limit");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub(crate) fn run<E: Engine, B: PacketBuf, X: Xform<E::Session>>(
 ) {
     let mut preps: ArrayVec<Option<X::Prep>, BURST> = ArrayVec::new();
     let mut status = [JobStatus::Pending; BURST];
+    if X::SEAL {
+        sa.reserve_seq(burst.len());
+    }
     for buf in burst.iter_mut() {
         let prep = if sa.is_usable() { X::prepare(sa, buf) } else { Err(DropReason::SaExpired) };
         preps.push(prep.map_err(|r| stats.drop(r)).ok());
@@ -78,6 +81,7 @@ pub(crate) fn run<E: Engine, B: PacketBuf, X: Xform<E::Session>>(
             Err(r) => stats.drop(r),
         }
     }
+    sa.end_burst();
     let mut i = 0;
     burst.retain(|_| {
         i += 1;
