@@ -2,7 +2,9 @@
 //! formats, and measures our build time, memory and lookup rate on the same inputs
 //! (`scripts/bench-acl.sh` runs both and prints the comparison).
 //!
-//! Usage: `acl gen <rules> <seed> <rules-file> <trace-file>` | `acl measure <rules> <seed> [reps]`.
+//! Usage: `acl gen <rules> <seed> <rules-file> <trace-file>` | `acl measure <rules> <seed> [reps]`
+//! | `acl run <rules> <seed> [passes]` (a fixed number of passes over the trace, for
+//! `valgrind --tool=callgrind --toggle-collect='*classify_burst*'` instruction counts).
 
 use std::fs::File;
 use std::hint::black_box;
@@ -41,7 +43,6 @@ fn measure(n: usize, seed: u64, reps: usize) {
         builds.push(t.elapsed().as_secs_f64());
     }
     let shape = c.shape();
-
     // Lookups: passes over the whole trace, 32 keys per call, as dpdk-test-acl --tracestep=32.
     let mut out = [None; 32];
     let pass = |out: &mut [Option<u32>; 32]| {
@@ -77,6 +78,22 @@ fn measure(n: usize, seed: u64, reps: usize) {
     );
 }
 
+/// Runs exactly `passes` passes over the trace, for instruction counts under callgrind.
+fn run(n: usize, seed: u64, passes: usize) {
+    let rules = acl::rules(n, seed);
+    let trace = acl::trace(&rules, acl::TRACE_LEN, seed);
+    let c = Classifier::build(&rules);
+    let mut out = [None; 32];
+    let mut matched = 0u64;
+    for _ in 0..passes {
+        for chunk in trace.chunks(32) {
+            c.classify_burst(black_box(chunk), &mut out);
+            matched += out[..chunk.len()].iter().filter(|o| o.is_some()).count() as u64;
+        }
+    }
+    println!("rules={n} lookups={} matched={matched}", passes * trace.len());
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let num = |i: usize, default: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
@@ -88,8 +105,12 @@ fn main() -> ExitCode {
             }
         }
         Some("measure") if args.len() >= 4 => measure(num(2, 0) as usize, num(3, 1), num(4, 7) as usize),
+        Some("run") if args.len() >= 4 => run(num(2, 0) as usize, num(3, 1), num(4, 1) as usize),
         _ => {
-            eprintln!("usage: acl gen <rules> <seed> <rules-file> <trace-file> | acl measure <rules> <seed> [reps]");
+            eprintln!(
+                "usage: acl gen <rules> <seed> <rules-file> <trace-file> | acl measure <rules> <seed> [reps] \\
+                 | acl run <rules> <seed> [passes]"
+            );
             return ExitCode::FAILURE;
         }
     }

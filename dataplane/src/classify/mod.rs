@@ -1,17 +1,21 @@
 //! Packet classification: an ordered rule list over the IPv4 5-tuple compiled into an immutable
 //! decision structure, looked up a burst at a time; the first matching rule (lowest index) wins.
 //!
-//! The design, after HiCuts/HyperCuts and EffiCuts (see `build`): the rules are split into a few
-//! groups by how wide their address prefixes are, so a wildcard address does not get copied into
-//! every leaf of a tree that cuts on that address; each group becomes a decision tree whose
-//! internal nodes cut one or two fields into equal power-of-two slices (a child index is a shift
-//! and a mask, no comparisons), and whose leaves hold a handful of rules in priority order, stored
-//! as blocks of eight in a structure of arrays so that one subtract-and-compare per field checks
-//! the whole block in vector registers (portable code the compiler vectorises, no `unsafe`). A rule that covers a node's whole
-//! region hides every later rule there, so the builder cuts the list after it. Lookups walk every
-//! tree and keep the lowest rule index, and a tree whose lowest index cannot beat the best match
-//! so far is skipped. A burst walks all its packets one tree level at a time, so the cache misses
-//! of 32 independent walks overlap instead of queueing.
+//! The design, after HiCuts and EffiCuts (see `build`): the rule list becomes one decision tree
+//! whose internal nodes cut one field into equal power-of-two slices (a child index is a shift
+//! and a mask, no comparisons), and whose leaves hold up to a few dozen rules in priority order,
+//! stored as blocks of eight in a structure of arrays so that one subtract-and-compare per field
+//! checks a whole block in vector registers (portable code the compiler vectorises, no
+//! `unsafe`). A rule that covers a node's whole region hides every later rule there, so the
+//! builder cuts the list after it (and the whole list after a rule matching everything). When
+//! wide rules would be copied into too many leaves, the rules are instead split into groups by
+//! how wide their address prefixes are, one tree each; lookups then walk every tree and keep the
+//! lowest rule index, skipping a tree whose lowest index cannot beat the best match so far.
+//!
+//! A burst walks all its packets one tree level at a time, compacting the list of packets still
+//! on internal nodes, then checks the first block of every packet's leaf, then the rest of the
+//! few leaves that need it: the memory accesses of 32 packets overlap instead of queueing, and
+//! no branch depends on a single packet's path.
 //!
 //! Building allocates and runs off the worker; lookups never allocate, lock or make a syscall.
 
@@ -147,6 +151,17 @@ pub fn linear_first_match(rules: &[Rule], key: &Key) -> Option<u32> {
     rules.iter().position(|r| r.matches(key)).map(|i| i as u32)
 }
 
+/// A key as the tree steps read it: the fields in dimension order, padded to 8 so that a
+/// 3-bit field number always indexes inside.
+type CutKey = [u32; 8];
+
+/// Returns the key's fields for tree steps.
+#[inline(always)]
+fn cut_key(key: &Key) -> CutKey {
+    let f = key.fields();
+    [f[0], f[1], f[2], f[3], f[4], 0, 0, 0]
+}
+
 /// Means "no rule" inside the lookup loops, which compare indices with `<`.
 const NONE: u32 = u32::MAX;
 
@@ -154,8 +169,8 @@ const NONE: u32 = u32::MAX;
 /// costs one dependent load (as `rte_acl`'s transitions do), not a node load then a child load.
 /// A leaf (top bit set) holds the start (bits 0..32) and length (bits 32..63) of its rules in
 /// `Tree::rules`. An internal node holds the base of its children in `Tree::children` (bits
-/// 0..32) and two cut fields: field, shift and bit count of the key field cut first (the high
-/// part of the child index) and second (the low part; 0 bits when the node cuts one field).
+/// 0..32) and its cut: the shift (bits 32..37), the field (bits 40..43) and the bit count
+/// (bits 48..52) of the slice of the key that indexes the children.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Entry(u64);
 
@@ -166,10 +181,8 @@ impl Entry {
         Entry(Self::LEAF | u64::from(len) << 32 | u64::from(start))
     }
 
-    fn node(base: u32, cuts: [(usize, u32, u32); 2]) -> Entry {
-        let [(d0, s0, b0), (d1, s1, b1)] = cuts;
-        let f = |d: usize, s: u32, b: u32| (d as u64) << 10 | u64::from(s) << 4 | u64::from(b);
-        Entry(f(d0, s0, b0) << 32 | f(d1, s1, b1) << 45 | u64::from(base))
+    fn node(base: u32, field: usize, shift: u32, bits: u32) -> Entry {
+        Entry(u64::from(base) | u64::from(shift) << 32 | (field as u64) << 40 | u64::from(bits) << 48)
     }
 
     #[inline(always)]
@@ -177,19 +190,14 @@ impl Entry {
         self.0 & Self::LEAF != 0
     }
 
-    /// Returns the child slot for `key` of an internal node.
+    /// Returns the child slot for `key` of an internal node: `bits` bits of field `field` from
+    /// bit `shift` up, added to the base. Each part is masked to its width, so even a corrupt
+    /// entry cannot index past the key or shift out of range.
     #[inline(always)]
-    fn slot(self, key: &[i32; DIMS]) -> usize {
-        let cut0 = (self.0 >> 32) as u32;
-        let cut1 = (self.0 >> 45) as u32;
-        let part = |cut: u32| {
-            let (d, s, b) = ((cut >> 10) & 7, (cut >> 4) & 63, cut & 15);
-            // Fields are below 5 and shifts below 32 by construction; the `min` and mask keep a
-            // corrupt entry from panicking.
-            ((key[(d as usize).min(DIMS - 1)] as u32 ^ BIAS) >> (s & 31)) & ((1u32 << b) - 1)
-        };
-        let b1 = cut1 & 15;
-        (self.0 as u32 as usize) + (((part(cut0) << b1) | part(cut1)) as usize)
+    fn slot(self, key: &CutKey) -> usize {
+        let e = self.0;
+        let (shift, field, bits) = ((e >> 32) as u32 & 31, (e >> 40) as usize & 7, (e >> 48) as u32 & 15);
+        (e as u32 as usize) + ((key[field] >> shift) & ((1 << bits) - 1)) as usize
     }
 
     #[inline(always)]
@@ -277,12 +285,13 @@ struct Tree {
 }
 
 impl Tree {
-    /// Scans `leaf` for the first rule matching `key` with an index below `best`, a block of
-    /// rules at a time; the leaf is in priority order, so the first block with a match holds
+    /// Scans the blocks of `leaf` from block `from` on for the first rule matching `key` with an
+    /// index below `best`; the leaf is in priority order, so the first block with a match holds
     /// the answer, and a block whose first index is not below `best` ends the scan.
     #[inline(always)]
-    fn scan(&self, leaf: Entry, key: &[i32; DIMS], best: u32) -> u32 {
-        for b in &self.blocks[leaf.leaf_range()] {
+    fn scan(&self, leaf: Entry, from: usize, key: &[i32; DIMS], best: u32) -> u32 {
+        let range = leaf.leaf_range();
+        for b in &self.blocks[range.start + from..range.end] {
             if b.id[0] as u32 >= best {
                 break;
             }
@@ -296,7 +305,7 @@ impl Tree {
 
     /// Takes one step down from internal node `at` for `key`.
     #[inline(always)]
-    fn step(&self, at: Entry, key: &[i32; DIMS]) -> Entry {
+    fn step(&self, at: Entry, key: &CutKey) -> Entry {
         self.children[at.slot(key)]
     }
 
@@ -364,6 +373,7 @@ impl Classifier {
     /// Returns the index of the first rule matching `key`.
     pub fn classify(&self, key: &Key) -> Option<u32> {
         let fields = biased(key);
+        let cut = cut_key(key);
         let mut best = NONE;
         for t in &self.trees {
             if t.min_id >= best {
@@ -371,9 +381,9 @@ impl Classifier {
             }
             let mut at = t.root;
             while !at.is_leaf() {
-                at = t.step(at, &fields);
+                at = t.step(at, &cut);
             }
-            best = t.scan(at, &fields, best);
+            best = t.scan(at, 0, &fields, best);
         }
         (best != NONE).then_some(best)
     }
@@ -392,24 +402,45 @@ impl Classifier {
         let n = keys.len().min(out.len()).min(BURST);
         let mut best = [NONE; BURST];
         let mut fields = [[0i32; DIMS]; BURST];
-        for (f, k) in fields.iter_mut().zip(&keys[..n]) {
+        let mut cut = [[0u32; 8]; BURST];
+        for ((f, c), k) in fields.iter_mut().zip(&mut cut).zip(&keys[..n]) {
             *f = biased(k);
+            *c = cut_key(k);
         }
         let mut at = [Entry(0); BURST];
         for t in &self.trees {
             at[..n].fill(t.root);
-            // Walk level by level; packets whose walk ended stay parked on their leaf.
-            for _ in 0..t.depth {
-                for i in 0..n {
-                    if !at[i].is_leaf() {
-                        at[i] = t.step(at[i], &fields[i]);
-                    }
+            // Walk level by level. The packets still on an internal node are listed in `live`,
+            // which each level compacts without a branch per packet, so the loads of different
+            // packets overlap and no branch depends on the packet.
+            let mut live: [u8; BURST] = std::array::from_fn(|i| i as u8);
+            let mut n_live = if t.root.is_leaf() { 0 } else { n };
+            while n_live > 0 {
+                let mut k = 0;
+                for j in 0..n_live {
+                    let i = usize::from(live[j]);
+                    at[i] = t.step(at[i], &cut[i]);
+                    live[k] = i as u8;
+                    k += usize::from(!at[i].is_leaf());
                 }
+                n_live = k;
             }
-            for i in 0..n {
-                if t.min_id < best[i] {
-                    best[i] = t.scan(at[i], &fields[i], best[i]);
-                }
+            // The first block of every packet's leaf, again without a branch per packet; the
+            // few packets whose leaf goes on past a first block without a match continue below.
+            let mut more = 0u32;
+            for (i, ((&at, fields), best)) in at[..n].iter().zip(&fields[..n]).zip(&mut best[..n]).enumerate() {
+                let range = at.leaf_range();
+                let first = t.blocks[range.start].first(fields);
+                // `NO_LANE` becomes `NONE` by arithmetic, not a branch: only `NO_LANE + 1` has
+                // the top bit set.
+                let first = first as u32 | ((first as u32 + 1) as i32 >> 31) as u32;
+                *best = (*best).min(first);
+                more |= u32::from((first == NONE) & (range.len() > 1)) << i;
+            }
+            while more != 0 {
+                let i = more.trailing_zeros() as usize;
+                more &= more - 1;
+                best[i] = t.scan(at[i], 1, &fields[i], best[i]);
             }
         }
         for (o, &b) in out[..n].iter_mut().zip(&best[..n]) {
