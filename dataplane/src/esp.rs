@@ -8,7 +8,7 @@ use crate::buf::{Burst, PacketBuf};
 use crate::crypto::{Engine, GCM_SALT_LEN, Job, Region};
 use crate::sa::{Mode, Sa};
 use crate::stats::{DropReason, Stats};
-use crate::wire::{Protocol, esp, ipv4};
+use crate::wire::{Protocol, esp, ipv4, udp};
 use crate::xform::{self, IpInfo, MAX_IP_LEN, Xform};
 
 /// RFC 4303 section 2.6: next header 59 marks a dummy (traffic flow confidentiality) packet.
@@ -28,7 +28,10 @@ pub fn open<E: Engine, B: PacketBuf>(sa: &mut Sa<E::Session>, engine: &mut E, bu
 
 /// Offsets of one packet's ESP fields.
 pub(crate) struct Layout {
-    hlen: usize,
+    /// The IPv4 header's length.
+    ip_hlen: usize,
+    /// Where the ESP header starts: after the IPv4 header, or after its UDP header (RFC 3948).
+    esp_off: usize,
     iv: [u8; 16],
     aad: [u8; 12],
     cipher: Region,
@@ -40,8 +43,8 @@ pub(crate) struct Layout {
 
 impl Layout {
     fn job<'a>(&self, data: &'a mut [u8], icv_len: usize) -> Job<'a> {
-        let esp_and_iv = self.cipher.off as usize - self.hlen;
-        let auth = Region::new(self.hlen, esp_and_iv + self.cipher.len as usize);
+        let esp_and_iv = self.cipher.off as usize - self.esp_off;
+        let auth = Region::new(self.esp_off, esp_and_iv + self.cipher.len as usize);
         let mut job = Job::new(data, self.cipher, auth);
         job.iv = self.iv;
         job.aad = self.aad;
@@ -81,7 +84,8 @@ impl<S> Xform<S> for Seal {
         };
         let ct_len = (payload_len + 2).next_multiple_of(cipher.pad_align());
         let pad_len = ct_len - payload_len - 2;
-        let grow_front = hlen + esp::HEADER_LEN + iv_len - (ip.total - payload_len);
+        let esp_off = hlen + if sa.encap.is_some() { udp::HEADER_LEN } else { 0 };
+        let grow_front = esp_off + esp::HEADER_LEN + iv_len - (ip.total - payload_len);
         let grow_back = pad_len + 2 + icv_len;
         let total = ip.total + grow_front + grow_back;
         if total > MAX_IP_LEN {
@@ -98,7 +102,7 @@ impl<S> Xform<S> for Seal {
         buf.prepend(grow_front);
         buf.append(grow_back);
         let mut iv = [0u8; 16];
-        let iv_off = hlen + esp::HEADER_LEN;
+        let iv_off = esp_off + esp::HEADER_LEN;
         if cipher.is_aead() {
             // RFC 4106 section 3.1: the explicit IV must be unique per key; a per-SA random
             // base plus the never-repeating sequence number is.
@@ -108,14 +112,23 @@ impl<S> Xform<S> for Seal {
             sa.fill_iv(&mut iv[..iv_len]);
         }
         let d = buf.data_mut();
+        let proto = if sa.encap.is_some() { Protocol::Udp } else { Protocol::Esp };
         match sa.mode {
-            Mode::Tunnel => xform::write_outer_header(sa, d, Protocol::Esp, total, &ip),
+            Mode::Tunnel => xform::write_outer_header(sa, d, proto, total, &ip),
             Mode::Transport => {
                 d.copy_within(grow_front..grow_front + hlen, 0);
-                xform::set_proto_len(&mut d[..hlen], Protocol::Esp, total);
+                xform::set_proto_len(&mut d[..hlen], proto, total);
             }
         }
-        let mut h = esp::Packet::new_unchecked(&mut d[hlen..]);
+        if let Some(e) = sa.encap {
+            // RFC 3948 section 2.1: the UDP checksum is sent as zero.
+            let mut u = udp::Packet::new_unchecked(&mut d[hlen..esp_off]);
+            u.set_src_port(e.src_port);
+            u.set_dst_port(e.dst_port);
+            u.set_len((total - hlen) as u16);
+            u.set_checksum(0);
+        }
+        let mut h = esp::Packet::new_unchecked(&mut d[esp_off..]);
         h.set_spi(sa.spi);
         h.set_seq_number(seq);
         let explicit_iv = if cipher.is_aead() { &iv[GCM_SALT_LEN..12] } else { &iv[..iv_len] };
@@ -129,7 +142,8 @@ impl<S> Xform<S> for Seal {
         d[trailer + pad_len] = pad_len as u8;
         d[trailer + pad_len + 1] = next_header.into();
         Ok(Layout {
-            hlen,
+            ip_hlen: hlen,
+            esp_off,
             iv,
             aad: aad(sa.spi, seq),
             cipher: Region::new(ct_off, ct_len),
@@ -163,17 +177,26 @@ impl<S> Xform<S> for Open {
 
     fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
         let ip: IpInfo = xform::ip_info(buf)?;
-        if ip.protocol != Protocol::Esp {
-            return Err(DropReason::BadNextHeader);
-        }
+        let d = buf.data();
+        // An SA set up for NAT traversal takes ESP in UDP (RFC 3948), any other plain ESP.
+        let esp_off = match (sa.encap.is_some(), ip.protocol) {
+            (false, Protocol::Esp) => ip.hlen,
+            (true, Protocol::Udp) => {
+                let u = udp::Packet::new_checked(&d[ip.hlen..ip.total]).map_err(|_| DropReason::Truncated)?;
+                if usize::from(u.len()) != ip.total - ip.hlen {
+                    return Err(DropReason::Truncated);
+                }
+                ip.hlen + udp::HEADER_LEN
+            }
+            _ => return Err(DropReason::BadNextHeader),
+        };
         let cipher = sa.xf.cipher();
         let (iv_len, icv_len) = (cipher.iv_len(), sa.xf.icv_len());
-        let d = buf.data();
-        let fixed = ip.hlen + esp::HEADER_LEN + iv_len + icv_len;
+        let fixed = esp_off + esp::HEADER_LEN + iv_len + icv_len;
         if ip.total < fixed + 2 {
             return Err(DropReason::Truncated);
         }
-        let h = esp::Packet::new_unchecked(&d[ip.hlen..]);
+        let h = esp::Packet::new_unchecked(&d[esp_off..]);
         if h.spi() != sa.spi {
             return Err(DropReason::SpiMismatch);
         }
@@ -184,7 +207,7 @@ impl<S> Xform<S> for Open {
         if cipher.is_cbc() && !ct_len.is_multiple_of(cipher.pad_align()) {
             return Err(DropReason::BadCipherLen);
         }
-        let iv_off = ip.hlen + esp::HEADER_LEN;
+        let iv_off = esp_off + esp::HEADER_LEN;
         let mut iv = [0u8; 16];
         if cipher.is_aead() {
             iv[..GCM_SALT_LEN].copy_from_slice(&sa.salt);
@@ -196,7 +219,8 @@ impl<S> Xform<S> for Open {
         let mut icv = [0u8; 16];
         icv[..icv_len].copy_from_slice(&d[icv_off..ip.total]);
         Ok(Layout {
-            hlen: ip.hlen,
+            ip_hlen: ip.hlen,
+            esp_off,
             iv,
             aad: aad(sa.spi, seq),
             cipher: Region::new(iv_off + iv_len, ct_len),
@@ -227,7 +251,7 @@ impl<S> Xform<S> for Open {
         if pad.iter().enumerate().any(|(i, &b)| b != i as u8 + 1) {
             return Err(DropReason::BadPadding);
         }
-        let front = ct_off - prep.hlen;
+        let front = ct_off - prep.ip_hlen;
         let back = d.len() - (ct_end - 2 - pad_len);
         match sa.mode {
             Mode::Tunnel => {
@@ -242,11 +266,11 @@ impl<S> Xform<S> for Open {
                 if next_header == NO_NEXT_HEADER {
                     return Err(DropReason::BadNextHeader);
                 }
-                d.copy_within(0..prep.hlen, front);
+                d.copy_within(0..prep.ip_hlen, front);
                 buf.trim(back);
                 buf.adj(front);
                 let total = buf.len();
-                xform::set_proto_len(&mut buf.data_mut()[..prep.hlen], Protocol::from(next_header), total);
+                xform::set_proto_len(&mut buf.data_mut()[..prep.ip_hlen], Protocol::from(next_header), total);
             }
         }
         sa.account(buf.len());

@@ -55,6 +55,18 @@ pub struct Lifetimes {
     pub hard_secs: u64,
 }
 
+/// UDP encapsulation of ESP for NAT traversal (RFC 3948): the ports of the outer UDP header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UdpEncap {
+    /// Source port (4500, or what a NAT mapped it to).
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+}
+
+/// The IKE NAT-traversal port (RFC 3947 section 4).
+pub const NATT_PORT: u16 = 4500;
+
 /// What an SA raises for the control plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SaEvent {
@@ -135,6 +147,8 @@ pub struct Sa<S> {
     pub(crate) dst: Ipv4Addr,
     pub(crate) xf: Transform,
     pub(crate) dont_fragment: DontFragment,
+    /// ESP in UDP (RFC 3948) when set.
+    pub(crate) encap: Option<UdpEncap>,
     pub(crate) session: S,
     /// RFC 4106 section 4: the last four bytes of the GCM key material.
     pub(crate) salt: [u8; GCM_SALT_LEN],
@@ -189,6 +203,7 @@ impl<S> Sa<S> {
             dst: cfg.dst,
             xf: cfg.xf,
             dont_fragment: cfg.dont_fragment,
+            encap: None,
             session,
             salt,
             shared: Arc::new(Shared::default()),
@@ -230,6 +245,16 @@ impl<S> Sa<S> {
     pub fn transform(&self) -> Transform {
         self.xf
     }
+    /// Returns the UDP encapsulation, if ESP travels in UDP.
+    pub fn udp_encap(&self) -> Option<UdpEncap> {
+        self.encap
+    }
+
+    /// Sends and expects ESP in UDP with these ports (NAT traversal); ESP only.
+    pub fn set_udp_encap(&mut self, encap: Option<UdpEncap>) {
+        self.encap = if self.proto == IpsecProto::Esp { encap } else { None };
+    }
+
     /// Returns the life stage.
     pub fn state(&self) -> SaState {
         self.state

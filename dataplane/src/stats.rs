@@ -95,6 +95,8 @@ drop_reasons! {
     TxQueueFull = "tx-queue-full",
     /// Addressed to us, but nothing here or in the control plane takes it.
     LocalUnhandled = "local-unhandled",
+    /// A NAT-traversal keepalive (RFC 3948 section 2.3): consumed, nothing to do.
+    NatKeepalive = "nat-keepalive",
     /// Inbound IPsec nested deeper than the worker unwraps.
     NestingTooDeep = "nesting-too-deep",
 }

@@ -434,3 +434,32 @@ fn workers_report_their_sas() {
     );
     assert_eq!((snaps[1].spi, snaps[1].direction, snaps[1].src, snaps[1].dst), (0x101, Direction::In, R2_WAN, R1_WAN));
 }
+
+#[test]
+fn nat_traversal_carries_esp_in_udp_4500_and_sorts_what_else_arrives_there() {
+    use dataplane::sa::UdpEncap;
+    let mut r1 = Gw::new(1, vec![tunnel_policy(1, Level::Require, IpsecProtocols::Esp)]);
+    let mut r2 = Gw::new(2, vec![tunnel_policy(2, Level::Require, IpsecProtocols::Esp)]);
+    let encap = Some(UdpEncap { src_port: 4500, dst_port: 4500 });
+    let mut s = r1.sa(0x100, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 1);
+    s.set_udp_encap(encap);
+    r1.install_out(1, Some(s), None);
+    let mut s = r2.sa(0x100, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 1);
+    s.set_udp_encap(encap);
+    r2.install_in(1, s);
+    let p = ip_packet(H1, H2, Protocol::Udp, 64, &udp(7, 8, 100));
+    let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p); 3]);
+    assert_eq!(wan.len(), 3);
+    assert_eq!(ipv4::Packet::new_checked(l3(&wan[0])).unwrap().protocol(), Protocol::Udp);
+    let [lan, _] = r2.input(WAN, wan);
+    assert_eq!(lan.len(), 3, "{:?}", r2.w.stats().drops.nonzero().collect::<Vec<_>>());
+    // A keepalive is consumed; IKE behind the non-ESP marker goes to the control plane.
+    let keepalive = ip_packet(R1_WAN, R2_WAN, Protocol::Udp, 64, &[&udp(4500, 4500, 1)[..8], &[0xff]].concat());
+    let mut ike = udp(4500, 4500, 40);
+    ike[8..12].fill(0);
+    let ike = ip_packet(R1_WAN, R2_WAN, Protocol::Udp, 64, &ike);
+    let punted_before = r2.w.stats().punted;
+    r2.input(WAN, vec![frame(mac(2, WAN), mac(1, WAN), &keepalive), frame(mac(2, WAN), mac(1, WAN), &ike)]);
+    assert_eq!(r2.dropped(DropReason::NatKeepalive), 1);
+    assert_eq!(r2.w.stats().punted, punted_before + 1);
+}

@@ -498,3 +498,38 @@ fn ah_esp_bundle_orders_esp_then_ah() {
     assert_eq!(st.total_dropped(), 0);
     assert_eq!(contents(&b), originals);
 }
+
+#[test]
+fn esp_in_udp_round_trips_and_keeps_to_rfc_3948() {
+    use dataplane::sa::UdpEncap;
+    fn body<E: Engine>(tx: &mut E, _rx: &mut E) {
+        for mode in [Mode::Tunnel, Mode::Transport] {
+            for xf in [gcm(), cbc_sha1()] {
+                let mut pair = PairSpec::new(IpsecProto::Esp, mode, xf).build(tx);
+                let encap = UdpEncap { src_port: 4500, dst_port: 4501 };
+                pair.out.set_udp_encap(Some(encap));
+                pair.inb.set_udp_encap(Some(encap));
+                let (src, dst) = if mode == Mode::Tunnel { (LAN1, LAN2) } else { (R1, R2) };
+                let originals: Vec<Vec<u8>> = (0..10).map(|n| udp_packet(src, dst, n * 50, 0, false)).collect();
+                let mut b = burst_of(&originals);
+                let mut st = Stats::default();
+                seal(IpsecProto::Esp, &mut pair.out, tx, &mut b, &mut st);
+                for p in b.iter() {
+                    let ip = ipv4::Packet::new_checked(p.data()).unwrap();
+                    assert_eq!(ip.protocol(), Protocol::Udp);
+                    let u = dataplane::wire::udp::Packet::new_checked(ip.payload()).unwrap();
+                    assert_eq!((u.src_port(), u.dst_port(), u.checksum()), (4500, 4501, 0));
+                    assert_eq!(usize::from(u.len()), ip.payload().len());
+                    assert_eq!(esp::Packet::new_checked(u.payload()).unwrap().spi(), 0x1000);
+                }
+                let plain_esp_sa = &mut PairSpec::new(IpsecProto::Esp, mode, xf).build(tx).inb;
+                let mut copy: Burst<HeapBuf> = b.iter().map(|p| HeapBuf::from_slice(p.data())).collect();
+                open(IpsecProto::Esp, plain_esp_sa, tx, &mut copy, &mut st);
+                assert_eq!(st.dropped(DropReason::BadNextHeader), 10, "a plain-ESP SA refuses ESP in UDP");
+                open(IpsecProto::Esp, &mut pair.inb, tx, &mut b, &mut st);
+                assert_eq!(contents(&b), originals, "{mode:?} {xf:?}");
+            }
+        }
+    }
+    engine_pairs!(body);
+}

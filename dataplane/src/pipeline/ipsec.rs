@@ -18,7 +18,7 @@ use crate::route::Ifaces;
 use crate::sa::{IpsecProto, Sa};
 use crate::spd::{Decision, Decrypted, Incoming, Key, Outgoing, PolicyCounters, PolicyIdx, Spd, Verdict};
 use crate::stats::{DropReason, Stats};
-use crate::wire::{Protocol, ah, esp, ipv4};
+use crate::wire::{Protocol, ah, esp, ipv4, udp};
 use crate::{ah as ah_xf, esp as esp_xf};
 
 /// Which way an SA works.
@@ -374,6 +374,8 @@ fn sa_key(d: &[u8]) -> Option<SaKey> {
     let (proto, spi) = match ip.protocol() {
         Protocol::Esp => (IpsecProto::Esp, esp::Packet::new_checked(payload).ok()?.spi()),
         Protocol::Ah => (IpsecProto::Ah, ah::Packet::new_checked(payload).ok()?.spi()),
+        // ESP in UDP (RFC 3948): the SPI follows the UDP header.
+        Protocol::Udp => (IpsecProto::Esp, esp::Packet::new_checked(payload.get(udp::HEADER_LEN..)?).ok()?.spi()),
         _ => return None,
     };
     Some(SaKey { src: ip.src_addr(), dst: ip.dst_addr(), proto, spi })

@@ -16,7 +16,7 @@ use crate::buf::{Burst, PacketBuf};
 use crate::crypto::Engine;
 use crate::ctl::{FromWorker, PuntReason, Retired, Ring, SaSnapshot, Tables, ToWorker};
 use crate::route::Neighbors;
-use crate::sa::Sa;
+use crate::sa::{NATT_PORT, Sa};
 use crate::spd::{PolicyCounters, PolicyIdx, Spd};
 use crate::stats::{DropReason, Stats};
 
@@ -397,6 +397,13 @@ impl<E: Engine> Pipeline<E> {
             if tables.ifaces.is_local(dst) || dst.is_broadcast() {
                 match proto {
                     Protocol::Esp | Protocol::Ah => ipsec_in.push(buf),
+                    // RFC 3948: port 4500 carries ESP in UDP and, behind a zero marker, IKE.
+                    Protocol::Udp if dport == Some(NATT_PORT) => match natt_kind(buf.data()) {
+                        Some(Natt::Esp) => ipsec_in.push(buf),
+                        Some(Natt::Ike) => self.punt(io, in_port, PuntReason::Ike, buf),
+                        Some(Natt::Keepalive) => self.stats.drops.drop(DropReason::NatKeepalive),
+                        None => self.stats.drops.drop(DropReason::Truncated),
+                    },
                     // Manual, "IKE traffic": IKE to us skips the incoming policy check.
                     Protocol::Udp if dport.is_some_and(|p| IKE_PORTS.contains(&p)) => {
                         self.punt(io, in_port, PuntReason::Ike, buf)
@@ -629,6 +636,27 @@ fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<(Ipv4Addr, Protocol, Option<u
         buf.trim(extra);
     }
     Ok(v)
+}
+
+/// What arrived on UDP port 4500 (RFC 3948 section 2).
+enum Natt {
+    /// ESP in UDP: a non-zero SPI follows the UDP header.
+    Esp,
+    /// IKE: a four-byte zero non-ESP marker follows the UDP header.
+    Ike,
+    /// A NAT keepalive: the single byte 0xFF.
+    Keepalive,
+}
+
+fn natt_kind(d: &[u8]) -> Option<Natt> {
+    let ip = ipv4::Packet::new_unchecked(d);
+    let u = udp::Packet::new_checked(ip.payload()).ok()?;
+    match u.payload() {
+        [0xff] => Some(Natt::Keepalive),
+        [0, 0, 0, 0, ..] => Some(Natt::Ike),
+        p if p.len() >= 8 => Some(Natt::Esp),
+        _ => None,
+    }
 }
 
 fn is_echo_request(d: &[u8]) -> bool {
