@@ -19,6 +19,8 @@ fn up(net: &Net) -> (&control::ike::ChildSa, &control::ike::ChildSa) {
     assert_eq!(i[0].role, Role::Initiator);
     assert_eq!(r[0].role, Role::Responder);
     assert_mirrored(i[0], r[0]);
+    assert_eq!(i[0].outbound, r[0].inbound, "without a NAT the addresses agree too");
+    assert_eq!(i[0].inbound, r[0].outbound);
     (i[0], r[0])
 }
 

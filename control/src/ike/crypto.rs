@@ -52,7 +52,7 @@ impl HashAlg {
     }
 
     /// Returns the output length in bytes.
-    pub fn len(self) -> usize {
+    pub fn out_len(self) -> usize {
         match self {
             HashAlg::Md5 => 16,
             HashAlg::Sha1 => 20,
@@ -266,7 +266,7 @@ impl Group {
     }
 
     /// Returns the length of public values and shared secrets in bytes.
-    pub fn len(self) -> usize {
+    pub fn value_len(self) -> usize {
         self.prime().len()
     }
 
@@ -365,7 +365,7 @@ pub fn expand(hash: HashAlg, key: &[u8], need: usize) -> Secret {
     if key.len() >= need {
         return Zeroizing::new(key[..need].to_vec());
     }
-    let mut out = Zeroizing::new(Vec::with_capacity(need + hash.len()));
+    let mut out = Zeroizing::new(Vec::with_capacity(need + hash.out_len()));
     let mut k = hash.prf(key, &[&[0]]);
     loop {
         out.extend_from_slice(&k);
@@ -422,6 +422,7 @@ impl Phase1Keys {
 
 /// Returns KEYMAT for one SA: K1 | K2 | ... with Kn = prf(SKEYID_d, Kn-1 | [g(qm)^xy |]
 /// protocol | SPI | Ni_b | Nr_b) and K0 empty (RFC 2409 5.5), truncated to `need`.
+#[allow(clippy::too_many_arguments)]
 pub fn keymat(
     hash: HashAlg,
     skeyid_d: &[u8],
@@ -434,7 +435,7 @@ pub fn keymat(
 ) -> Secret {
     let spi = spi.to_be_bytes();
     let g = gqm.unwrap_or(&[]);
-    let mut out = Zeroizing::new(Vec::with_capacity(need + hash.len()));
+    let mut out = Zeroizing::new(Vec::with_capacity(need + hash.out_len()));
     let mut k = Zeroizing::new(Vec::new());
     while out.len() < need {
         k = hash.prf(skeyid_d, &[&k, g, &[protocol], &spi, ni, nr]);
@@ -471,7 +472,7 @@ mod tests {
         for g in Group::ALL {
             let a = DhKey::generate(g, &mut rng);
             let b = DhKey::generate(g, &mut rng);
-            assert_eq!(a.public().len(), g.len());
+            assert_eq!(a.public().len(), g.value_len());
             let s1 = a.shared(b.public()).unwrap();
             let s2 = b.shared(a.public()).unwrap();
             assert_eq!(&s1[..], &s2[..], "{g:?}");
@@ -481,20 +482,20 @@ mod tests {
     #[test]
     fn public_values_are_validated() {
         let g = Group::Modp768;
-        let mut one = vec![0u8; g.len()];
-        one[g.len() - 1] = 1;
+        let mut one = vec![0u8; g.value_len()];
+        one[g.value_len() - 1] = 1;
         assert!(!g.valid_public(&one));
-        one[g.len() - 1] = 2;
+        one[g.value_len() - 1] = 2;
         assert!(g.valid_public(&one));
         let p = g.prime().to_vec();
         assert!(!g.valid_public(&p));
         let mut pm1 = p.clone();
-        pm1[g.len() - 1] -= 1;
+        pm1[g.value_len() - 1] -= 1;
         assert!(!g.valid_public(&pm1));
-        pm1[g.len() - 1] -= 1;
+        pm1[g.value_len() - 1] -= 1;
         assert!(g.valid_public(&pm1));
         assert!(!g.valid_public(&p[1..]));
-        assert!(!g.valid_public(&vec![0; g.len()]));
+        assert!(!g.valid_public(&vec![0; g.value_len()]));
     }
 
     #[test]

@@ -621,7 +621,7 @@ impl Endpoint {
         let keys = p.keys.as_ref()?;
         let c = p.suite.cipher;
         let body = msg.body();
-        if body.is_empty() || body.len() % c.block_len() != 0 {
+        if body.is_empty() || !body.len().is_multiple_of(c.block_len()) {
             return None;
         }
         let next_iv = body[body.len() - c.block_len()..].to_vec();

@@ -352,7 +352,7 @@ impl Endpoint {
         let p = &self.p1[i];
         let remote = p.nat_hash(p.remote);
         let local = if self.cfg.force_nat_t {
-            let n = p.hash().len();
+            let n = p.hash().out_len();
             self.random_vec(n)
         } else {
             p.nat_hash(self.local_addr(p.local_port))

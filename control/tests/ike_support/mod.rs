@@ -105,6 +105,9 @@ pub enum Fate {
     Delay,
 }
 
+/// Returns a changed copy of a datagram to deliver before it, if any.
+pub type Tamper = Box<dyn FnMut(&Packet) -> Option<Vec<u8>>>;
+
 /// Two endpoints and the network between them.
 pub struct Net {
     pub ep: [Endpoint; 2],
@@ -113,6 +116,8 @@ pub struct Net {
     pub start: Instant,
     pub events: [Vec<Event>; 2],
     pub fate: Box<dyn FnMut(&Packet) -> Fate>,
+    /// Delivers a changed copy of a datagram before the original (hostile input).
+    pub tamper: Tamper,
     /// The first endpoint sits behind a NAT with this public address.
     pub nat: Option<Ipv4Addr>,
     pub log: Vec<Packet>,
@@ -130,6 +135,7 @@ impl Net {
             start: now,
             events: [Vec::new(), Vec::new()],
             fate: Box::new(|_| Fate::Deliver),
+            tamper: Box::new(|_| None),
             nat: None,
             log: Vec::new(),
             seq: 0,
@@ -141,8 +147,17 @@ impl Net {
         port.wrapping_add(30000)
     }
 
-    /// Delivers one datagram.
+    /// Delivers one datagram, after any tampered copy of it.
     fn deliver(&mut self, p: &Packet) {
+        if let Some(bytes) = (self.tamper)(p) {
+            let mut q = p.clone();
+            q.t.bytes = bytes;
+            self.deliver_one(&q);
+        }
+        self.deliver_one(p);
+    }
+
+    fn deliver_one(&mut self, p: &Packet) {
         let to = 1 - p.from;
         let SocketAddr::V4(dst) = p.t.remote else { return };
         // The first endpoint's datagrams leave through the NAT; the second's come back through it.
@@ -256,9 +271,17 @@ impl Net {
 /// Asserts that the two sides hold mirrored SAs: each side's outbound SA is the other's
 /// inbound SA, same SPI, addresses, algorithms and keys.
 pub fn assert_mirrored(i: &ChildSa, r: &ChildSa) {
+    // Addresses differ through a NAT; everything else must agree.
+    let bare = |s: &Option<control::compile::SaSpec>| {
+        s.clone().map(|mut s| {
+            s.key.src = Ipv4Addr::UNSPECIFIED;
+            s.key.dst = Ipv4Addr::UNSPECIFIED;
+            s
+        })
+    };
     for (out, inb) in [(&i.outbound, &r.inbound), (&r.outbound, &i.inbound)] {
-        assert_eq!(out.esp, inb.esp, "ESP SAs differ");
-        assert_eq!(out.ah, inb.ah, "AH SAs differ");
+        assert_eq!(bare(&out.esp), bare(&inb.esp), "ESP SAs differ");
+        assert_eq!(bare(&out.ah), bare(&inb.ah), "AH SAs differ");
         assert!(out.esp.is_some() || out.ah.is_some());
     }
     for s in [&i.outbound.esp, &i.inbound.esp, &i.outbound.ah, &i.inbound.ah].into_iter().flatten() {
