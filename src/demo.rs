@@ -339,6 +339,23 @@ fn run_demo(eal: &Eal, a: &Args, r1_setup: Setup, r2_setup: Setup) -> Result<boo
             };
             let now = Instant::now();
             print_rates(now.duration_since(start).as_secs(), &last, &snap, now.duration_since(last_t).as_secs_f64());
+            // The installed SAs: R1's as its worker reported them (asked a second ago, answered
+            // through the slow path), R2's read directly from its worker on this lcore.
+            let mut r1_sas = r1.slow.take_snapshots();
+            r1_sas.sort_by_key(|s| (s.direction == Direction::In, s.spi));
+            let r1_line: Vec<String> = r1_sas.iter().map(sa_brief).collect();
+            let mut r2_line = Vec::new();
+            w2.pipeline().for_each_sa(|dir, _, sa| {
+                r2_line.push(format!(
+                    "{} spi={} {}pkts",
+                    if dir == Direction::Out { "out" } else { "in" },
+                    sa.spi(),
+                    sa.counters().packets
+                ))
+            });
+            r2_line.sort();
+            println!("        SAs R1: {} | R2: {}", r1_line.join(", "), r2_line.join(", "));
+            r1.request_snapshot();
             last = snap;
             last_t = now;
         }
@@ -413,6 +430,10 @@ fn run_demo(eal: &Eal, a: &Args, r1_setup: Setup, r2_setup: Setup) -> Result<boo
         if ok { "traffic crossed the WAN encrypted and came out intact both ways" } else { "FAILED" }
     );
     Ok(ok)
+}
+
+fn sa_brief(s: &dataplane::ctl::SaSnapshot) -> String {
+    format!("{} spi={} {}pkts", if s.direction == Direction::Out { "out" } else { "in" }, s.spi, s.counters.packets)
 }
 
 fn print_rates(t: u64, a: &Snap, b: &Snap, dt: f64) {
