@@ -51,6 +51,35 @@ fn exec_changes_are_applied_saved_and_refused_whole() {
     assert_eq!(mode(&dp_socket), 0o600, "dataplane socket mode");
     assert_eq!(mode(&dir.path("ctl")), 0o700, "socket directory mode");
 
+    // Another user cannot connect: the modes stop it, and with the modes opened up on purpose
+    // the control process still refuses it after reading its credentials (SO_PEERCRED).
+    if std::path::Path::new("/usr/bin/setpriv").exists() {
+        let as_nobody = |cmd: &str| {
+            Command::new("/usr/bin/setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "exec", "--socket"])
+                .arg(&gw.socket)
+                .arg(cmd)
+                .output()
+                .unwrap()
+        };
+        let add = "/ip ipsec policy add src-address=10.7.0.0/24 action=drop";
+        let out = as_nobody(add);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("Permission denied (os error 13)"), "{err}");
+        let chmod =
+            |p: &std::path::Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        chmod(&dir.path("ctl"), 0o777);
+        chmod(&gw.socket, 0o777);
+        let out = as_nobody(add);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("permission denied") && !err.contains("os error"), "{err}");
+        chmod(&dir.path("ctl"), 0o700);
+        chmod(&gw.socket, 0o600);
+        assert!(!std::fs::read_to_string(&config).unwrap().contains("10.7.0.0"));
+    } else {
+        eprintln!("no setpriv: the non-root connection checks are skipped");
+    }
+
     // The configuration file's SAs are installed.
     let k2 = "f0e1d2c3b4a5968778695a4b3c2d1e0fdeadbeef";
     assert_eq!(

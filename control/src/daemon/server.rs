@@ -373,10 +373,14 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
         match sock::peer_allowed(&stream) {
             Ok(true) => {}
             Ok(false) => {
-                let _ = write_msg(
-                    &mut &stream,
-                    &CtlReply::Output { ok: false, text: "permission denied".into(), prompt: String::new() },
-                );
+                // Read its hello first, so the refusal reaches it rather than a broken pipe.
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                    let _ = read_msg::<CtlRequest>(&mut &stream);
+                    let refusal =
+                        CtlReply::Output { ok: false, text: "permission denied".into(), prompt: String::new() };
+                    let _ = write_msg(&mut &stream, &refusal);
+                });
                 continue;
             }
             Err(e) => {
