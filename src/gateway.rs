@@ -241,9 +241,9 @@ impl Gateway {
         self.plan(want).map(drop)
     }
 
-    /// Makes `want` the running state, pushing only the differences: new and changed inbound
-    /// SAs, then new and changed outbound SAs, then the tables and the SPD if they changed, then
-    /// the removal of what vanished. Unchanged SAs keep their sequence numbers and counters. On
+    /// Makes `want` the running state, pushing only the differences: the tables if they changed,
+    /// new and changed inbound SAs, then new and changed outbound SAs, then the SPD if the policy
+    /// list changed, then the removal of what vanished (make before break). Unchanged SAs keep their sequence numbers and counters. On
     /// an error nothing was pushed, unless the worker ring stayed full, and then what was pushed
     /// is remembered, so the next apply completes the change.
     pub fn apply(&mut self, want: &Setup) -> Result<ApplyReport, String> {
