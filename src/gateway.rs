@@ -208,7 +208,9 @@ impl Gateway {
         for p in &mut ports {
             queues.push(p.queue(0).map_err(err)?);
         }
-        let worker = Worker::new(0, queues, new_engine()?, Arc::clone(&tables), spd, down.clone(), up.clone());
+        let mut worker = Worker::new(0, queues, new_engine()?, Arc::clone(&tables), spd, down.clone(), up.clone());
+        let frag_pool = pool.clone();
+        worker.set_alloc(Box::new(move || frag_pool.alloc()));
         let stats = worker.stats_cell();
         let slow = SlowPath::new(tables, vec![down.clone()], up);
         // The worker starts with these tables and this SPD; `apply` adds the SAs.

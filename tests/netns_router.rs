@@ -160,6 +160,9 @@ fn routes_for_linux_hosts_over_af_packet() {
     assert!(out.contains("From 10.1.0.1") && out.contains("Unreachable"), "{out}");
     let (_, out) = ping(h1, &["-M", "do", "-s", "1450"], "10.2.0.20");
     assert!(out.contains("mtu = 1400") || out.contains("mtu=1400"), "fragmentation needed with the MTU:\n{out}");
+    // Without DF the gateway fragments to the 1400-byte MTU and h2 reassembles.
+    let (ok, out) = ping(h1, &["-M", "dont", "-s", "1450"], "10.2.0.20");
+    assert!(ok && out.contains("1458 bytes from 10.2.0.20"), "fragmented ping:\n{out}");
 
     let report = gw.stop().join("\n");
     for want in ["drop ttl-exceeded=", "drop no-route=", "drop fragmentation-needed="] {

@@ -89,6 +89,8 @@ drop_reasons! {
     TtlExceeded = "ttl-exceeded",
     /// Larger than the output MTU with DF set (an ICMP fragmentation-needed is sent).
     FragNeeded = "fragmentation-needed",
+    /// No buffer for a fragment.
+    NoBuffer = "no-buffer",
     /// The control-plane ring was full.
     PuntRingFull = "punt-ring-full",
     /// The output queue refused the packet.

@@ -71,6 +71,11 @@ impl<P: Port, E: Engine> Worker<P, E> {
         self.pipeline.tables()
     }
 
+    /// Gives the worker a source of fresh buffers (its mempool), for fragments.
+    pub fn set_alloc(&mut self, alloc: crate::pipeline::Alloc<P::Buf>) {
+        self.out.set_alloc(alloc);
+    }
+
     /// Times the stages with `clock` (the TSC on DPDK lcores).
     pub fn set_clock(&mut self, clock: Clock) {
         self.pipeline.set_clock(clock);
@@ -172,6 +177,7 @@ pub struct StatsCell {
     punted: AtomicU64,
     icmp_out: AtomicU64,
     arp_replies: AtomicU64,
+    fragmented: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
     runtime: [[AtomicU64; 6]; 3],
 }
@@ -187,6 +193,7 @@ impl Default for StatsCell {
             punted: AtomicU64::new(0),
             icmp_out: AtomicU64::new(0),
             arp_replies: AtomicU64::new(0),
+            fragmented: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             runtime: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
         }
@@ -204,6 +211,7 @@ impl StatsCell {
         self.punted.store(s.punted, r);
         self.icmp_out.store(s.icmp_out, r);
         self.arp_replies.store(s.arp_replies, r);
+        self.fragmented.store(s.fragmented, r);
         for (cell, &reason) in self.drops.iter().zip(DropReason::ALL) {
             cell.store(s.drops.dropped(reason), r);
         }
@@ -233,6 +241,7 @@ impl StatsCell {
             punted: self.punted.load(r),
             icmp_out: self.icmp_out.load(r),
             arp_replies: self.arp_replies.load(r),
+            fragmented: self.fragmented.load(r),
             drops,
             runtime,
         }

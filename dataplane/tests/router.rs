@@ -405,3 +405,28 @@ fn stages_are_timed_per_burst_with_the_clock_given() {
     r.w.publish();
     assert_eq!(r.w.stats_cell().load().runtime, *rt);
 }
+
+#[test]
+fn fragments_what_exceeds_the_mtu_unless_df_forbids_it() {
+    let mut r = rig(600, true);
+    r.w.set_alloc(Box::new(|| Some(HeapBuf::from_slice(&[]))));
+    let big = ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1, 2, 1000));
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &big));
+    let out = r.sent(1);
+    assert_eq!(out.len(), 2, "1028 bytes of payload in two fragments of at most 600");
+    let mut payload = Vec::new();
+    for (i, f) in out.iter().enumerate() {
+        assert!(f.len() - 14 <= 600);
+        let ip = l3(f);
+        assert_eq!((ip.more_frags(), usize::from(ip.frag_offset())), (i == 0, payload.len()));
+        assert_eq!(ip.ttl(), 63);
+        payload.extend_from_slice(ip.payload());
+    }
+    assert_eq!(payload, big[20..].to_vec());
+    assert_eq!(r.w.stats().fragmented, 1);
+    // Without buffers for the fragments the packet is dropped, counted.
+    let mut r = rig(600, true);
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &big));
+    assert!(r.sent(1).is_empty());
+    assert_eq!(r.dropped(DropReason::NoBuffer), 1);
+}

@@ -5,6 +5,7 @@
 //! share a fate (one SA, one output port) are processed together and metadata is per burst,
 //! never per packet. Every packet that goes nowhere is counted under a `DropReason`.
 
+mod frag;
 mod icmp;
 mod ipsec;
 pub mod l2;
@@ -46,6 +47,8 @@ pub struct WorkerStats {
     pub icmp_out: u64,
     /// ARP requests answered.
     pub arp_replies: u64,
+    /// Packets fragmented to fit the output MTU.
+    pub fragmented: u64,
     /// Drops by reason.
     pub drops: Stats,
     /// Time per stage.
@@ -63,6 +66,7 @@ impl WorkerStats {
         self.punted += o.punted;
         self.icmp_out += o.icmp_out;
         self.arp_replies += o.arp_replies;
+        self.fragmented += o.fragmented;
         self.drops.merge(&o.drops);
         self.runtime.merge(&o.runtime);
     }
@@ -168,15 +172,24 @@ fn no_clock() -> u64 {
     0
 }
 
+/// A source of fresh buffers on the worker (its port's mempool): fragments need them.
+pub type Alloc<B> = Box<dyn FnMut() -> Option<B> + Send>;
+
 /// Frames staged for transmission, one burst per port; reused from burst to burst.
 pub struct Outputs<B> {
     ports: Vec<Burst<B>>,
+    alloc: Option<Alloc<B>>,
 }
 
 impl<B> Outputs<B> {
     /// Creates staging for `ports` ports.
     pub fn new(ports: usize) -> Self {
-        Outputs { ports: (0..ports).map(|_| Burst::new()).collect() }
+        Outputs { ports: (0..ports).map(|_| Burst::new()).collect(), alloc: None }
+    }
+
+    /// Sets where fragments get their buffers.
+    pub fn set_alloc(&mut self, alloc: Alloc<B>) {
+        self.alloc = Some(alloc);
     }
 
     /// Returns the staged frames of `port`.
@@ -545,23 +558,32 @@ impl<E: Engine> Pipeline<E> {
                 self.stats.drops.drop(DropReason::NoRoute);
                 continue;
             };
+            let next_hop = hop.gateway.unwrap_or(dst);
             if len > usize::from(iface.mtu) {
-                self.stats.drops.drop(DropReason::FragNeeded);
-                if let (Some(p), true) = (in_port, df) {
-                    restore_ttl(buf.data_mut());
-                    self.icmp_error(buf, IcmpError::FragNeeded(iface.mtu), p, io.now_ms, &mut errors);
+                if df {
+                    self.stats.drops.drop(DropReason::FragNeeded);
+                    if let Some(p) = in_port {
+                        restore_ttl(buf.data_mut());
+                        self.icmp_error(buf, IcmpError::FragNeeded(iface.mtu), p, io.now_ms, &mut errors);
+                    }
+                    continue;
+                }
+                let Some(alloc) = io.out.alloc.as_mut() else {
+                    self.stats.drops.drop(DropReason::NoBuffer);
+                    continue;
+                };
+                match frag::fragment(buf, usize::from(iface.mtu), alloc) {
+                    Ok(frags) => {
+                        self.stats.fragmented += 1;
+                        for f in frags {
+                            self.link_out(f, hop.port, iface.mac, next_hop, io);
+                        }
+                    }
+                    Err(r) => self.stats.drops.drop(r),
                 }
                 continue;
             }
-            let next_hop = hop.gateway.unwrap_or(dst);
-            let Some(mac) = self.neighbors.get(hop.port, next_hop) else {
-                self.punt(io, hop.port, PuntReason::Resolve { next_hop }, buf);
-                continue;
-            };
-            match l2::encap(&mut buf, iface.mac, mac) {
-                Ok(()) => io.out.push(hop.port, buf, &mut self.stats.drops),
-                Err(r) => self.stats.drops.drop(r),
-            }
+            self.link_out(buf, hop.port, iface.mac, next_hop, io);
         }
         self.lap(Stage::Route, n);
         if !errors.is_empty() {
@@ -588,6 +610,28 @@ fn snapshot<S>(worker: u16, direction: Direction, policy_id: u32, sa: &Sa<S>) ->
         counters: sa.counters(),
         added_at: sa.added_at(),
         lifetimes: sa.lifetimes(),
+    }
+}
+
+impl<E: Engine> Pipeline<E> {
+    /// Puts the Ethernet header for `next_hop` on a routed packet and stages it on `port`, or
+    /// hands it to the control plane to resolve the next hop.
+    fn link_out<B: PacketBuf>(
+        &mut self,
+        mut buf: B,
+        port: u16,
+        our_mac: [u8; 6],
+        next_hop: Ipv4Addr,
+        io: &mut Io<'_, B, E::Session>,
+    ) {
+        let Some(mac) = self.neighbors.get(port, next_hop) else {
+            self.punt(io, port, PuntReason::Resolve { next_hop }, buf);
+            return;
+        };
+        match l2::encap(&mut buf, our_mac, mac) {
+            Ok(()) => io.out.push(port, buf, &mut self.stats.drops),
+            Err(r) => self.stats.drops.drop(r),
+        }
     }
 }
 
