@@ -149,7 +149,10 @@ impl<'a> Builder<'a> {
             let mut child = *region;
             child[d] = (region[d].0 + sub_offset(c as u32, shift), shift as u8);
             let r = if list.is_empty() { self.leaf(list) } else { self.node(list, &child, depth + 1) };
-            self.tree.children[base + c] = r;
+            // Lookups see addresses with bit 31 flipped (see `Fields`): a cut reaching that bit
+            // finds child `c` at `c` with its top bit flipped.
+            let flip = if FIELD_BITS[d] == 32 && shift + bits == 32 { 1 << (bits - 1) } else { 0 };
+            self.tree.children[base + (c ^ flip)] = r;
         }
         at
     }

@@ -151,14 +151,16 @@ pub fn linear_first_match(rules: &[Rule], key: &Key) -> Option<u32> {
     rules.iter().position(|r| r.matches(key)).map(|i| i as u32)
 }
 
-/// A key as the tree steps read it: the fields in dimension order, padded to 8 so that a
-/// 3-bit field number always indexes inside.
-type CutKey = [u32; 8];
+/// A key as a lookup reads it: the fields in dimension order with the top bit flipped (the
+/// form `Block` compares), padded to 8 so that a 3-bit field number in a tree node always
+/// indexes inside. Only an address cut that reaches bit 31 sees the flip, and the builder
+/// swaps the two halves of such a node's children to match.
+type Fields = [i32; 8];
 
-/// Returns the key's fields for tree steps.
+/// Returns the lookup form of `key`.
 #[inline(always)]
-fn cut_key(key: &Key) -> CutKey {
-    let f = key.fields();
+fn biased(key: &Key) -> Fields {
+    let f = key.fields().map(|f| (f ^ BIAS) as i32);
     [f[0], f[1], f[2], f[3], f[4], 0, 0, 0]
 }
 
@@ -167,10 +169,10 @@ const NONE: u32 = u32::MAX;
 
 /// A child reference, 64 bits, that carries everything needed to take the next step, so a step
 /// costs one dependent load (as `rte_acl`'s transitions do), not a node load then a child load.
-/// A leaf (top bit set) holds the start (bits 0..32) and length (bits 32..63) of its rules in
-/// `Tree::rules`. An internal node holds the base of its children in `Tree::children` (bits
-/// 0..32) and its cut: the shift (bits 32..37), the field (bits 40..43) and the bit count
-/// (bits 48..52) of the slice of the key that indexes the children.
+/// A leaf (top bit set) holds the first (bits 0..32) and the number (bits 32..63) of its blocks
+/// in `Tree::blocks`. An internal node holds the base of its children in `Tree::children` (bits
+/// 0..32) and its cut: the shift (bits 32..37), the field (bits 40..43) and the mask (bits
+/// 48..60, up to `2^12 - 1`) of the slice of the key that indexes the children.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Entry(u64);
 
@@ -182,7 +184,8 @@ impl Entry {
     }
 
     fn node(base: u32, field: usize, shift: u32, bits: u32) -> Entry {
-        Entry(u64::from(base) | u64::from(shift) << 32 | (field as u64) << 40 | u64::from(bits) << 48)
+        let mask = (1u64 << bits) - 1;
+        Entry(u64::from(base) | u64::from(shift) << 32 | (field as u64) << 40 | mask << 48)
     }
 
     #[inline(always)]
@@ -194,10 +197,10 @@ impl Entry {
     /// bit `shift` up, added to the base. Each part is masked to its width, so even a corrupt
     /// entry cannot index past the key or shift out of range.
     #[inline(always)]
-    fn slot(self, key: &CutKey) -> usize {
+    fn slot(self, key: &Fields) -> usize {
         let e = self.0;
-        let (shift, field, bits) = ((e >> 32) as u32 & 31, (e >> 40) as usize & 7, (e >> 48) as u32 & 15);
-        (e as u32 as usize) + ((key[field] >> shift) & ((1 << bits) - 1)) as usize
+        let (shift, field, mask) = ((e >> 32) as u32 & 31, (e >> 40) as usize & 7, (e >> 48) as u32 & 0xfff);
+        (e as u32 as usize) + ((key[field] as u32 >> shift) & mask) as usize
     }
 
     #[inline(always)]
@@ -251,7 +254,7 @@ impl Block {
     /// flipped), or `NO_LANE`. Written lane by lane without branches, so that it compiles to
     /// vector subtractions, compares and a horizontal minimum.
     #[inline(always)]
-    fn first(&self, key: &[i32; DIMS]) -> i32 {
+    fn first(&self, key: &Fields) -> i32 {
         let mut miss = [0i32; LANES];
         for ((&k, lo), width) in key.iter().zip(&self.lo).zip(&self.width) {
             for ((m, &lo), &width) in miss.iter_mut().zip(lo).zip(width) {
@@ -260,12 +263,6 @@ impl Block {
         }
         miss.iter().zip(&self.id).fold(NO_LANE, |first, (&m, &id)| first.min(id | m))
     }
-}
-
-/// Returns the key's fields in dimension order with the top bit flipped, as `Block` wants them.
-#[inline(always)]
-fn biased(key: &Key) -> [i32; DIMS] {
-    key.fields().map(|f| (f ^ BIAS) as i32)
 }
 
 /// One decision tree over a group of rules.
@@ -289,7 +286,7 @@ impl Tree {
     /// index below `best`; the leaf is in priority order, so the first block with a match holds
     /// the answer, and a block whose first index is not below `best` ends the scan.
     #[inline(always)]
-    fn scan(&self, leaf: Entry, from: usize, key: &[i32; DIMS], best: u32) -> u32 {
+    fn scan(&self, leaf: Entry, from: usize, key: &Fields, best: u32) -> u32 {
         let range = leaf.leaf_range();
         for b in &self.blocks[range.start + from..range.end] {
             if b.id[0] as u32 >= best {
@@ -305,7 +302,7 @@ impl Tree {
 
     /// Takes one step down from internal node `at` for `key`.
     #[inline(always)]
-    fn step(&self, at: Entry, key: &CutKey) -> Entry {
+    fn step(&self, at: Entry, key: &Fields) -> Entry {
         self.children[at.slot(key)]
     }
 
@@ -373,7 +370,6 @@ impl Classifier {
     /// Returns the index of the first rule matching `key`.
     pub fn classify(&self, key: &Key) -> Option<u32> {
         let fields = biased(key);
-        let cut = cut_key(key);
         let mut best = NONE;
         for t in &self.trees {
             if t.min_id >= best {
@@ -381,7 +377,7 @@ impl Classifier {
             }
             let mut at = t.root;
             while !at.is_leaf() {
-                at = t.step(at, &cut);
+                at = t.step(at, &fields);
             }
             best = t.scan(at, 0, &fields, best);
         }
@@ -401,11 +397,9 @@ impl Classifier {
     fn classify_chunk(&self, keys: &[Key], out: &mut [Option<u32>]) {
         let n = keys.len().min(out.len()).min(BURST);
         let mut best = [NONE; BURST];
-        let mut fields = [[0i32; DIMS]; BURST];
-        let mut cut = [[0u32; 8]; BURST];
-        for ((f, c), k) in fields.iter_mut().zip(&mut cut).zip(&keys[..n]) {
+        let mut fields = [[0i32; 8]; BURST];
+        for (f, k) in fields.iter_mut().zip(&keys[..n]) {
             *f = biased(k);
-            *c = cut_key(k);
         }
         let mut at = [Entry(0); BURST];
         for t in &self.trees {
@@ -415,13 +409,16 @@ impl Classifier {
             // packets overlap and no branch depends on the packet.
             let mut live: [u8; BURST] = std::array::from_fn(|i| i as u8);
             let mut n_live = if t.root.is_leaf() { 0 } else { n };
+            let children = &t.children[..];
             while n_live > 0 {
                 let mut k = 0;
                 for j in 0..n_live {
-                    let i = usize::from(live[j]);
-                    at[i] = t.step(at[i], &cut[i]);
-                    live[k] = i as u8;
-                    k += usize::from(!at[i].is_leaf());
+                    // The masks only tell the compiler that the indices are in range.
+                    let i = usize::from(live[j % BURST]) % BURST;
+                    let next = children[at[i].slot(&fields[i])];
+                    at[i] = next;
+                    live[k % BURST] = i as u8;
+                    k += usize::from(!next.is_leaf());
                 }
                 n_live = k;
             }
