@@ -194,3 +194,47 @@ fn key_from_ipv4_reads_ports_and_skips_later_fragments() {
     icmp[9] = 1;
     assert_eq!(Key::from_ipv4(&icmp).unwrap().dst_port, 0);
 }
+
+#[test]
+fn crossed_wildcards_fall_back_to_groups_and_agree() {
+    // Half the rules pin the destination and leave the source open, half the other way round:
+    // one tree would copy every rule of one half into the leaves of the other, so the build
+    // splits them by address width. Lookups must still agree with the scan.
+    let mut x = 0x1234_5678u32;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    let rules: Vec<Rule> = (0..4000)
+        .map(|i| {
+            let (a, b) = (Prefix::host(next()), Prefix::new(next(), 24));
+            let (src, dst) = if i % 2 == 0 { (Prefix::ANY, a) } else { (b, Prefix::ANY) };
+            Rule { src, dst, dst_port: PortRange::exact(next() as u16 % 4), proto: Some(6), ..Rule::ANY }
+        })
+        .collect();
+    let c = Classifier::build(&rules);
+    assert!(c.shape().trees > 1, "{:?}", c.shape());
+    let keys: Vec<Key> = (0..3000)
+        .map(|i| {
+            let r = &rules[next() as usize % rules.len()];
+            let pick = |p: &Prefix, r: u32| if i % 3 == 0 { r } else { p.first() | (r & !Prefix::mask(p.len)) };
+            Key {
+                src: pick(&r.src, next()),
+                dst: pick(&r.dst, next()),
+                proto: 6,
+                src_port: 1,
+                dst_port: if i % 4 == 0 { (i % 5) as u16 } else { r.dst_port.lo },
+            }
+        })
+        .collect();
+    let mut out = vec![None; keys.len()];
+    c.classify_burst(&keys, &mut out);
+    for (k, got) in keys.iter().zip(&out) {
+        let want = linear_first_match(&rules, k);
+        assert_eq!(*got, want, "burst lookup of {k:?}");
+        assert_eq!(c.classify(k), want, "single lookup of {k:?}");
+    }
+    assert!(out.iter().filter(|o| o.is_some()).count() > 1000);
+}
