@@ -103,13 +103,14 @@ pub struct Setup {
     pub sas: Vec<SaSetup>,
 }
 
-/// A running gateway (its worker may be out on an lcore).
+/// A running gateway (its workers may be out on lcores). Worker `w` polls queue `w` of every
+/// port; an outbound SA has a copy on every worker, and the copies share their sequence numbers.
 pub struct Gateway {
     name: String,
     ports: Vec<EthPort>,
-    worker: Option<GwWorker>,
-    stats: Arc<StatsCell>,
-    down: Arc<Ring<ToWorker<Mbuf, Session>>>,
+    workers: Vec<Option<GwWorker>>,
+    stats: Vec<Arc<StatsCell>>,
+    downs: Vec<Arc<Ring<ToWorker<Mbuf, Session>>>>,
     /// The slow path: ARP, IKE and events. Poll it from a non-worker thread.
     pub slow: SlowPath<Mbuf, Session>,
     pool: Mempool,
@@ -139,11 +140,18 @@ struct Installed {
     inbound: HashMap<SaKey, (SaSetup, u64)>,
 }
 
+/// An inbound SA built once per worker.
+type InboundCopies = Vec<Box<InboundSa<Session>>>;
+/// A policy's outbound SAs built once per worker.
+type BundleCopies = Vec<Box<Bundle<Session>>>;
+
 /// The differences between the installed state and a desired one, with the SAs already built.
 struct Plan {
     tables: Option<Arc<Tables>>,
-    inbound: Vec<(SaKey, SaSetup, Box<InboundSa<Session>>)>,
-    outbound: Vec<(u32, OutSpec, Box<Bundle<Session>>)>,
+    /// One copy per worker.
+    inbound: Vec<(SaKey, SaSetup, InboundCopies)>,
+    /// One copy per worker; the copies share their sequence numbers.
+    outbound: Vec<(u32, OutSpec, BundleCopies)>,
     spd: Option<Arc<Spd>>,
     gone_outbound: Vec<u32>,
     gone_inbound: Vec<SaKey>,
@@ -190,29 +198,44 @@ fn unix_now() -> u64 {
 }
 
 impl Gateway {
-    /// Opens the ports of `setup` (already created as DPDK devices), prepares the worker with
+    /// Opens the ports of `setup` (already created as DPDK devices), prepares one worker with
     /// the tables, the SPD and the SAs, and starts the ports.
     pub fn open(eal: &Eal, pool: &Mempool, setup: &Setup) -> Result<Gateway, String> {
+        Self::open_workers(eal, pool, setup, 1)
+    }
+
+    /// Opens the ports of `setup` with `workers` queue pairs each (RSS spreads received flows
+    /// over them where the device has it) and prepares as many workers.
+    pub fn open_workers(eal: &Eal, pool: &Mempool, setup: &Setup, workers: u16) -> Result<Gateway, String> {
         let err = |e: DpdkError| format!("{}: {e}", setup.name);
+        let workers = workers.max(1);
         let mut ports = Vec::new();
         for ifs in &setup.ifaces {
-            let port = EthPort::open(eal, &ifs.device, pool, &PortConfig::default())
+            let cfg = PortConfig { queues: workers, ..PortConfig::default() };
+            let port = EthPort::open(eal, &ifs.device, pool, &cfg)
                 .map_err(|e| format!("{}: interface {} ({}): {e}", setup.name, ifs.name, ifs.device))?;
             ports.push(port);
         }
         let tables = Arc::new(build_tables(&ports, &setup.ifaces, &setup.routes).map_err(err)?);
         let spd = Arc::new(Spd::new(setup.policies.clone()));
-        let down = Arc::new(Ring::new(RING));
         let up = Arc::new(Ring::new(RING));
-        let mut queues = Vec::new();
-        for p in &mut ports {
-            queues.push(p.queue(0).map_err(err)?);
+        let (mut ws, mut stats, mut downs) = (Vec::new(), Vec::new(), Vec::new());
+        for w in 0..workers {
+            let down = Arc::new(Ring::new(RING));
+            let mut queues = Vec::new();
+            for p in &mut ports {
+                queues.push(p.queue(w).map_err(err)?);
+            }
+            let engine = new_engine()?;
+            let mut worker =
+                Worker::new(w, queues, engine, Arc::clone(&tables), Arc::clone(&spd), down.clone(), up.clone());
+            let frag_pool = pool.clone();
+            worker.set_alloc(Box::new(move || frag_pool.alloc()));
+            stats.push(worker.stats_cell());
+            ws.push(Some(worker));
+            downs.push(down);
         }
-        let mut worker = Worker::new(0, queues, new_engine()?, Arc::clone(&tables), spd, down.clone(), up.clone());
-        let frag_pool = pool.clone();
-        worker.set_alloc(Box::new(move || frag_pool.alloc()));
-        let stats = worker.stats_cell();
-        let slow = SlowPath::new(tables, vec![down.clone()], up);
+        let slow = SlowPath::new(tables, downs.clone(), up);
         // The worker starts with these tables and this SPD; `apply` adds the SAs.
         let installed = Installed {
             ifaces: setup.ifaces.iter().map(iface_key).collect(),
@@ -220,16 +243,8 @@ impl Gateway {
             policies: setup.policies.clone(),
             ..Installed::default()
         };
-        let mut gw = Gateway {
-            name: setup.name.clone(),
-            ports,
-            worker: Some(worker),
-            stats,
-            down,
-            slow,
-            pool: pool.clone(),
-            installed,
-        };
+        let mut gw =
+            Gateway { name: setup.name.clone(), ports, workers: ws, stats, downs, slow, pool: pool.clone(), installed };
         gw.apply(setup).map_err(|e| format!("{}: {e}", setup.name))?;
         for p in &gw.ports {
             p.start().map_err(err)?;
@@ -259,28 +274,38 @@ impl Gateway {
             self.installed.routes = want.routes.clone();
             report.tables = true;
         }
-        for (key, spec, sa) in plan.inbound {
-            self.push(ToWorker::Inbound { key, sa: Some(sa) })?;
+        for (key, spec, copies) in plan.inbound {
+            for (w, sa) in copies.into_iter().enumerate() {
+                self.push(w, ToWorker::Inbound { key, sa: Some(sa) })?;
+            }
             self.installed.inbound.insert(key, (spec, now));
             report.inbound_installed += 1;
         }
-        for (policy_id, spec, bundle) in plan.outbound {
-            self.push(ToWorker::Outbound { policy_id, bundle: Some(bundle) })?;
+        for (policy_id, spec, copies) in plan.outbound {
+            for (w, bundle) in copies.into_iter().enumerate() {
+                self.push(w, ToWorker::Outbound { policy_id, bundle: Some(bundle) })?;
+            }
             self.installed.outbound.insert(policy_id, (spec, now));
             report.outbound_installed += 1;
         }
         if let Some(spd) = plan.spd {
-            self.push(ToWorker::Spd(spd))?;
+            for w in 0..self.downs.len() {
+                self.push(w, ToWorker::Spd(Arc::clone(&spd)))?;
+            }
             self.installed.policies = want.policies.clone();
             report.spd = true;
         }
         for policy_id in plan.gone_outbound {
-            self.push(ToWorker::Outbound { policy_id, bundle: None })?;
+            for w in 0..self.downs.len() {
+                self.push(w, ToWorker::Outbound { policy_id, bundle: None })?;
+            }
             self.installed.outbound.remove(&policy_id);
             report.outbound_removed += 1;
         }
         for key in plan.gone_inbound {
-            self.push(ToWorker::Inbound { key, sa: None })?;
+            for w in 0..self.downs.len() {
+                self.push(w, ToWorker::Inbound { key, sa: None })?;
+            }
             self.installed.inbound.remove(&key);
             report.inbound_removed += 1;
         }
@@ -328,8 +353,10 @@ impl Gateway {
                 kept += 1;
                 continue;
             }
-            let sa = build_sa(&mut engine, s)?;
-            inbound.push((key, s.clone(), Box::new(InboundSa { sa, policy_id: s.policy_id })));
+            let copies = (0..self.downs.len())
+                .map(|_| build_sa(&mut engine, s).map(|sa| Box::new(InboundSa { sa, policy_id: s.policy_id })))
+                .collect::<Result<Vec<_>, String>>()?;
+            inbound.push((key, s.clone(), copies));
         }
         let mut outbound = Vec::new();
         for (&policy_id, spec) in &want_out {
@@ -337,11 +364,24 @@ impl Gateway {
                 kept += 1;
                 continue;
             }
-            let bundle = Bundle {
-                esp: spec.esp.as_ref().map(|s| build_sa(&mut engine, s)).transpose()?,
-                ah: spec.ah.as_ref().map(|s| build_sa(&mut engine, s)).transpose()?,
-            };
-            outbound.push((policy_id, spec.clone(), Box::new(bundle)));
+            let mut copies: Vec<Box<Bundle<Session>>> = Vec::new();
+            for _ in 0..self.downs.len() {
+                let mut bundle = Bundle {
+                    esp: spec.esp.as_ref().map(|s| build_sa(&mut engine, s)).transpose()?,
+                    ah: spec.ah.as_ref().map(|s| build_sa(&mut engine, s)).transpose()?,
+                };
+                // Every worker's copy draws from the first copy's sequence numbers.
+                if let Some(first) = copies.first() {
+                    if let (Some(sa), Some(f)) = (bundle.esp.as_mut(), first.esp.as_ref()) {
+                        sa.share_with(f);
+                    }
+                    if let (Some(sa), Some(f)) = (bundle.ah.as_mut(), first.ah.as_ref()) {
+                        sa.share_with(f);
+                    }
+                }
+                copies.push(Box::new(bundle));
+            }
+            outbound.push((policy_id, spec.clone(), copies));
         }
         // Deterministic order: by policy, then by key, so pushes are reproducible.
         inbound.sort_by_key(|(k, s, _)| (s.policy_id, k.spi, u32::from(k.src), u32::from(k.dst)));
@@ -383,12 +423,12 @@ impl Gateway {
         &self.installed.policies
     }
 
-    /// Pushes a message to the worker, waiting a while for room on a full ring.
-    fn push(&self, msg: ToWorker<Mbuf, Session>) -> Result<(), String> {
+    /// Pushes a message to worker `w`, waiting a while for room on a full ring.
+    fn push(&self, w: usize, msg: ToWorker<Mbuf, Session>) -> Result<(), String> {
         let deadline = Instant::now() + PUSH_WAIT;
         let mut msg = msg;
         loop {
-            match self.down.push(msg) {
+            match self.downs[w].push(msg) {
                 Ok(()) => return Ok(()),
                 Err(m) if Instant::now() < deadline => {
                     msg = m;
@@ -402,7 +442,7 @@ impl Gateway {
     /// Waits until the worker ring has room for one more message.
     fn wait_room(&self) -> Result<(), String> {
         let deadline = Instant::now() + PUSH_WAIT;
-        while self.down.len() + 1 >= RING {
+        while self.downs.iter().any(|d| d.len() + 1 >= RING) {
             if Instant::now() >= deadline {
                 return Err(format!("{}: worker ring full", self.name));
             }
@@ -421,24 +461,35 @@ impl Gateway {
         &self.name
     }
 
-    /// Takes the worker, to run it on an lcore.
+    /// Returns the number of workers.
+    pub fn worker_count(&self) -> usize {
+        self.downs.len()
+    }
+
+    /// Takes the next worker not yet taken, to run it on an lcore.
     pub fn take_worker(&mut self) -> Option<GwWorker> {
-        self.worker.take()
+        self.workers.iter_mut().find_map(Option::take)
     }
 
-    /// Returns the worker while it is not out on an lcore.
+    /// Returns the first worker not out on an lcore.
     pub fn worker_mut(&mut self) -> Option<&mut GwWorker> {
-        self.worker.as_mut()
+        self.workers.iter_mut().find_map(Option::as_mut)
     }
 
-    /// Returns the worker's last published counters.
+    /// Returns the workers' last published counters, merged.
     pub fn stats(&self) -> WorkerStats {
-        self.stats.load()
+        let mut all = WorkerStats::default();
+        for cell in &self.stats {
+            all.merge(&cell.load());
+        }
+        all
     }
 
-    /// Asks the worker for its SAs (they arrive through the slow path's snapshots).
+    /// Asks every worker for its SAs (they arrive through the slow path's snapshots).
     pub fn request_snapshot(&self) {
-        let _ = self.down.push(ToWorker::Snapshot);
+        for d in &self.downs {
+            let _ = d.push(ToWorker::Snapshot);
+        }
     }
 
     /// Polls the slow path.

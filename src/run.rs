@@ -94,6 +94,11 @@ fn vdev_args(setup: &Setup) -> Vec<String> {
     v
 }
 
+/// Returns the EAL option that takes the lcore list `lcores`.
+fn lcore_flag(lcores: &str) -> &'static str {
+    if lcores.contains('@') || lcores.contains('(') { "--lcores" } else { "-l" }
+}
+
 /// Returns the port name of a device string: what precedes its arguments.
 pub fn port_name(device: &str) -> &str {
     device.split(',').next().unwrap_or(device)
@@ -114,7 +119,8 @@ fn run(a: &Args) -> Result<(), String> {
     shutdown::install().map_err(|e| e.to_string())?;
     let prefix = format!("ipsecgw_{}", std::process::id());
     let mut eal_args: Vec<String> =
-        ["--no-huge", "-m", "512", "--no-pci", "--no-telemetry", "--file-prefix", &prefix, "-l", &a.lcores]
+        // `-l 0,1` names CPUs; `--lcores 0@0,1@1,2@1` maps more lcores than CPUs.
+        ["--no-huge", "-m", "512", "--no-pci", "--no-telemetry", "--file-prefix", &prefix, lcore_flag(&a.lcores), &a.lcores]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -169,20 +175,27 @@ impl Control {
 
 fn serve(eal: &Eal, a: &Args, setup: &Setup, ctl: &mut Control) -> Result<(), String> {
     let pool = Mempool::create(eal, &PoolConfig::default()).map_err(|e| e.to_string())?;
-    let mut gw = Gateway::open(eal, &pool, setup)?;
+    // One worker per worker lcore, each polling its own queue of every port.
+    let lcores: Vec<u32> = lcore::workers().collect();
+    let mut gw = Gateway::open_workers(eal, &pool, setup, lcores.len().max(1) as u16)?;
     let tsc_hz = lcore::tsc_hz();
     let now_ms = move || lcore::tsc() / (tsc_hz / 1000).max(1);
-    let mut worker = gw.take_worker().ok_or("no worker")?;
-    let worker_lcore = lcore::workers().next();
-    let job = match worker_lcore {
-        Some(l) => Some(
+    let mut jobs = Vec::new();
+    for &l in &lcores {
+        let mut worker = gw.take_worker().ok_or("no worker")?;
+        worker.set_clock(lcore::tsc);
+        jobs.push(
             lcore::launch(eal, l, move || {
                 worker.run(shutdown::requested, now_ms, 64);
                 worker
             })
             .map_err(|e| e.to_string())?,
-        ),
+        );
+    }
+    let job = match lcores.first() {
+        Some(_) => Some(()),
         None => {
+            let worker = gw.take_worker().ok_or("no worker")?;
             // One lcore: the worker and the slow path share it.
             println!(
                 "ipsecgw: {} running ({} interfaces); stop with SIGINT or SIGTERM",
@@ -212,7 +225,7 @@ fn serve(eal: &Eal, a: &Args, setup: &Setup, ctl: &mut Control) -> Result<(), St
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    if let Some(job) = job {
+    for job in jobs {
         let _worker = job.join();
     }
     gw.poll_slow(now_ms());

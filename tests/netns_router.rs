@@ -68,10 +68,19 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn start(ns: &str) -> Gateway {
-        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/netns/router.rsc");
+    /// Runs the gateway in `ns` with `queues` queue pairs per port and the EAL lcores `lcores`
+    /// (one worker per lcore after the first), from the fixture config in a private copy (the
+    /// control process saves its configuration there).
+    fn start(ns: &str, queues: u16, lcores: &str, dir: &std::path::Path) -> Gateway {
+        let fixture = include_str!("fixtures/netns/router.rsc");
+        let config = dir.join("router.rsc");
+        std::fs::write(&config, fixture.replace("qpairs=QP", &format!("qpairs={queues}"))).unwrap();
+        let socket = dir.join("ctl.sock");
+        let (config, socket) = (config.to_str().unwrap(), socket.to_str().unwrap());
+        let bin = env!("CARGO_BIN_EXE_ipsecgw");
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_ipsecgw"), "run", "--config", config, "--seconds", "60"])
+            .args(["netns", "exec", ns, bin, "run", "--config", config, "--socket", socket, "--lcores", lcores])
+            .args(["--seconds", "60"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -136,11 +145,21 @@ fn ping(ns: &str, extra: &[&str], dst: &str) -> (bool, String) {
 
 #[test]
 fn routes_for_linux_hosts_over_af_packet() {
+    // One worker; then two workers (three lcores on this machine's two CPUs), each polling its
+    // own queue of both ports.
+    for (queues, lcores) in [(1, "0,1"), (2, "0@0,1@1,2@1")] {
+        routes_with(queues, lcores);
+    }
+}
+
+fn routes_with(queues: u16, lcores: &str) {
     let (ok, out) = sh(&["ip", "netns", "list"]);
     assert!(ok, "ip netns unavailable ({out}): run scripts/setup.sh as root");
     let topo = Topology::new();
     let [gw_ns, h1, h2] = [&topo.ns[0], &topo.ns[1], &topo.ns[2]];
-    let gw = Gateway::start(gw_ns);
+    let dir = std::env::temp_dir().join(format!("ipsecgw-netns-{}-{queues}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gw = Gateway::start(gw_ns, queues, lcores, &dir);
 
     // ARP and ping for the gateway's own addresses.
     let (ok, out) = ping(h1, &[], "10.1.0.1");
@@ -169,4 +188,5 @@ fn routes_for_linux_hosts_over_af_packet() {
         assert!(report.contains(want), "{want} missing from the gateway's report:\n{report}");
     }
     assert!(!report.contains("drop bad-checksum"), "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,5 +6,5 @@
 pub mod cli;
 pub mod compile;
 pub mod config;
-pub mod ike;
 pub mod daemon;
+pub mod ike;
