@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use control::daemon::sock;
 use control::daemon::wire::{DpReply, DpRequest, FrameBuf, PortInfo, SaEntry, VERSION, Wire, frame};
 use dataplane::ctl::{SaKey, SaSnapshot};
+use dataplane::pipeline::Stage;
 use ipsecgw::gateway::Gateway;
 
 /// How long a `Sas` request waits for the worker's snapshot.
@@ -263,12 +264,20 @@ fn stats(gw: &Gateway, sup: &Supervisor) -> Vec<(String, u64)> {
         ("punted", s.punted),
         ("icmp-out", s.icmp_out),
         ("arp-replies", s.arp_replies),
+        ("fragmented", s.fragmented),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_owned(), n))
     .collect();
     for (reason, n) in s.drops.nonzero() {
         v.push((format!("drop-{}", reason.label()), n));
+    }
+    // The per-stage cycle accounting, for the console's `runtime`.
+    for st in Stage::ALL {
+        let i = st as usize;
+        v.push((format!("runtime-{}-cycles", st.name()), s.runtime.cycles[i]));
+        v.push((format!("runtime-{}-packets", st.name()), s.runtime.packets[i]));
+        v.push((format!("runtime-{}-calls", st.name()), s.runtime.calls[i]));
     }
     let sl = &gw.slow.stats;
     for (k, n) in [

@@ -30,7 +30,7 @@ commands:
                        a RouterOS console on the running gateway (prompt, line editing)
   exec [--json] [--socket PATH] 'COMMAND'...
                        run console commands once; exit status 1 if one is refused; `stats`
-                       prints the dataplane's counters
+                       prints the dataplane's counters, `runtime` its per-stage cycles
   control --config FILE --socket PATH --dataplane PATH
                        the control process (`run` starts and restarts it)
   demo [--seconds N] [--size BYTES]

@@ -87,6 +87,11 @@ fn changes_under_traffic_keep_the_sa_and_lose_nothing() {
     assert_eq!(losses(&gw), base, "packets were lost during the changes");
     let print = gw.must(&["/ip ipsec policy print"]);
     assert!(print.contains("10.3.0.0/24") && !print.contains("10.9.0.0/24"), "{print}");
+    // The console shows where the worker's cycles go, per stage.
+    let runtime = gw.must(&["runtime"]);
+    let ipsec = runtime.lines().find(|l| l.starts_with("ipsec ")).expect("an ipsec row");
+    let packets: u64 = ipsec.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(packets > 0 && runtime.contains("cycles/packet"), "{runtime}");
     let lines = gw.stop();
     assert!(!lines.iter().any(|l| l.starts_with("drop no-sa") || l.starts_with("drop policy-drop")), "{lines:?}");
 }

@@ -247,10 +247,32 @@ impl Daemon {
         Ok(out)
     }
 
+    /// Returns the workers' per-stage cycle accounting (like VPP's `show runtime`).
+    fn runtime(&self) -> Result<String, String> {
+        let v = match Daemon::call(&self.dp, &DpRequest::Stats) {
+            DpReply::Stats(v) => v,
+            DpReply::Error(e) => return Err(e),
+            other => return Err(format!("unexpected answer from the dataplane: {other:?}")),
+        };
+        let mut rt = dataplane::pipeline::Runtime::default();
+        for st in dataplane::pipeline::Stage::ALL {
+            let i = st as usize;
+            let get = |what: &str| {
+                let key = format!("runtime-{}-{what}", st.name());
+                v.iter().find(|(k, _)| *k == key).map_or(0, |&(_, n)| n)
+            };
+            (rt.cycles[i], rt.packets[i], rt.calls[i]) = (get("cycles"), get("packets"), get("calls"));
+        }
+        Ok(rt.table())
+    }
+
     /// Runs one command line of a session whose current menu is `path`.
     fn execute(&self, path: &mut String, line: &str) -> Result<String, String> {
         if matches!(line.trim(), "stats" | "/stats") {
             return self.stats();
+        }
+        if matches!(line.trim(), "runtime" | "/runtime") {
+            return self.runtime();
         }
         let mut cfg = lock(&self.config);
         let mut console = Console::new(cfg.clone());
