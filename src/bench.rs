@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use dataplane::buf::{BURST, Burst, HeapBuf, PacketBuf};
+use dataplane::buf::{Burst, HeapBuf, PacketBuf};
 use dataplane::crypto::rust::RustEngine;
 use dataplane::crypto::{Auth, Cipher, Transform};
 use dataplane::ctl::ToWorker;
@@ -33,7 +33,9 @@ const USAGE: &str = "usage: ipsecgw bench [--transform T] [--size N|imix] [--dir
                 (7:4:1 of 64, 570 and 1518 bytes)
   --direction   out: encrypt LAN to WAN (default); in: decrypt pre-encrypted frames
   --seconds     measured window per round (default 3), after --warmup seconds (default 1)
-  --rounds      interleaved rounds of ours and dpdk-test-crypto-perf (default 3)";
+  --rounds      interleaved rounds of ours and dpdk-test-crypto-perf (default 3)
+  --policies N  N policies with their own SA pairs, traffic spread over all of them (default 1);
+                the round also measures how fast new SAs install through the rings";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -44,6 +46,7 @@ struct Args {
     warmup: u64,
     rounds: u32,
     ceiling: bool,
+    policies: u32,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -55,6 +58,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         warmup: 1,
         rounds: 3,
         ceiling: true,
+        policies: 1,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -73,6 +77,12 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--warmup" => a.warmup = val()?.parse().map_err(|_| "--warmup takes a number")?,
             "--rounds" => a.rounds = val()?.parse().map_err(|_| "--rounds takes a number")?,
             "--no-ceiling" => a.ceiling = false,
+            "--policies" => {
+                a.policies = val()?.parse().map_err(|_| "--policies takes a number")?;
+                if !(1..=60000).contains(&a.policies) {
+                    return Err("--policies must be 1..=60000".into());
+                }
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -98,6 +108,8 @@ fn to_args(a: &Args) -> Vec<String> {
     if !a.ceiling {
         v.push("--no-ceiling".into());
     }
+    v.push("--policies".into());
+    v.push(a.policies.to_string());
     v
 }
 
@@ -230,14 +242,15 @@ fn orchestrate(a: &Args) -> Result<(), String> {
     let pcap_path = dir.join("frames.pcap");
     let (xf, _) = transform(&a.transform)?;
     let frame_sizes = sizes(&a.size)?;
-    write_frames(&pcap_path, xf, &frame_sizes, a.inbound)?;
+    write_frames(&pcap_path, xf, &frame_sizes, a.inbound, a.policies)?;
     let payload = crypto_payload(&frame_sizes);
     println!(
-        "ipsecgw bench: {} {} frames {}, one worker, net_pcap (infinite_rx) -> gateway -> net_null; \
-         {} s after {} s warm-up, {} rounds",
+        "ipsecgw bench: {} {} frames {}, {} policies and SA pairs, one worker, net_pcap (infinite_rx) -> \
+         gateway -> net_null; {} s after {} s warm-up, {} rounds",
         a.transform,
         a.size,
         if a.inbound { "inbound (decrypt)" } else { "outbound (encrypt)" },
+        a.policies,
         a.seconds,
         a.warmup,
         a.rounds
@@ -262,6 +275,9 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             f.mpps, f.gbps, f.cycles_per_packet
         );
         runtime = text.split_once("RUNTIME\n").map(|(_, t)| t.to_owned());
+        if let Some(l) = text.lines().find(|l| l.starts_with("INSTALL ")) {
+            println!("round {round}: {}", &l[8..]);
+        }
         ours.push(f);
         if a.ceiling {
             let c = crypto_perf(a, payload)?;
@@ -327,11 +343,18 @@ fn crypto_perf(a: &Args, payload: usize) -> Result<f64, String> {
 }
 
 const LAN1: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 10);
-const LAN2: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 20);
 const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-const SPI_OUT: u32 = 0x1001;
-const SPI_IN: u32 = 0x1002;
+/// Policy i's SPIs: outbound 0x10000 + i, inbound 0x20000 + i; SAs installed while forwarding
+/// take 0x30000 + k.
+const SPI_OUT: u32 = 0x10000;
+const SPI_IN: u32 = 0x20000;
+const SPI_LATE: u32 = 0x30000;
+
+/// Returns the LAN2 host policy `i` protects (one policy per host when there are several).
+fn lan2_host(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 2, 0, 0)) + 1 + i)
+}
 
 fn keys(xf: Transform, salt: u8) -> (Vec<u8>, Vec<u8>) {
     let k = |n: usize, s: u8| (0..n).map(|i| (i as u8).wrapping_mul(29).wrapping_add(s)).collect();
@@ -341,16 +364,25 @@ fn keys(xf: Transform, salt: u8) -> (Vec<u8>, Vec<u8>) {
 /// Writes one replay cycle of frames: plain LAN1 -> LAN2 UDP (outbound), or the same sealed by
 /// the peer's SA (inbound). The destination MAC is broadcast: the gateway accepts it whatever
 /// MAC the pcap device reports.
-fn write_frames(path: &std::path::Path, xf: Transform, frame_sizes: &[usize], inbound: bool) -> Result<(), String> {
-    let cycle = 1024;
+fn write_frames(
+    path: &std::path::Path,
+    xf: Transform,
+    frame_sizes: &[usize],
+    inbound: bool,
+    policies: u32,
+) -> Result<(), String> {
+    let cycle = 1024.max(policies as usize);
     let mut frames = Vec::new();
     for i in 0..cycle {
         let size = frame_sizes[i % frame_sizes.len()];
         let ip_len = size - 14;
         let mut p = vec![0u8; ip_len];
+        let far = lan2_host(i as u32 % policies);
+        // Outbound: LAN1 to the far host; inbound, what the peer tunnels back: the far host to LAN1.
+        let (src, dst) = if inbound { (far, LAN1) } else { (LAN1, far) };
         ipv4::Repr {
-            src_addr: LAN1,
-            dst_addr: LAN2,
+            src_addr: src,
+            dst_addr: dst,
             protocol: Protocol::Udp,
             payload_len: ip_len - 20,
             ttl: 64,
@@ -364,26 +396,30 @@ fn write_frames(path: &std::path::Path, xf: Transform, frame_sizes: &[usize], in
         frames.push(p);
     }
     if inbound {
+        // The peer's SAs, one per policy, seal what the gateway will open.
         let (enc, auth) = keys(xf, 2);
-        let cfg = SaConfig {
-            spi: SPI_IN,
-            proto: IpsecProto::Esp,
-            mode: Mode::Tunnel,
-            src: PEER,
-            dst: GW,
-            xf,
-            enc_key: &enc,
-            auth_key: &auth,
-            replay_window: 0,
-            lifetimes: Lifetimes::default(),
-            dont_fragment: DontFragment::Clear,
-        };
-        let mut sa = Sa::new(&mut RustEngine, &cfg, 0).map_err(|e| e.to_string())?;
+        let mut sas = Vec::new();
+        for i in 0..policies {
+            let cfg = SaConfig {
+                spi: SPI_IN + i,
+                proto: IpsecProto::Esp,
+                mode: Mode::Tunnel,
+                src: PEER,
+                dst: GW,
+                xf,
+                enc_key: &enc,
+                auth_key: &auth,
+                replay_window: 0,
+                lifetimes: Lifetimes::default(),
+                dont_fragment: DontFragment::Clear,
+            };
+            sas.push(Sa::new(&mut RustEngine, &cfg, 0).map_err(|e| e.to_string())?);
+        }
         let mut sealed = Vec::new();
-        for chunk in frames.chunks(BURST) {
-            let mut b: Burst<HeapBuf> = chunk.iter().map(|p| HeapBuf::from_slice(p)).collect();
+        for (i, p) in frames.iter().enumerate() {
+            let mut b: Burst<HeapBuf> = [HeapBuf::from_slice(p)].into_iter().collect();
             let mut st = Stats::default();
-            dataplane::esp::seal(&mut sa, &mut RustEngine, &mut b, &mut st);
+            dataplane::esp::seal(&mut sas[i % policies as usize], &mut RustEngine, &mut b, &mut st);
             sealed.extend(b.iter().map(|p| p.data().to_vec()));
         }
         frames = sealed;
@@ -399,14 +435,14 @@ fn write_frames(path: &std::path::Path, xf: Transform, frame_sizes: &[usize], in
 }
 
 /// The gateway under test: LAN on port 0, WAN on port 1 (outbound: pcap in, null out; inbound
-/// the other way round), one policy and its manual SAs.
-fn setup(xf: Transform, inbound: bool) -> Setup {
+/// the other way round), `policies` policies and their manual SA pairs.
+fn setup(xf: Transform, inbound: bool, policies: u32) -> Setup {
     let (in_dev, out_dev) = ("net_pcap0", "net_null0");
     let (lan_dev, wan_dev) = if inbound { (out_dev, in_dev) } else { (in_dev, out_dev) };
     let (e_out, a_out) = keys(xf, 1);
     let (e_in, a_in) = keys(xf, 2);
-    let sa = |direction, spi, src, dst, enc: Vec<u8>, auth: Vec<u8>| SaSetup {
-        policy_id: 1,
+    let sa = |policy_id, direction, spi, src, dst, enc: &[u8], auth: &[u8]| SaSetup {
+        policy_id,
         direction,
         proto: IpsecProto::Esp,
         mode: Mode::Tunnel,
@@ -414,14 +450,37 @@ fn setup(xf: Transform, inbound: bool) -> Setup {
         src,
         dst,
         xf,
-        enc_key: zeroize::Zeroizing::new(enc),
-        auth_key: zeroize::Zeroizing::new(auth),
+        enc_key: zeroize::Zeroizing::new(enc.to_vec()),
+        auth_key: zeroize::Zeroizing::new(auth.to_vec()),
         dont_fragment: DontFragment::Clear,
         lifetimes: Lifetimes::default(),
         // The replayed capture repeats its sequence numbers: anti-replay off, as for manual SAs.
         replay_window: 0,
     };
-    let net = |a: Ipv4Addr| Prefix::new(u32::from(a) & 0xffff_ff00, 24);
+    let lan1 = Prefix::new(u32::from(LAN1) & 0xffff_ff00, 24);
+    let mut pols = Vec::new();
+    let mut sas = Vec::new();
+    for i in 0..policies {
+        let id = i + 1;
+        let dst = if policies == 1 {
+            Prefix::new(u32::from(Ipv4Addr::new(10, 2, 0, 0)), 16)
+        } else {
+            Prefix::host(u32::from(lan2_host(i)))
+        };
+        pols.push(Policy {
+            id,
+            selector: Selector { src: lan1, dst, ..Selector::ANY },
+            action: Action::Encrypt,
+            level: Level::Require,
+            mode: Mode::Tunnel,
+            sa_src: GW,
+            sa_dst: PEER,
+            protocols: IpsecProtocols::Esp,
+            dont_fragment: DontFragment::Clear,
+        });
+        sas.push(sa(id, Direction::Out, SPI_OUT + i, GW, PEER, &e_out, &a_out));
+        sas.push(sa(id, Direction::In, SPI_IN + i, PEER, GW, &e_in, &a_in));
+    }
     Setup {
         name: "bench".into(),
         ifaces: vec![
@@ -431,29 +490,15 @@ fn setup(xf: Transform, inbound: bool) -> Setup {
                 addrs: vec![(Ipv4Addr::new(10, 1, 0, 1), 24)],
                 mtu: 1500,
             },
-            IfaceSetup { name: "lan2".into(), device: String::new(), addrs: vec![], mtu: 1500 },
             IfaceSetup { name: "wan".into(), device: wan_dev.into(), addrs: vec![(GW, 24)], mtu: 1500 },
-        ]
-        .into_iter()
-        .filter(|i| !i.device.is_empty())
-        .collect(),
+        ],
         routes: vec![Route {
             prefix: Ipv4Addr::new(10, 2, 0, 0),
-            len: 24,
+            len: 16,
             next_hop: NextHop { port: 1, gateway: Some(PEER) },
         }],
-        policies: vec![Policy {
-            id: 1,
-            selector: Selector { src: net(LAN1), dst: net(LAN2), ..Selector::ANY },
-            action: Action::Encrypt,
-            level: Level::Require,
-            mode: Mode::Tunnel,
-            sa_src: GW,
-            sa_dst: PEER,
-            protocols: IpsecProtocols::Esp,
-            dont_fragment: DontFragment::Clear,
-        }],
-        sas: vec![sa(Direction::Out, SPI_OUT, GW, PEER, e_out, a_out), sa(Direction::In, SPI_IN, PEER, GW, e_in, a_in)],
+        policies: pols,
+        sas,
     }
 }
 
@@ -518,11 +563,12 @@ fn round(a: &Args, pcap_path: &str) -> Result<(), String> {
 fn measure(eal: &Eal, a: &Args, xf: Transform) -> Result<(), String> {
     let pool =
         Mempool::create(eal, &PoolConfig { mbufs: 32767, ..PoolConfig::default() }).map_err(|e| e.to_string())?;
-    let mut gw = Gateway::open(eal, &pool, &setup(xf, a.inbound))?;
+    let mut want = setup(xf, a.inbound, a.policies);
+    let mut gw = Gateway::open(eal, &pool, &want)?;
     // net_null answers no ARP: the next hops are static entries.
     let peer_mac = [2, 0, 0, 0, 0, 2];
     gw.slow.broadcast(|| ToWorker::Neighbor { port: 1, ip: PEER, mac: peer_mac });
-    gw.slow.broadcast(|| ToWorker::Neighbor { port: 0, ip: LAN2, mac: peer_mac });
+    gw.slow.broadcast(|| ToWorker::Neighbor { port: 0, ip: LAN1, mac: peer_mac });
     let mut w = gw.take_worker().ok_or("no worker")?;
     w.set_clock(tsc);
     let hz = lcore::tsc_hz();
@@ -536,6 +582,23 @@ fn measure(eal: &Eal, a: &Args, xf: Transform) -> Result<(), String> {
     let (s0, t0) = (gw.stats(), lcore::tsc());
     std::thread::sleep(Duration::from_secs(a.seconds));
     let (s1, t1) = (gw.stats(), lcore::tsc());
+    // How fast SAs install while forwarding: as many new inbound SAs as there are policies
+    // (at least 1,000), built and pushed through the ring, until the worker took them all.
+    let late = a.policies.max(1000);
+    let (enc, auth) = keys(xf, 3);
+    for k in 0..late {
+        let mut extra = want.sas[1].clone();
+        extra.spi = SPI_LATE + k;
+        extra.enc_key = zeroize::Zeroizing::new(enc.clone());
+        extra.auth_key = zeroize::Zeroizing::new(auth.clone());
+        want.sas.push(extra);
+    }
+    let t_install = std::time::Instant::now();
+    gw.apply(&want)?;
+    while gw.pending_messages() > 0 {
+        std::thread::yield_now();
+    }
+    let install_secs = t_install.elapsed().as_secs_f64();
     shutdown::request();
     let w = job.join();
     gw.stop();
@@ -546,6 +609,10 @@ fn measure(eal: &Eal, a: &Args, xf: Transform) -> Result<(), String> {
     let gbps = bytes as f64 * 8.0 / secs / 1e9;
     let cpp = if pkts == 0 { f64::NAN } else { (t1 - t0) as f64 / pkts as f64 };
     println!("RESULT mpps={mpps:.4} gbps={gbps:.4} cpp={cpp:.1} packets={pkts}");
+    println!(
+        "INSTALL {late} inbound SAs built and installed while forwarding in {install_secs:.3} s: {:.0} SAs/s",
+        late as f64 / install_secs
+    );
     let drops: Vec<String> = s1.drops.nonzero().map(|(r, n)| format!("{}={n}", r.label())).collect();
     if !drops.is_empty() {
         println!("drops: {}", drops.join(" "));

@@ -423,8 +423,10 @@ impl Gateway {
         &self.installed.policies
     }
 
-    /// Pushes a message to worker `w`, waiting a while for room on a full ring.
-    fn push(&self, w: usize, msg: ToWorker<Mbuf, Session>) -> Result<(), String> {
+    /// Pushes a message to worker `w`, waiting a while for room on a full ring. A worker not
+    /// yet out on its lcore (a large configuration loading at start) is made to take its
+    /// messages here.
+    fn push(&mut self, w: usize, msg: ToWorker<Mbuf, Session>) -> Result<(), String> {
         let deadline = Instant::now() + PUSH_WAIT;
         let mut msg = msg;
         loop {
@@ -432,19 +434,27 @@ impl Gateway {
                 Ok(()) => return Ok(()),
                 Err(m) if Instant::now() < deadline => {
                     msg = m;
-                    std::thread::sleep(Duration::from_micros(50));
+                    match self.workers[w].as_mut() {
+                        Some(worker) => {
+                            worker.poll_once(0);
+                        }
+                        None => std::thread::sleep(Duration::from_micros(50)),
+                    }
                 }
                 Err(_) => return Err(format!("{}: worker ring full", self.name)),
             }
         }
     }
 
-    /// Waits until the worker ring has room for one more message.
-    fn wait_room(&self) -> Result<(), String> {
+    /// Waits until the worker rings have room for one more message.
+    fn wait_room(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + PUSH_WAIT;
         while self.downs.iter().any(|d| d.len() + 1 >= RING) {
             if Instant::now() >= deadline {
                 return Err(format!("{}: worker ring full", self.name));
+            }
+            for worker in self.workers.iter_mut().flatten() {
+                worker.poll_once(0);
             }
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -459,6 +469,11 @@ impl Gateway {
     /// Returns the gateway's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Returns the control messages queued for the workers and not yet taken.
+    pub fn pending_messages(&self) -> usize {
+        self.downs.iter().map(|d| d.len()).sum()
     }
 
     /// Returns the number of workers.
