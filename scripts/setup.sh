@@ -12,6 +12,10 @@ PACKAGES=(
   libdpdk-dev dpdk dpdk-dev
   # independent ESP peers for interop tests
   tshark python3-scapy
+  # strongSwan for the IKEv1 interop tests: charon, swanctl, userspace ESP (kernel-libipsec is in
+  # libcharon-extra-plugins), and the openssl and gcm plugins (libstrongswan-standard-plugins)
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
+  libstrongswan-standard-plugins
   # network namespaces, and the Linux hosts' tools in them
   iproute2 iputils-ping ethtool
 )

@@ -173,6 +173,9 @@ pub(super) struct P1 {
     pub quick: Vec<Quick>,
     /// Informational message ids seen, to drop replays (bounded).
     pub info_seen: VecDeque<u32>,
+    /// While waiting for main mode message 6, the peer sent an encrypted message our keys do
+    /// not read: most likely its secret differs, so a give-up reports AUTHENTICATION-FAILED.
+    pub refuted: bool,
 }
 
 impl P1 {
@@ -448,7 +451,8 @@ impl Endpoint {
                 let p = &mut self.p1[i];
                 if p.flight.tries >= limit {
                     if !p.established() {
-                        self.fail_phase1(i, FailReason::Timeout);
+                        let reason = if p.refuted { FailReason::AuthenticationFailed } else { FailReason::Timeout };
+                        self.fail_phase1(i, reason);
                         continue;
                     }
                     p.flight.due = None;

@@ -8,7 +8,7 @@ use dataplane::sa::IpsecProto;
 use subtle::ConstantTimeEq;
 
 use super::crypto::derive_iv;
-use super::endpoint::{Endpoint, Input, QState};
+use super::endpoint::{Endpoint, Input, P1State, QState};
 use super::quick::{hash_payload, split_hash};
 use super::wire::{Builder, DeleteRepr, Exchange, NotifyRepr, NotifyType, PayloadType, payloads, proto};
 use super::{DropReason, Event, FailReason, Role};
@@ -98,18 +98,18 @@ impl Endpoint {
         }
         let iv = derive_iv(p.hash(), p.suite.cipher.block_len(), &[&p.iv, &m]);
         let Some((plain, _)) = Self::decrypt(p, &inp.msg, &iv) else {
-            return self.drop_msg(DropReason::Undecryptable, "not whole cipher blocks");
+            return self.unreadable_info(i, DropReason::Undecryptable, "not whole cipher blocks");
         };
         let pl = match payloads(inp.msg.next_payload(), &plain, true) {
             Ok(pl) => pl,
-            Err(e) => return self.drop_msg(DropReason::Malformed, e.0),
+            Err(e) => return self.unreadable_info(i, DropReason::Malformed, e.0),
         };
         let Some((hash, rest)) = split_hash(&pl, &plain) else {
-            return self.drop_msg(DropReason::Malformed, "informational without HASH first");
+            return self.unreadable_info(i, DropReason::Malformed, "informational without HASH first");
         };
         let ok = p.keys.as_ref().is_some_and(|k| bool::from(p.hash().prf(&k.a, &[&m, rest]).ct_eq(hash)));
         if !ok {
-            return self.drop_msg(DropReason::BadHash, "informational HASH(1) does not verify");
+            return self.unreadable_info(i, DropReason::BadHash, "informational HASH(1) does not verify");
         }
         let seen = &mut self.p1[i].info_seen;
         if seen.len() == INFO_MEMORY {
@@ -133,6 +133,18 @@ impl Endpoint {
         for d in deletes {
             self.delete_received(ic, rc, &d);
         }
+    }
+
+    /// Drops an encrypted informational that our keys do not read. While main mode waits for
+    /// message 6 that is how a peer with another secret answers message 5 (strongSwan sends
+    /// PAYLOAD-MALFORMED under its own keys), so the ISAKMP SA remembers it and a give-up
+    /// reports AUTHENTICATION-FAILED; it does not fail at once, since anyone who saw the
+    /// cookies could send such a message.
+    fn unreadable_info(&mut self, i: usize, reason: DropReason, why: &'static str) {
+        if self.p1[i].state == P1State::MainI5 {
+            self.p1[i].refuted = true;
+        }
+        self.drop_msg(reason, why);
     }
 
     /// An unencrypted informational: only error notifications about a phase 1 in progress.

@@ -141,6 +141,7 @@ impl Endpoint {
             keepalive_due: None,
             quick: Vec::new(),
             info_seen: Default::default(),
+            refuted: false,
         }
     }
 
