@@ -1,0 +1,58 @@
+//! Times the SPD with 10,000 host policies that share one source prefix (each LAN2 host its own
+//! tunnel, as `ipsecgw bench --policies 10000` installs them): build time, memory, and the
+//! outbound and incoming lookups per packet. `cargo run --release -p dataplane --example spd10k`
+
+use dataplane::spd::*;
+use std::net::Ipv4Addr;
+fn main() {
+    let n = 10000u32;
+    let lan1 = Prefix::new(u32::from(Ipv4Addr::new(10, 1, 0, 0)), 24);
+    let pols: Vec<Policy> = (0..n)
+        .map(|i| Policy {
+            id: i + 1,
+            selector: Selector {
+                src: lan1,
+                dst: Prefix::host(u32::from(Ipv4Addr::new(10, 2, 0, 0)) + 1 + i),
+                ..Selector::ANY
+            },
+            action: Action::Encrypt,
+            level: Level::Require,
+            mode: Mode::Tunnel,
+            sa_src: Ipv4Addr::new(192, 0, 2, 1),
+            sa_dst: Ipv4Addr::new(192, 0, 2, 2),
+            protocols: IpsecProtocols::Esp,
+            dont_fragment: DontFragment::Clear,
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    let spd = Spd::new(pols);
+    println!("build {:?} mem {}", t.elapsed(), spd.memory_bytes());
+    let mut c = spd.counters();
+    let pk: Vec<Outgoing> = (0..32)
+        .map(|i| Outgoing {
+            key: Key::new(
+                Ipv4Addr::new(10, 1, 0, 10),
+                Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 2, 0, 0)) + 1 + (i * 311 % n)),
+                17,
+                1000,
+                5001,
+            ),
+            len: 64,
+            local: false,
+            prev: None,
+        })
+        .collect();
+    let inc: Vec<Incoming> = pk.iter().map(|p| Incoming { key: p.key, len: 64, to_us: false }).collect();
+    let mut out = vec![Decision { verdict: Verdict::Clear, acquire: None }; 32];
+    let iters = 2000;
+    let t = std::time::Instant::now();
+    for _ in 0..iters {
+        spd.outbound(&pk, |_| true, &mut c, &mut out);
+    }
+    println!("outbound {:?} per packet", t.elapsed() / (iters * 32));
+    let t = std::time::Instant::now();
+    for _ in 0..iters {
+        spd.incoming(&inc, |_| true, &mut c, &mut out);
+    }
+    println!("incoming {:?} per packet", t.elapsed() / (iters * 32));
+}
