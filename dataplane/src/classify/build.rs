@@ -119,6 +119,11 @@ impl<'a> Builder<'a> {
     /// Builds the subtree for `ids` (rule indices in priority order, all intersecting `region`)
     /// and returns its reference.
     fn node(&mut self, mut ids: Vec<u32>, region: &Region, depth: u32) -> Entry {
+        // Only keys inside every rule's bounds can match here, so the node may cut the smallest
+        // aligned block that holds them all (region compaction): thousands of host rules under
+        // one /16 are then cut on their own bits instead of staying in one leaf. A key outside
+        // that block reaches some leaf whose exact checks all fail, as they must.
+        let region = &self.compact(&ids, region);
         // A rule covering the whole region matches every packet that gets here: later rules
         // can never be first.
         if let Some(i) = ids.iter().position(|&id| covers(&self.boxes[id as usize], region)) {
@@ -155,6 +160,28 @@ impl<'a> Builder<'a> {
             self.tree.children[base + (c ^ flip)] = r;
         }
         at
+    }
+
+    /// Returns, per field, the smallest aligned power-of-two block of `region` that holds the
+    /// part of every rule of `ids` inside `region`.
+    fn compact(&self, ids: &[u32], region: &Region) -> Region {
+        let mut r = *region;
+        for (d, field) in r.iter_mut().enumerate() {
+            let (lo0, hi0) = (region[d].0, region_hi(region, d));
+            let (mut lo, mut hi) = (u32::MAX, 0u32);
+            for &id in ids {
+                let (a, b) = self.boxes[id as usize][d];
+                lo = lo.min(a.max(lo0));
+                hi = hi.max(b.min(hi0));
+            }
+            if lo > hi {
+                continue;
+            }
+            let bits = (32 - (lo ^ hi).leading_zeros()).min(u32::from(region[d].1));
+            let base = if bits >= 32 { 0 } else { lo & !((1u32 << bits) - 1) };
+            *field = (base, bits as u8);
+        }
+        r
     }
 
     /// Picks the cut: per field, the most bits within the space budget (or the fewest that
