@@ -98,7 +98,8 @@ fn src_port(rng: &mut Rng) -> PortRange {
     }
 }
 
-/// Generates `n` rules from `seed`; the same seed always gives the same list.
+/// Generates `n` rules from `seed`; the same seed always gives the same list. No rule matches
+/// every address pair, so every rule of the list can be first for some packet.
 pub fn rules(n: usize, seed: u64) -> Vec<Rule> {
     let mut rng = Rng(ChaCha8Rng::seed_from_u64(seed));
     let nets = Networks::new(&mut rng, n);
@@ -108,7 +109,12 @@ pub fn rules(n: usize, seed: u64) -> Vec<Rule> {
         .map(|_| {
             let src_len = SRC_LENS[rng.weighted(&src_w)].0;
             let src = nets.prefix(&mut rng, src_len);
-            let dst_len = DST_LENS[rng.weighted(&dst_w)].0;
+            let mut dst_len = DST_LENS[rng.weighted(&dst_w)].0;
+            if src_len == 0 && dst_len == 0 {
+                // A rule matching every address pair hides every later rule: an ACL keeps such a
+                // default for its end, so within the list one address is always narrowed.
+                dst_len = 8;
+            }
             let dst = nets.prefix(&mut rng, dst_len);
             match rng.weighted(&[70, 20, 10]) {
                 0 => Rule { src, dst, src_port: src_port(&mut rng), dst_port: dst_port(&mut rng), proto: Some(6) },
