@@ -64,9 +64,6 @@ pub struct UdpEncap {
     pub dst_port: u16,
 }
 
-/// The IKE NAT-traversal port (RFC 3947 section 4).
-pub const NATT_PORT: u16 = 4500;
-
 /// What an SA raises for the control plane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SaEvent {

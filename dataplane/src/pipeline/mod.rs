@@ -17,16 +17,13 @@ use crate::buf::{Burst, PacketBuf};
 use crate::crypto::Engine;
 use crate::ctl::{FromWorker, PuntReason, Retired, Ring, SaSnapshot, Tables, ToWorker};
 use crate::route::Neighbors;
-use crate::sa::{NATT_PORT, Sa};
-use crate::spd::{PolicyCounters, PolicyIdx, Spd};
+use crate::sa::Sa;
+use crate::spd::{IKE_NATT_PORT, IKE_PORT, PolicyCounters, PolicyIdx, Spd};
 use crate::stats::{DropReason, Stats};
 
 use crate::wire::{Protocol, icmp as wicmp, ipv4, udp};
 use icmp::{IcmpError, RateLimit};
 pub use ipsec::Direction;
-
-/// RFC 2408 / RFC 3947: IKE and NAT-traversal ports, which bypass the SPD.
-pub const IKE_PORTS: [u16; 2] = [500, 4500];
 
 /// Counters of one worker; merged across workers only when read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -411,16 +408,14 @@ impl<E: Engine> Pipeline<E> {
                 match proto {
                     Protocol::Esp | Protocol::Ah => ipsec_in.push(buf),
                     // RFC 3948: port 4500 carries ESP in UDP and, behind a zero marker, IKE.
-                    Protocol::Udp if dport == Some(NATT_PORT) => match natt_kind(buf.data()) {
+                    Protocol::Udp if dport == Some(IKE_NATT_PORT) => match natt_kind(buf.data()) {
                         Some(Natt::Esp) => ipsec_in.push(buf),
                         Some(Natt::Ike) => self.punt(io, in_port, PuntReason::Ike, buf),
                         Some(Natt::Keepalive) => self.stats.drops.drop(DropReason::NatKeepalive),
                         None => self.stats.drops.drop(DropReason::Truncated),
                     },
                     // Manual, "IKE traffic": IKE to us skips the incoming policy check.
-                    Protocol::Udp if dport.is_some_and(|p| IKE_PORTS.contains(&p)) => {
-                        self.punt(io, in_port, PuntReason::Ike, buf)
-                    }
+                    Protocol::Udp if dport == Some(IKE_PORT) => self.punt(io, in_port, PuntReason::Ike, buf),
                     _ => local.push(buf),
                 }
             } else {
