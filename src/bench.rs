@@ -456,6 +456,7 @@ fn setup(xf: Transform, inbound: bool, policies: u32) -> Setup {
         lifetimes: Lifetimes::default(),
         // The replayed capture repeats its sequence numbers: anti-replay off, as for manual SAs.
         replay_window: 0,
+        encap: None,
     };
     let lan1 = Prefix::new(u32::from(LAN1) & 0xffff_ff00, 24);
     let mut pols = Vec::new();

@@ -30,6 +30,7 @@ pub fn setup(n: u8) -> Setup {
         dont_fragment: DontFragment::Clear,
         lifetimes: Lifetimes::default(),
         replay_window: 64,
+        encap: None,
     };
     // The manual: incoming SPI on one router is the outgoing SPI on the other.
     let (spi_in, spi_out) = if n == 1 { (258, 259) } else { (259, 258) };

@@ -57,6 +57,7 @@ fn sa_setup(policy_id: u32, direction: Direction, s: &SaSpec) -> SaSetup {
         dont_fragment: s.dont_fragment,
         lifetimes: s.lifetimes,
         replay_window: s.replay_window,
+        encap: s.encap,
     }
 }
 

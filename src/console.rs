@@ -11,11 +11,12 @@ use control::daemon::client::Client;
 use control::daemon::server::{self, Options};
 use control::daemon::{DEFAULT_SOCKET, dataplane_socket};
 
-const CONTROL_USAGE: &str = "usage: ipsecgw control --config FILE [--socket PATH] [--dataplane PATH]
+const CONTROL_USAGE: &str = "usage: ipsecgw control --config FILE [--socket PATH] [--dataplane PATH] [--force-nat-t]
   the control process; `ipsecgw run` starts it and restarts it if it dies
   --config FILE       the configuration, rewritten atomically on every accepted change
   --socket PATH       the control socket to serve consoles on (default /run/ipsecgw/ctl.sock)
-  --dataplane PATH    the dataplane's socket (default: the control socket's path and .dp)";
+  --dataplane PATH    the dataplane's socket (default: the control socket's path and .dp)
+  --force-nat-t       make IKE peers encapsulate ESP in UDP even without a NAT";
 
 const CONSOLE_USAGE: &str = "usage: ipsecgw console [--socket PATH]
   a RouterOS console on the running gateway (quit with `quit` or ^D)";
@@ -35,8 +36,13 @@ fn usage(usage: &str, err: &str) -> ExitCode {
 /// `ipsecgw control`.
 pub fn control_main(args: &[String]) -> ExitCode {
     let (mut config, mut socket, mut dataplane) = (None, PathBuf::from(DEFAULT_SOCKET), None);
+    let mut force_nat_t = false;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--force-nat-t" {
+            force_nat_t = true;
+            continue;
+        }
         let val = it.next().map(PathBuf::from);
         match (flag.as_str(), val) {
             ("--config", Some(v)) => config = Some(v),
@@ -48,7 +54,7 @@ pub fn control_main(args: &[String]) -> ExitCode {
     }
     let Some(config) = config else { return usage(CONTROL_USAGE, "control: --config is required") };
     let dataplane = dataplane.unwrap_or_else(|| dataplane_socket(&socket));
-    match server::run(&Options { config, socket, dataplane }) {
+    match server::run(&Options { config, socket, dataplane, force_nat_t }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("control: {e}");

@@ -20,6 +20,8 @@ use dataplane::ctl::{SaKey, SaSnapshot};
 use dataplane::pipeline::Stage;
 use ipsecgw::gateway::Gateway;
 
+/// Datagrams, and events, handed over per `Poll` at most.
+const POLL_MAX: usize = 256;
 /// How long a `Sas` request waits for the worker's snapshot.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(1);
 
@@ -223,6 +225,17 @@ impl ControlLink {
                 let v = stats(gw, sup);
                 self.reply(&DpReply::Stats(v));
             }
+            DpRequest::Poll => {
+                let datagrams = std::iter::from_fn(|| gw.slow.pop_datagram()).take(POLL_MAX).collect();
+                let events = std::iter::from_fn(|| gw.slow.pop_event()).take(POLL_MAX).collect();
+                self.reply(&DpReply::Events { datagrams, events });
+            }
+            DpRequest::Send(v) => {
+                for d in &v {
+                    gw.originate_udp(d);
+                }
+                self.reply(&DpReply::Ok);
+            }
         }
     }
 
@@ -286,6 +299,8 @@ fn stats(gw: &Gateway, sup: &Supervisor) -> Vec<(String, u64)> {
         ("held", sl.held),
         ("hold-dropped", sl.hold_dropped),
         ("ike-in", sl.ike_in),
+        ("ike-out", sl.ike_out),
+        ("ike-malformed", sl.ike_malformed),
         ("ring-full", sl.ring_full),
     ] {
         v.push((format!("slow-path-{k}"), n));

@@ -17,7 +17,7 @@ use dataplane::crypto::{Engine, Transform};
 use dataplane::ctl::{InboundSa, Ring, SaKey, Tables, ToWorker};
 use dataplane::pipeline::{Direction, WorkerStats};
 use dataplane::route::{Iface, Ifaces, Route};
-use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, Sa, SaConfig};
+use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, Sa, SaConfig, UdpEncap};
 use dataplane::slowpath::SlowPath;
 use dataplane::spd::{Policy, Spd};
 use dataplane::worker::{StatsCell, Worker};
@@ -86,6 +86,8 @@ pub struct SaSetup {
     pub lifetimes: Lifetimes,
     /// Anti-replay window.
     pub replay_window: u32,
+    /// ESP in UDP (NAT traversal): the ports as the packets carry them.
+    pub encap: Option<UdpEncap>,
 }
 
 /// Everything a gateway starts with.
@@ -461,6 +463,12 @@ impl Gateway {
         Ok(())
     }
 
+    /// Sends a datagram of the control plane (IKE) through the first worker, as locally
+    /// originated traffic. Returns false if no buffer was free.
+    pub fn originate_udp(&mut self, d: &dataplane::slowpath::Datagram) -> bool {
+        self.slow.originate_udp(&self.pool, d)
+    }
+
     /// Returns the Ethernet address of port `port`.
     pub fn mac(&self, port: usize) -> Option<[u8; 6]> {
         self.ports.get(port).and_then(|p| p.mac().ok())
@@ -556,7 +564,9 @@ fn build_sa(engine: &mut DefaultEngine, s: &SaSetup) -> Result<Sa<Session>, Stri
         lifetimes: s.lifetimes,
         dont_fragment: s.dont_fragment,
     };
-    Sa::new(engine, &cfg, 0).map_err(|e| format!("SA {}: {e}", s.spi))
+    let mut sa = Sa::new(engine, &cfg, 0).map_err(|e| format!("SA {}: {e}", s.spi))?;
+    sa.set_udp_encap(s.encap);
+    Ok(sa)
 }
 
 impl dataplane::buf::BufAlloc for Mempool {

@@ -18,13 +18,16 @@ use ipsecgw::gateway::{Gateway, Setup};
 use crate::dpserver::{ControlLink, Supervisor};
 
 const USAGE: &str = "usage: ipsecgw run --config FILE [--socket PATH] [--lcores 0,1] [--seconds N] [--stats-every N]
+                   [--force-nat-t]
   --config FILE     the gateway's configuration (a RouterOS export script), rewritten by the
                     control process on every accepted change
   --socket PATH     the control socket for ipsecgw console/exec (default /run/ipsecgw/ctl.sock);
                     the dataplane listens on PATH.dp for the control process
   --lcores LIST     EAL lcores: the first runs the slow path, the second the worker (default 0,1)
   --seconds N       stop after N seconds (default: run until SIGINT or SIGTERM)
-  --stats-every N   print the counters every N seconds (default 0: only at the end)";
+  --stats-every N   print the counters every N seconds (default 0: only at the end)
+  --force-nat-t     make IKE peers encapsulate ESP in UDP 4500 even without a NAT (RFC 3947
+                    NAT-D made to differ), for peers whose ESP is userspace ESP in UDP only";
 
 struct Args {
     config: String,
@@ -32,6 +35,7 @@ struct Args {
     lcores: String,
     seconds: Option<u64>,
     stats_every: u64,
+    force_nat_t: bool,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -41,6 +45,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         lcores: "0,1".into(),
         seconds: None,
         stats_every: 0,
+        force_nat_t: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -51,6 +56,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--lcores" => a.lcores = val()?,
             "--seconds" => a.seconds = Some(val()?.parse().map_err(|_| "--seconds takes a number")?),
             "--stats-every" => a.stats_every = val()?.parse().map_err(|_| "--stats-every takes a number")?,
+            "--force-nat-t" => a.force_nat_t = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -153,7 +159,7 @@ struct Control {
 impl Control {
     /// Starts the control process.
     fn start(&mut self, a: &Args, dp_socket: &std::path::Path) {
-        let args = vec![
+        let mut args = vec![
             "--config".into(),
             a.config.clone(),
             "--socket".into(),
@@ -161,6 +167,9 @@ impl Control {
             "--dataplane".into(),
             dp_socket.display().to_string(),
         ];
+        if a.force_nat_t {
+            args.push("--force-nat-t".into());
+        }
         self.sup = Some(Supervisor::start(args));
     }
 

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use dataplane::crypto::{Auth, Cipher, KeyError, Transform};
 use dataplane::ctl::{SaKey, Tables};
 use dataplane::route::{Iface, Ifaces, NextHop, Route};
-use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, SaConfig, SaState};
+use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, SaConfig, SaState, UdpEncap};
 use dataplane::spd::{self, Action, IpsecProtocols, Prefix, Selector};
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -134,6 +134,8 @@ pub struct SaSpec {
     pub lifetimes: Lifetimes,
     /// DF of the outer header.
     pub dont_fragment: DontFragment,
+    /// ESP in UDP (NAT traversal, RFC 3948): the UDP ports as the packets carry them.
+    pub encap: Option<UdpEncap>,
 }
 
 impl SaSpec {
@@ -435,6 +437,7 @@ impl SaCtx<'_> {
             replay_window: MANUAL_REPLAY_WINDOW,
             lifetimes: Lifetimes::default(),
             dont_fragment: self.p.dont_fragment,
+            encap: None,
         }
     }
 

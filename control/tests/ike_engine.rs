@@ -507,6 +507,15 @@ fn nat_traversal_floats_to_4500() {
         assert_eq!(i[0].encap.map(|e| (e.local_port, e.remote_port)), Some((4500, 4500)));
         assert_eq!(r[0].encap.map(|e| e.local_port), Some(4500));
         assert_eq!(r[0].outbound.esp.as_ref().unwrap().key.dst, NAT);
+        // The dataplane SAs carry the UDP ports: outbound from ours to the peer's, inbound the
+        // reverse, as each side sees them.
+        let ports =
+            |s: &Option<control::compile::SaSpec>| s.as_ref().and_then(|s| s.encap).map(|e| (e.src_port, e.dst_port));
+        let (ie, re) = (i[0].encap.unwrap(), r[0].encap.unwrap());
+        assert_eq!(ports(&i[0].outbound.esp), Some((ie.local_port, ie.remote_port)));
+        assert_eq!(ports(&i[0].inbound.esp), Some((ie.remote_port, ie.local_port)));
+        assert_eq!(ports(&r[0].outbound.esp), Some((re.local_port, re.remote_port)));
+        assert_eq!(ports(&r[0].inbound.esp), Some((re.remote_port, re.local_port)));
         assert!(net.log.iter().any(|p| p.t.local_port == 4500 && p.t.bytes.starts_with(&[0, 0, 0, 0])));
         assert!(net.events[0].iter().any(|e| matches!(e, Event::Phase1Established { nat: true, .. })));
         // The one behind the NAT sends keepalives.

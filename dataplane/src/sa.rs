@@ -305,6 +305,12 @@ impl<S> Sa<S> {
         self.state = state;
     }
 
+    /// Starts the SA's time lifetimes at `now` (seconds, on the clock of [`Sa::tick`]): the worker
+    /// calls it when it installs the SA, since the SA was built on another thread and clock.
+    pub fn start_life(&mut self, now: u64) {
+        self.added_at = now;
+    }
+
     /// Moves the SA through its time lifetimes at `now` (seconds); called once per burst.
     pub fn tick(&mut self, now: u64) {
         let age = now.saturating_sub(self.added_at);

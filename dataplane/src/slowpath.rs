@@ -4,7 +4,7 @@
 //! acquires and SA events for the control plane. It runs on a non-worker thread.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use crate::buf::{BufAlloc, PacketBuf};
@@ -12,7 +12,7 @@ use crate::ctl::{FromWorker, PuntReason, Ring, SaSnapshot, Tables, ToWorker};
 use crate::pipeline::l2;
 use crate::route::mask;
 use crate::sa::{IpsecProto, SaEvent};
-use crate::wire::{arp, ethernet};
+use crate::wire::{arp, ethernet, ipv4, udp};
 
 /// Packets held per unresolved next hop (RFC 1122 2.3.2.2 asks for at least one).
 const HOLD_PER_HOP: usize = 16;
@@ -44,6 +44,10 @@ pub struct SlowStats {
     pub ring_full: u64,
     /// Buffer allocations that failed.
     pub no_buffer: u64,
+    /// IKE packets that were not whole UDP datagrams.
+    pub ike_malformed: u64,
+    /// Datagrams the control plane sent.
+    pub ike_out: u64,
 }
 
 /// An event for the control plane.
@@ -67,6 +71,20 @@ pub enum ControlEvent {
     },
 }
 
+/// A UDP datagram of the control plane's own (IKE): received for it, or sent by it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Datagram {
+    /// Our address and port.
+    pub local: SocketAddrV4,
+    /// The peer's address and port.
+    pub remote: SocketAddrV4,
+    /// The UDP payload (on port 4500: as carried, non-ESP marker included).
+    pub payload: Vec<u8>,
+}
+
+/// TTL of the datagrams the control plane sends.
+const LOCAL_TTL: u8 = 64;
+
 struct Pending<B> {
     worker: u16,
     held: VecDeque<B>,
@@ -84,6 +102,7 @@ pub struct SlowPath<B, S> {
     ike: VecDeque<(u16, B)>,
     events: VecDeque<ControlEvent>,
     snapshots: Vec<SaSnapshot>,
+    ident: u16,
     /// Counters.
     pub stats: SlowStats,
 }
@@ -100,6 +119,7 @@ impl<B: PacketBuf, S> SlowPath<B, S> {
             ike: VecDeque::new(),
             events: VecDeque::new(),
             snapshots: Vec::new(),
+            ident: 0,
             stats: SlowStats::default(),
         }
     }
@@ -109,9 +129,53 @@ impl<B: PacketBuf, S> SlowPath<B, S> {
         &self.neighbors
     }
 
-    /// Returns the next IKE datagram (port, packet at its IPv4 header) for the control plane.
-    pub fn pop_ike(&mut self) -> Option<(u16, B)> {
-        self.ike.pop_front()
+    /// Returns the next IKE datagram for the control plane, parsed; packets that are not whole,
+    /// unfragmented UDP datagrams with a good checksum are dropped (counted as `ike_malformed`).
+    pub fn pop_datagram(&mut self) -> Option<Datagram> {
+        while let Some((_, buf)) = self.ike.pop_front() {
+            match parse_datagram(buf.data()) {
+                Some(d) => return Some(d),
+                None => self.stats.ike_malformed += 1,
+            }
+        }
+        None
+    }
+
+    /// Sends a datagram of the control plane: an IPv4/UDP packet handed to the first worker as
+    /// locally originated (it goes through the SPD, where IKE bypasses it, and is routed).
+    /// Returns false if no buffer was free or the payload does not fit one.
+    pub fn originate_udp<A: BufAlloc<Buf = B>>(&mut self, alloc: &A, d: &Datagram) -> bool {
+        let len = ipv4::HEADER_LEN + udp::HEADER_LEN + d.payload.len();
+        let Some(mut buf) = alloc.alloc() else {
+            self.stats.no_buffer += 1;
+            return false;
+        };
+        if len > usize::from(u16::MAX) || !buf.append(len) {
+            self.stats.no_buffer += 1;
+            return false;
+        }
+        let data = buf.data_mut();
+        let (ip_hdr, rest) = data.split_at_mut(ipv4::HEADER_LEN);
+        let (src, dst) = (*d.local.ip(), *d.remote.ip());
+        let mut u = udp::Packet::new_unchecked(&mut rest[..]);
+        udp::Repr { src_port: d.local.port(), dst_port: d.remote.port(), payload_len: d.payload.len() }.emit(&mut u);
+        u.payload_mut()[..d.payload.len()].copy_from_slice(&d.payload);
+        u.fill_checksum(&src, &dst);
+        self.ident = self.ident.wrapping_add(1);
+        let ip = ipv4::Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: ipv4::Protocol::Udp,
+            payload_len: udp::HEADER_LEN + d.payload.len(),
+            ttl: LOCAL_TTL,
+            tos: 0,
+            ident: self.ident,
+            dont_frag: false,
+        };
+        ip.emit(&mut ipv4::Packet::new_unchecked(&mut ip_hdr[..]));
+        self.stats.ike_out += 1;
+        self.send(0, ToWorker::Originate { buf });
+        true
     }
 
     /// Takes the SA snapshots the workers sent since the last call.
@@ -300,4 +364,23 @@ impl<B: PacketBuf, S> SlowPath<B, S> {
             self.arp_request(alloc, worker, port, ip);
         }
     }
+}
+
+/// Reads a punted IKE packet (IPv4 header first) as a datagram: whole, not a fragment, UDP with
+/// a valid (or absent) checksum.
+fn parse_datagram(d: &[u8]) -> Option<Datagram> {
+    let ip = ipv4::Packet::new_checked(d).ok()?;
+    if ip.is_fragment() || ip.protocol() != ipv4::Protocol::Udp || !ip.verify_checksum() {
+        return None;
+    }
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let u = udp::Packet::new_checked(ip.payload()).ok()?;
+    if usize::from(u.len()) != ip.payload().len() || (u.checksum() != 0 && !u.verify_checksum(&src, &dst)) {
+        return None;
+    }
+    Some(Datagram {
+        local: SocketAddrV4::new(dst, u.dst_port()),
+        remote: SocketAddrV4::new(src, u.src_port()),
+        payload: u.payload().to_vec(),
+    })
 }

@@ -4,10 +4,12 @@
 //!
 //! ```text
 //! ipsecgw console/exec --ctl.sock--> ipsecgw control --ctl.sock.dp--> ipsecgw run (DPDK)
-//!                       CtlRequest                    DpRequest: Check, Apply(State), Sas, Stats
+//!                       CtlRequest                    DpRequest: Check, Apply(State), Sas, Stats,
+//!                                                                Poll (IKE datagrams, events), Send
 //! ```
 
 pub mod client;
+pub mod ike;
 pub mod server;
 pub mod sock;
 pub mod wire;

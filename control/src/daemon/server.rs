@@ -12,19 +12,22 @@ use std::io::{self, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dataplane::ctl::SaSnapshot;
 use dataplane::pipeline::Direction as DpDirection;
 use dataplane::spd::Policy;
 use thiserror::Error;
 
+use super::ike::IkeDriver;
 use super::sock;
 use super::wire::{CtlReply, CtlRequest, DpReply, DpRequest, PortInfo, SaEntry, State, VERSION, read_msg, write_msg};
 use crate::cli::{Console, Direction, InstalledSa, Validator};
 use crate::compile::{CompileError, SaSpec, compile};
 use crate::config::{Config, Interface, LoadError};
 
+/// How often the IKE loop asks the dataplane for datagrams and events when idle.
+const IKE_POLL: Duration = Duration::from_millis(5);
 /// How long the dataplane may take to answer before the control process gives up on it.
 const DP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -69,6 +72,8 @@ pub struct Options {
     pub socket: PathBuf,
     /// The dataplane's socket.
     pub dataplane: PathBuf,
+    /// Make IKE peers encapsulate ESP in UDP even without a NAT between us.
+    pub force_nat_t: bool,
 }
 
 /// The connection to the dataplane: one request, one reply.
@@ -149,6 +154,7 @@ pub fn installed_sa(e: &SaEntry) -> InstalledSa {
         replay_window: s.replay_window,
         lifetimes: s.lifetimes,
         dont_fragment: dataplane::sa::DontFragment::Clear,
+        encap: None,
     };
     let direction = match s.direction {
         DpDirection::In => Direction::In,
@@ -174,6 +180,7 @@ struct Daemon {
     config: Mutex<Config>,
     dp: Arc<Mutex<DpLink>>,
     ports: Arc<Vec<PortInfo>>,
+    ike: Mutex<IkeDriver>,
 }
 
 impl Daemon {
@@ -213,10 +220,13 @@ impl Daemon {
         }
     }
 
-    /// Sends the configuration's state to the dataplane.
+    /// Sends the desired state to the dataplane: the configuration's, with the SAs IKE
+    /// negotiated.
     fn push(&self, cfg: &Config) -> Result<(), String> {
         let compiled = compile(cfg).map_err(|e| e.to_string())?;
-        match Daemon::call(&self.dp, &DpRequest::Apply(State::from(&compiled))) {
+        let mut state = State::from(&compiled);
+        state.sas.extend(lock(&self.ike).sas());
+        match Daemon::call(&self.dp, &DpRequest::Apply(state)) {
             DpReply::Ok => Ok(()),
             DpReply::Error(e) => Err(e),
             other => Err(format!("unexpected answer from the dataplane: {other:?}")),
@@ -235,6 +245,7 @@ impl Daemon {
             DpReply::Error(e) => return Err(e),
             other => return Err(format!("unexpected answer from the dataplane: {other:?}")),
         }
+        out.push_str(&lock(&self.ike).stats());
         for e in Daemon::sas(&self.dp)? {
             let s = &e.snapshot;
             let dir = if s.direction == DpDirection::In { "in" } else { "out" };
@@ -291,10 +302,54 @@ impl Daemon {
         if console.generation() > 0 {
             let next = console.into_config();
             next.save(&self.path).map_err(|e| format!("failure: cannot save {}: {e}", self.path.display()))?;
+            lock(&self.ike).set_config(Instant::now(), &next);
             *cfg = next;
             self.push(&cfg).map_err(|e| format!("failure: saved, but the dataplane did not apply it: {e}"))?;
         }
         Ok(out)
+    }
+
+    /// Drives IKE: moves datagrams and events between the dataplane and the engine, runs its
+    /// timers, and pushes the desired state when the negotiated SAs change. Never returns.
+    fn ike_loop(&self) {
+        loop {
+            let (datagrams, events) = match Daemon::call(&self.dp, &DpRequest::Poll) {
+                DpReply::Events { datagrams, events } => (datagrams, events),
+                other => {
+                    eprintln!("control: unexpected answer to poll: {other:?}");
+                    (Vec::new(), Vec::new())
+                }
+            };
+            let busy = !datagrams.is_empty() || !events.is_empty();
+            let now = Instant::now();
+            let (out, changed, next) = {
+                let mut ike = lock(&self.ike);
+                for d in &datagrams {
+                    ike.datagram(now, d);
+                }
+                for e in events {
+                    ike.event(now, e);
+                }
+                ike.tick(now);
+                (ike.transmits(), ike.take_changed(), ike.next_timeout())
+            };
+            if changed {
+                let cfg = lock(&self.config);
+                if let Err(e) = self.push(&cfg) {
+                    eprintln!("control: installing the IKE SAs failed: {e}");
+                }
+            }
+            if !out.is_empty() {
+                match Daemon::call(&self.dp, &DpRequest::Send(out)) {
+                    DpReply::Ok => {}
+                    other => eprintln!("control: sending IKE datagrams: {other:?}"),
+                }
+            }
+            if !busy {
+                let wait = next.map_or(IKE_POLL, |t| t.saturating_duration_since(Instant::now()).min(IKE_POLL));
+                std::thread::sleep(wait);
+            }
+        }
     }
 
     /// Serves one console client until it hangs up.
@@ -377,12 +432,16 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     }
     let listener = sock::bind(&opts.socket).map_err(io_err(format!("control socket {}", opts.socket.display())))?;
     println!("control: serving {} on {} (pid {})", opts.config.display(), opts.socket.display(), std::process::id());
+    let ike = IkeDriver::new(&config, opts.force_nat_t);
     let daemon = Arc::new(Daemon {
         path: opts.config.clone(),
         config: Mutex::new(config),
         dp: Arc::new(Mutex::new(link)),
         ports: Arc::new(ports),
+        ike: Mutex::new(ike),
     });
+    let d = Arc::clone(&daemon);
+    std::thread::spawn(move || d.ike_loop());
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,

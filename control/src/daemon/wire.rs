@@ -12,13 +12,14 @@
 //! sockets are root-only (mode 0600, peer credentials checked).
 
 use std::io::{self, Read, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dataplane::crypto::{Auth, Cipher, Transform};
 use dataplane::ctl::{SaKey, SaSnapshot};
 use dataplane::pipeline::Direction;
 use dataplane::route::{Iface, NextHop, Route};
-use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, SaCounters, SaState};
+use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, SaCounters, SaEvent, SaState, UdpEncap};
+pub use dataplane::slowpath::{ControlEvent, Datagram};
 use dataplane::spd::{Action, IpsecProtocols, Level, Policy, Prefix, Selector};
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -28,7 +29,7 @@ use crate::compile::{BundleSpec, Compiled, PolicySas, SaSpec};
 /// Opens every `Hello`: "IPGW".
 pub const MAGIC: [u8; 4] = *b"IPGW";
 /// The protocol version; peers must agree exactly.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// The largest frame body accepted (16 MiB): far above any real state, small enough to allocate.
 pub const MAX_FRAME: usize = 16 << 20;
 
@@ -333,6 +334,53 @@ enum_wire!(
 );
 enum_wire!(Auth, "auth", [Auth::Null, Auth::HmacMd5_96, Auth::HmacSha1_96, Auth::HmacSha256_128]);
 
+enum_wire!(SaEvent, "sa event", [SaEvent::SoftExpired, SaEvent::HardExpired, SaEvent::SeqExhausted]);
+
+impl Wire for SocketAddrV4 {
+    fn put(&self, w: &mut Writer) {
+        self.ip().put(w);
+        w.u16(self.port());
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(SocketAddrV4::new(Ipv4Addr::get(r)?, r.u16()?))
+    }
+}
+
+impl Wire for Datagram {
+    fn put(&self, w: &mut Writer) {
+        self.local.put(w);
+        self.remote.put(w);
+        w.bytes(&self.payload);
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Datagram { local: Wire::get(r)?, remote: Wire::get(r)?, payload: r.bytes()?.to_vec() })
+    }
+}
+
+impl Wire for ControlEvent {
+    fn put(&self, w: &mut Writer) {
+        match *self {
+            ControlEvent::Acquire { policy_id } => {
+                w.u8(0);
+                w.u32(policy_id);
+            }
+            ControlEvent::Sa { spi, dst, proto, event } => {
+                w.u8(1);
+                w.u32(spi);
+                dst.put(w);
+                proto.put(w);
+                event.put(w);
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(match r.tag("control event", 1)? {
+            0 => ControlEvent::Acquire { policy_id: r.u32()? },
+            _ => ControlEvent::Sa { spi: r.u32()?, dst: Wire::get(r)?, proto: Wire::get(r)?, event: Wire::get(r)? },
+        })
+    }
+}
+
 impl Wire for Transform {
     fn put(&self, w: &mut Writer) {
         self.cipher().put(w);
@@ -377,7 +425,8 @@ struct_wire!(Policy { id, selector, action, level, mode, sa_src, sa_dst, protoco
 struct_wire!(NextHop { port, gateway });
 struct_wire!(Lifetimes { soft_bytes, hard_bytes, soft_secs, hard_secs });
 struct_wire!(SaKey { src, dst, proto, spi });
-struct_wire!(SaSpec { key, mode, xf, enc_key, auth_key, replay_window, lifetimes, dont_fragment });
+struct_wire!(UdpEncap { src_port, dst_port });
+struct_wire!(SaSpec { key, mode, xf, enc_key, auth_key, replay_window, lifetimes, dont_fragment, encap });
 struct_wire!(BundleSpec { esp, ah });
 struct_wire!(PolicySas { policy_id, outbound, inbound });
 struct_wire!(SaCounters { packets, bytes });
@@ -501,6 +550,11 @@ pub enum DpRequest {
     Sas,
     /// Asks for the counters.
     Stats,
+    /// Asks for the IKE datagrams and the events (acquires, SA lifetimes) queued since the last
+    /// poll.
+    Poll,
+    /// Sends IKE datagrams from our addresses.
+    Send(Vec<Datagram>),
 }
 
 /// A message from the dataplane to the control process.
@@ -523,6 +577,13 @@ pub enum DpReply {
     Sas(Vec<SaEntry>),
     /// Counters by name.
     Stats(Vec<(String, u64)>),
+    /// The answer to `Poll`.
+    Events {
+        /// IKE datagrams received for us.
+        datagrams: Vec<Datagram>,
+        /// Acquires and SA events.
+        events: Vec<ControlEvent>,
+    },
 }
 
 /// A message from a console client to the control process.
@@ -587,15 +648,22 @@ impl Wire for DpRequest {
             }
             DpRequest::Sas => w.u8(3),
             DpRequest::Stats => w.u8(4),
+            DpRequest::Poll => w.u8(5),
+            DpRequest::Send(v) => {
+                w.u8(6);
+                v.put(w);
+            }
         }
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(match r.tag("request", 4)? {
+        Ok(match r.tag("request", 6)? {
             0 => DpRequest::Hello { version: get_hello(r)? },
             1 => DpRequest::Check(State::get(r)?),
             2 => DpRequest::Apply(State::get(r)?),
             3 => DpRequest::Sas,
-            _ => DpRequest::Stats,
+            4 => DpRequest::Stats,
+            5 => DpRequest::Poll,
+            _ => DpRequest::Send(Wire::get(r)?),
         })
     }
 }
@@ -622,15 +690,21 @@ impl Wire for DpReply {
                 w.u8(4);
                 v.put(w);
             }
+            DpReply::Events { datagrams, events } => {
+                w.u8(5);
+                datagrams.put(w);
+                events.put(w);
+            }
         }
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
-        Ok(match r.tag("reply", 4)? {
+        Ok(match r.tag("reply", 5)? {
             0 => DpReply::Hello { version: get_hello(r)?, ports: Wire::get(r)?, policies: Wire::get(r)? },
             1 => DpReply::Ok,
             2 => DpReply::Error(Wire::get(r)?),
             3 => DpReply::Sas(Wire::get(r)?),
-            _ => DpReply::Stats(Wire::get(r)?),
+            4 => DpReply::Stats(Wire::get(r)?),
+            _ => DpReply::Events { datagrams: Wire::get(r)?, events: Wire::get(r)? },
         })
     }
 }

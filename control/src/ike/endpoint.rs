@@ -402,6 +402,18 @@ impl Endpoint {
         }
     }
 
+    /// Forgets one negotiated SA pair, found by its inbound SAs, and tells the peer (DELETE with
+    /// our inbound SPIs) if an ISAKMP SA with it is up. No event: the caller removes the SAs.
+    /// Returns whether the pair was known.
+    pub fn delete_child(&mut self, now: Instant, inbound: &[dataplane::ctl::SaKey]) -> bool {
+        let Some(j) = self.children.iter().position(|c| c.inbound == inbound) else { return false };
+        let c = self.children.remove(j);
+        if let Some(i) = self.p1.iter().position(|p| p.peer_addr == c.peer && p.established()) {
+            self.send_delete_children(now, i, &c.inbound);
+        }
+        true
+    }
+
     /// Deletes the ISAKMP SAs with a peer, telling it.
     pub fn delete_phase1(&mut self, now: Instant, peer: Ipv4Addr) {
         while let Some(i) = self.p1.iter().position(|p| p.peer_addr == peer) {

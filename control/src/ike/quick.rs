@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use dataplane::ctl::SaKey;
-use dataplane::sa::{IpsecProto, Lifetimes, Mode};
+use dataplane::sa::{IpsecProto, Lifetimes, Mode, UdpEncap as SaUdpEncap};
 use dataplane::spd::IpsecProtocols;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -492,6 +492,8 @@ impl Endpoint {
             soft_bytes: choice.life_kb * 1024 * SOFT_PERCENT / 100,
         };
         let esp_on = choice.esp.is_some();
+        let encap = (choice.udp || p.nat.detected())
+            .then(|| UdpEncap { local_port: p.local_port, remote_port: p.remote.port() });
         let mut inbound = BundleSpec::default();
         let mut outbound = BundleSpec::default();
         let mut rec_in = Vec::new();
@@ -506,7 +508,7 @@ impl Endpoint {
             };
             let enc_len = c.xf.cipher().key_len();
             let need = enc_len + c.xf.auth().key_len();
-            let spec = |spi: u32, key: SaKey| {
+            let spec = |spi: u32, key: SaKey, encap: Option<SaUdpEncap>| {
                 let km = keymat(hash, &keys.d, gqm, proto_id, spi, &q.ni, &q.nr, need);
                 SaSpec {
                     key,
@@ -517,13 +519,23 @@ impl Endpoint {
                     replay_window: IKE_REPLAY_WINDOW,
                     lifetimes,
                     dont_fragment: policy.dont_fragment,
+                    encap,
                 }
             };
             let kin = SaKey { src: remote, dst: local, proto: ipproto, spi: our_spi };
             let kout = SaKey { src: local, dst: remote, proto: ipproto, spi: c.peer_spi };
             rec_in.push(kin);
             rec_out.push(kout);
-            let (sin, sout) = (spec(our_spi, kin), spec(c.peer_spi, kout));
+            // ESP in UDP: inbound packets come from the peer's port to ours, outbound the reverse.
+            let udp = |from: fn(&UdpEncap) -> (u16, u16)| match (encap, ipproto) {
+                (Some(e), IpsecProto::Esp) => {
+                    let (src_port, dst_port) = from(&e);
+                    Some(SaUdpEncap { src_port, dst_port })
+                }
+                _ => None,
+            };
+            let sin = spec(our_spi, kin, udp(|e| (e.remote_port, e.local_port)));
+            let sout = spec(c.peer_spi, kout, udp(|e| (e.local_port, e.remote_port)));
             match ipproto {
                 IpsecProto::Esp => {
                     inbound.esp = Some(sin);
@@ -535,8 +547,6 @@ impl Endpoint {
                 }
             }
         }
-        let encap = (choice.udp || p.nat.detected())
-            .then(|| UdpEncap { local_port: p.local_port, remote_port: p.remote.port() });
         let child = ChildSa {
             policy_id: q.policy_id,
             proposal: q.proposal.clone(),

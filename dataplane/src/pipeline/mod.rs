@@ -308,8 +308,18 @@ impl<E: Engine> Pipeline<E> {
         let retired = match msg {
             ToWorker::Tables(t) => Some(Retired::Tables(std::mem::replace(&mut self.tables, t))),
             ToWorker::Spd(spd) => Some(Retired::Spd(self.ipsec.set_spd(spd))),
-            ToWorker::Outbound { policy_id, bundle } => self.ipsec.set_outbound(policy_id, bundle).map(Retired::Bundle),
-            ToWorker::Inbound { key, sa } => self.ipsec.set_inbound(key, sa).map(Retired::Inbound),
+            ToWorker::Outbound { policy_id, mut bundle } => {
+                if let Some(b) = bundle.as_mut() {
+                    b.esp.iter_mut().chain(b.ah.iter_mut()).for_each(|sa| sa.start_life(now_ms / 1000));
+                }
+                self.ipsec.set_outbound(policy_id, bundle).map(Retired::Bundle)
+            }
+            ToWorker::Inbound { key, mut sa } => {
+                if let Some(s) = sa.as_mut() {
+                    s.sa.start_life(now_ms / 1000);
+                }
+                self.ipsec.set_inbound(key, sa).map(Retired::Inbound)
+            }
             ToWorker::Neighbor { port, ip, mac } => {
                 self.neighbors.insert(port, ip, mac);
                 None

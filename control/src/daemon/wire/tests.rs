@@ -31,6 +31,14 @@ fn snapshot() -> SaSnapshot {
     }
 }
 
+fn datagram() -> Datagram {
+    Datagram {
+        local: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 4500),
+        remote: SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 61_000),
+        payload: vec![0, 0, 0, 0, 1, 2, 3],
+    }
+}
+
 fn requests() -> Vec<DpRequest> {
     vec![
         DpRequest::Hello { version: VERSION },
@@ -39,6 +47,8 @@ fn requests() -> Vec<DpRequest> {
         DpRequest::Apply(State::default()),
         DpRequest::Sas,
         DpRequest::Stats,
+        DpRequest::Poll,
+        DpRequest::Send(vec![datagram(), Datagram { payload: Vec::new(), ..datagram() }]),
     ]
 }
 
@@ -58,6 +68,19 @@ fn replies() -> Vec<DpReply> {
             added: 1_700_000_000,
         }]),
         DpReply::Stats(vec![("rx".into(), 5), ("drop ttl-exceeded".into(), u64::MAX)]),
+        DpReply::Events { datagrams: Vec::new(), events: Vec::new() },
+        DpReply::Events {
+            datagrams: vec![datagram()],
+            events: vec![
+                ControlEvent::Acquire { policy_id: 3 },
+                ControlEvent::Sa {
+                    spi: 0xdead_beef,
+                    dst: Ipv4Addr::new(192, 0, 2, 1),
+                    proto: IpsecProto::Ah,
+                    event: SaEvent::SeqExhausted,
+                },
+            ],
+        },
     ]
 }
 
