@@ -14,7 +14,7 @@ use dataplane::ctl::{FromWorker, InboundSa, Ring, SaKey, Tables, ToWorker};
 use dataplane::pipeline::Direction;
 use dataplane::port::MemPort;
 use dataplane::route::{Iface, Ifaces, NextHop, Route};
-use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, Sa, SaConfig};
+use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, Sa, SaConfig, SaEvent};
 use dataplane::spd::{Action, IpsecProtocols, Level, Policy, Prefix, Selector, Spd};
 use dataplane::stats::DropReason;
 use dataplane::wire::{Protocol, ah, esp, ethernet, ipv4};
@@ -130,6 +130,17 @@ impl Gw {
 
     fn dropped(&self, r: DropReason) -> u64 {
         self.w.stats().drops.dropped(r)
+    }
+
+    /// Returns the SA events the worker raised since the last call.
+    fn up_events(&self) -> Vec<SaEvent> {
+        let mut v = Vec::new();
+        while let Some(m) = self.up.pop() {
+            if let FromWorker::SaEvent { event, .. } = m {
+                v.push(event);
+            }
+        }
+        v
     }
 
     fn acquires(&self) -> Vec<u32> {
@@ -462,4 +473,44 @@ fn nat_traversal_carries_esp_in_udp_4500_and_sorts_what_else_arrives_there() {
     r2.input(WAN, vec![frame(mac(2, WAN), mac(1, WAN), &keepalive), frame(mac(2, WAN), mac(1, WAN), &ike)]);
     assert_eq!(r2.dropped(DropReason::NatKeepalive), 1);
     assert_eq!(r2.w.stats().punted, punted_before + 1);
+}
+
+#[test]
+fn sa_time_lifetimes_start_when_the_worker_installs_the_sa() {
+    // The worker's clock is far from zero (TSC-based in production); the SA was built elsewhere.
+    let t0_ms = 5_000_000_000u64;
+    let mut r1 = Gw::new(1, vec![tunnel_policy(1, Level::Require, IpsecProtocols::Esp)]);
+    let enc: Vec<u8> = (0..20).collect();
+    let cfg = SaConfig {
+        spi: 0x100,
+        proto: IpsecProto::Esp,
+        mode: Mode::Tunnel,
+        src: R1_WAN,
+        dst: R2_WAN,
+        xf: gcm(),
+        enc_key: &enc,
+        auth_key: &[],
+        replay_window: 64,
+        lifetimes: Lifetimes { soft_secs: 10, hard_secs: 20, ..Lifetimes::default() },
+        dont_fragment: DontFragment::Clear,
+    };
+    let sa = Sa::new(&mut RustEngine, &cfg, 0).unwrap();
+    assert!(
+        r1.down
+            .push(ToWorker::Outbound { policy_id: 1, bundle: Some(Box::new(Bundle { esp: Some(sa), ah: None })) })
+            .is_ok()
+    );
+    r1.w.poll_once(t0_ms);
+    let send = |r1: &mut Gw, at_ms: u64| {
+        let p = ip_packet(H1, H2, Protocol::Udp, 64, &udp(1000, 53, 10));
+        r1.w.ports_mut()[LAN as usize].rx.push_back(frame(mac(1, LAN), host_mac(1), &p));
+        while r1.w.poll_once(at_ms) > 0 {}
+        std::mem::take(&mut r1.w.ports_mut()[WAN as usize].tx).len()
+    };
+    assert_eq!(send(&mut r1, t0_ms + 1000), 1, "a fresh SA seals");
+    assert!(!r1.up_events().contains(&SaEvent::SoftExpired));
+    assert_eq!(send(&mut r1, t0_ms + 11_000), 1, "past the soft lifetime it still seals");
+    assert!(r1.up_events().contains(&SaEvent::SoftExpired));
+    assert_eq!(send(&mut r1, t0_ms + 21_000), 0, "past the hard lifetime it stops");
+    assert!(r1.up_events().contains(&SaEvent::HardExpired));
 }

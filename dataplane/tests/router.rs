@@ -322,6 +322,58 @@ mod slow_path {
         frame(WAN_MAC, GW_MAC, 0x0806, &rep)
     }
 
+    /// A UDP datagram GW:500 → us:500 carrying `payload`, with its checksum filled.
+    fn ike_packet(payload: &[u8]) -> Vec<u8> {
+        let mut u = udp(500, 500, payload.len());
+        u[8..].copy_from_slice(payload);
+        let mut p = ip_packet(GW, WAN_IP, Protocol::Udp, 64, false, &u);
+        dataplane::wire::udp::Packet::new_unchecked(&mut p[20..]).fill_checksum(&GW, &WAN_IP);
+        p
+    }
+
+    #[test]
+    fn ike_datagrams_reach_the_control_plane_and_its_datagrams_leave_as_local_traffic() {
+        use std::net::SocketAddrV4;
+        let mut r = rig(1500, true);
+        let mut slow = SlowPath::new(tables(1500), vec![r.down.clone()], r.up.clone());
+        let payload: Vec<u8> = (0..60).collect();
+        r.send(1, frame(WAN_MAC, GW_MAC, 0x0800, &ike_packet(&payload)));
+        // Not whole UDP: a bad checksum, a truncated datagram, a fragment.
+        let mut bad_sum = ike_packet(&payload);
+        bad_sum[30] ^= 1;
+        let mut short = ike_packet(&payload);
+        short[24..26].copy_from_slice(&100u16.to_be_bytes());
+        let mut frag = ike_packet(&payload);
+        frag[6] = 0x20;
+        ipv4::Packet::new_unchecked(&mut frag[..]).fill_checksum();
+        for p in [bad_sum, short, frag] {
+            r.send(1, frame(WAN_MAC, GW_MAC, 0x0800, &p));
+        }
+        slow.poll(&HeapAlloc, 1000);
+        let d = slow.pop_datagram().expect("the good datagram");
+        assert_eq!(d.local, SocketAddrV4::new(WAN_IP, 500));
+        assert_eq!(d.remote, SocketAddrV4::new(GW, 500));
+        assert_eq!(d.payload, payload);
+        assert_eq!(slow.pop_datagram(), None);
+        // One of the bad three never looked like IKE to the worker (punted as local traffic and
+        // dropped there); the slow path refuses the other two.
+        let st = &slow.stats;
+        assert_eq!((st.ike_in, st.ike_malformed, st.local_dropped), (3, 2, 1));
+        // The answer goes out of the WAN port to the peer, as a valid UDP datagram.
+        let answer = dataplane::slowpath::Datagram { local: d.local, remote: d.remote, payload: vec![7; 300] };
+        assert!(slow.originate_udp(&HeapAlloc, &answer));
+        r.w.poll_once(1000);
+        let out = r.sent(1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(&out[0][..6], &GW_MAC);
+        let ip = l3(&out[0]);
+        assert!(ip.verify_checksum());
+        assert_eq!((ip.src_addr(), ip.dst_addr(), ip.protocol()), (WAN_IP, GW, Protocol::Udp));
+        let u = dataplane::wire::udp::Packet::new_checked(ip.payload()).unwrap();
+        assert!(u.verify_checksum(&WAN_IP, &GW));
+        assert_eq!((u.src_port(), u.dst_port(), u.payload()), (500, 500, &[7u8; 300][..]));
+    }
+
     #[test]
     fn resolves_next_hops_holds_packets_and_teaches_the_workers() {
         let mut r = rig(1500, false);
