@@ -151,8 +151,12 @@ struct Case {
     secret: &'static str,
 }
 
+/// One lab at a time: each gateway busy-polls both cores of these machines.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The namespaces, charon and the gateway of one case; all removed on drop.
 struct Lab {
+    _serial: std::sync::MutexGuard<'static, ()>,
     gw: String,
     h1: String,
     sw: String,
@@ -164,11 +168,13 @@ struct Lab {
 impl Lab {
     fn new(tag: &str) -> Lab {
         require_tools();
+        let serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let id = format!("{tag}{}", std::process::id() % 100_000);
         let dir = std::env::temp_dir().join(format!("ipsecgw-ike-e2e-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let lab = Lab {
+            _serial: serial,
             gw: format!("iie-gw-{id}"),
             h1: format!("iie-h1-{id}"),
             sw: format!("iie-sw-{id}"),
@@ -365,8 +371,8 @@ fn charon_spis(list: &str) -> Vec<u32> {
 }
 
 fn run(c: &Case, tag: &str) {
-    let started = Instant::now();
     let mut lab = Lab::new(tag);
+    let started = Instant::now();
     lab.start_charon(c);
     lab.start_gateway(c);
     if c.charon_initiates {
@@ -445,6 +451,16 @@ fn ike_with_strongswan_end_to_end() {
             secret: SECRET,
         },
         Case {
+            name: "we initiate, aggressive mode aes128-sha1-modp1024, ESP aes128-sha1",
+            charon_initiates: false,
+            aggressive: true,
+            ike: "aes128-sha1-modp1024",
+            esp: "aes128-sha1",
+            peer: "enc-algorithm=aes-128 hash-algorithm=sha dh-group=modp1024",
+            proposal: "enc-algorithms=aes-128 auth-algorithms=sha1 pfs-group=none lifetime=30m",
+            secret: SECRET,
+        },
+        Case {
             name: "charon initiates, main mode 3des-sha1-modp1024, ESP aes128gcm16",
             charon_initiates: true,
             aggressive: false,
@@ -490,4 +506,47 @@ fn a_wrong_secret_fails_and_nothing_passes_in_clear() {
     assert!(failed.is_ok(), "our log names the failure: {report}\ncharon:\n{}", lab.read("charon.log"));
     let no_sa = report.lines().find_map(|l| l.strip_prefix("drop no-sa=")).and_then(|n| n.parse::<u32>().ok());
     assert_eq!(no_sa, Some(10), "every echo request dropped and counted (level=require, no SA): {report}");
+}
+
+#[test]
+fn our_rekey_at_the_soft_lifetime_keeps_the_ping_going() {
+    // Our phase 2 lifetime is 20 s: at 16 s (80 %) we negotiate a new pair, send on it at once,
+    // and keep decrypting on the old one until its hard lifetime; the peer is told to drop it.
+    let c = Case {
+        name: "rekey",
+        charon_initiates: false,
+        aggressive: false,
+        ike: "aes128-sha1-modp1024",
+        esp: "aes128-sha1",
+        peer: "enc-algorithm=aes-128 hash-algorithm=sha dh-group=modp1024",
+        proposal: "enc-algorithms=aes-128 auth-algorithms=sha1 pfs-group=none lifetime=20s",
+        secret: SECRET,
+    };
+    let mut lab = Lab::new("r");
+    lab.start_charon(&c);
+    lab.start_gateway(&c);
+    let count = 240; // 24 s at 0.1 s
+    let (first, _, got, out) = lab.ping(count);
+    let first = first.unwrap_or_else(|| panic!("no ping answered: {out}"));
+    let log = lab.gateway.as_mut().map(Proc::output).unwrap_or_default();
+    let answered_after_first = count - first + 1;
+    assert!(
+        got + 1 >= answered_after_first,
+        "at most one echo lost across the rekey: {got} of {answered_after_first}\n{out}\n{log}"
+    );
+    assert!(log.contains("soft lifetime reached, rekeying"), "{log}");
+    let ups = log.matches("SAs with 192.0.2.2 up").count();
+    assert!(ups >= 2, "a second pair: {log}");
+    // The old pair is gone on both sides: one SA each way, the same SPIs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ours = our_spis(&lab.exec("/ip ipsec installed-sa print"));
+        let theirs = charon_spis(&lab.swanctl(&["--list-sas"]).1);
+        if ours.len() == 2 && ours == theirs {
+            println!("rekey: {got} of {answered_after_first} echo requests answered across it; SPIs now {ours:x?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "ours {ours:x?} charon {theirs:x?}\n{log}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -306,6 +306,38 @@ fn lost_messages_are_retransmitted() {
 }
 
 #[test]
+fn a_quick_mode_lost_right_after_aggressive_mode_is_sent_again_early() {
+    // Aggressive mode's last message gets no answer; a busy peer can drop the first quick mode
+    // message while it still processes it. Lose that one.
+    let is_quick = |p: &Packet| {
+        let b: &[u8] = if p.t.bytes.starts_with(&[0, 0, 0, 0]) { &p.t.bytes[4..] } else { &p.t.bytes };
+        p.from == 0 && b.get(18) == Some(&32)
+    };
+    let (mut a, mut b) = Gw::pair();
+    a.peer = "exchange-mode=aggressive".into();
+    b.peer = a.peer.clone();
+    let (ea, eb) = (endpoint(&a, 5), endpoint(&b, 6));
+    let id = policy_id(ea.config());
+    let mut net = Net::new(ea, eb);
+    let mut lost = false;
+    net.fate = Box::new(move |p| {
+        if is_quick(p) && !lost {
+            lost = true;
+            return Fate::Lose;
+        }
+        Fate::Deliver
+    });
+    let start = net.now;
+    net.ep[0].acquire(start, id).unwrap();
+    net.run();
+    up(&net);
+    let quick: Vec<_> = net.log.iter().filter(|p| is_quick(p)).map(|p| p.at).collect();
+    assert!(quick.len() >= 2, "the quick mode was sent again");
+    let gap = quick[1] - quick[0];
+    assert!(gap < Duration::from_millis(500), "resent after {gap:?}, not after the usual 2 s");
+}
+
+#[test]
 fn a_silent_peer_times_out() {
     let (a, b) = Gw::pair();
     let (ea, eb) = (endpoint(&a, 1), endpoint(&b, 2));

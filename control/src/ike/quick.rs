@@ -23,7 +23,7 @@ use super::wire::{
 use super::{ChildSa, DropReason, Event, FailReason, ProxyId, Role, UdpEncap};
 use crate::compile::{BundleSpec, SaSpec};
 use crate::config::value::AddrPort;
-use crate::config::{Policy, Proposal};
+use crate::config::{ExchangeMode, Policy, Proposal};
 
 /// The anti-replay window of negotiated SAs, in packets.
 pub const IKE_REPLAY_WINDOW: u32 = 64;
@@ -124,7 +124,13 @@ impl Endpoint {
         let body = [hash_payload(&h1, rest.first()), rest_b].concat();
         let iv0 = derive_iv(p.hash(), p.suite.cipher.block_len(), &[&p.iv, &m]);
         let (bytes, iv) = Self::encrypted(p, p.header(Exchange::Quick, 0, msgid), PayloadType::Hash, &body, &iv0);
-        let interval = self.cfg.retransmit_initial;
+        // Our last aggressive-mode message gets no answer, and a peer still processing it drops
+        // a quick mode that overtakes it (strongSwan does): retransmit that one early.
+        let after_aggressive = self.p1[i].mode == ExchangeMode::Aggressive && self.p1[i].role == Role::Initiator;
+        let (first, interval) = match after_aggressive {
+            true => (self.cfg.retransmit_initial / 8, self.cfg.retransmit_initial / 2),
+            false => (self.cfg.retransmit_initial, self.cfg.retransmit_initial),
+        };
         let q = Quick {
             msgid,
             role: Role::Initiator,
@@ -142,7 +148,7 @@ impl Endpoint {
             remote_id,
             choice: None,
             gqm: None,
-            flight: Flight { sent: Some(bytes.clone()), due: Some(now + interval), interval, ..Flight::default() },
+            flight: Flight { sent: Some(bytes.clone()), due: Some(now + first), interval, ..Flight::default() },
             forget_at: None,
         };
         self.p1[i].quick.push(q);

@@ -92,6 +92,8 @@ pub struct Packet {
     pub from: usize,
     /// Sequence number over the whole run.
     pub seq: usize,
+    /// When it was sent, on the network's virtual clock.
+    pub at: std::time::Instant,
     pub t: Transmit,
 }
 
@@ -183,7 +185,7 @@ impl Net {
         for from in 0..2 {
             while let Some(t) = self.ep[from].poll_transmit() {
                 self.seq += 1;
-                out.push(Packet { from, seq: self.seq, t });
+                out.push(Packet { from, seq: self.seq, at: self.now, t });
             }
             while let Some(e) = self.ep[from].poll_event() {
                 self.events[from].push(e);
