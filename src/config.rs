@@ -42,6 +42,21 @@ pub fn setup_from_state(compiled: &State, devices: &[String]) -> Setup {
     Setup { name: String::new(), ifaces, routes: compiled.routes.clone(), policies: compiled.policies.clone(), sas }
 }
 
+/// Returns an installed SA as the control plane specifies SAs (the inverse of `sa_setup`).
+pub fn sa_spec(s: &SaSetup) -> SaSpec {
+    SaSpec {
+        key: dataplane::ctl::SaKey { src: s.src, dst: s.dst, proto: s.proto, spi: s.spi },
+        mode: s.mode,
+        xf: s.xf,
+        enc_key: s.enc_key.clone(),
+        auth_key: s.auth_key.clone(),
+        replay_window: s.replay_window,
+        lifetimes: s.lifetimes,
+        dont_fragment: s.dont_fragment,
+        encap: s.encap,
+    }
+}
+
 fn sa_setup(policy_id: u32, direction: Direction, s: &SaSpec) -> SaSetup {
     SaSetup {
         policy_id,

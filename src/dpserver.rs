@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use control::daemon::sock;
-use control::daemon::wire::{DpReply, DpRequest, FrameBuf, PortInfo, SaEntry, VERSION, Wire, frame};
+use control::daemon::wire::{DpReply, DpRequest, FrameBuf, InstalledSpec, PortInfo, SaEntry, VERSION, Wire, frame};
 use dataplane::ctl::{SaKey, SaSnapshot};
 use dataplane::pipeline::Stage;
 use ipsecgw::gateway::Gateway;
@@ -176,7 +176,17 @@ impl ControlLink {
                     c.hello = true;
                 }
                 let (ports, policies) = (self.ports.clone(), gw.policies().to_vec());
-                self.reply(&DpReply::Hello { version: VERSION, ports, policies });
+                let sas = gw
+                    .installed_sas()
+                    .into_iter()
+                    .map(|(s, added)| InstalledSpec {
+                        policy_id: s.policy_id,
+                        direction: s.direction,
+                        spec: crate::config::sa_spec(s),
+                        added,
+                    })
+                    .collect();
+                self.reply(&DpReply::Hello { version: VERSION, ports, policies, sas });
             }
             DpRequest::Hello { version } => {
                 self.fail(&format!("the dataplane speaks version {VERSION}, not {version}"));

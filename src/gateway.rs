@@ -413,6 +413,12 @@ impl Gateway {
         }
     }
 
+    /// Returns every installed SA with its installation time (seconds since the epoch).
+    pub fn installed_sas(&self) -> Vec<(&SaSetup, u64)> {
+        let out = self.installed.outbound.values().flat_map(|(b, t)| b.esp.iter().chain(b.ah.iter()).map(|s| (s, *t)));
+        out.chain(self.installed.inbound.values().map(|(s, t)| (s, *t))).collect()
+    }
+
     /// Returns the number of SAs installed in the worker.
     pub fn installed_sa_count(&self) -> usize {
         let out: usize =

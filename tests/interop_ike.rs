@@ -310,21 +310,24 @@ impl Lab {
     /// of the first reply, the seconds from the start of the ping to that reply, and the
     /// replies out of `count`.
     fn ping(&self, count: u32) -> (Option<u32>, f64, u32, String) {
-        let (c, i) = (count.to_string(), PING_INTERVAL.to_string());
-        let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-        let (_, out) =
-            sh(&["ip", "netns", "exec", &self.h1, "ping", "-D", "-n", "-c", &c, "-i", &i, "-W", "1", SW_LAN_ADDR]);
-        // "[1764316039.123456] 64 bytes from 10.2.0.1: icmp_seq=2 ttl=63 time=0.5 ms"
-        let first = out.lines().find(|l| l.contains("icmp_seq="));
-        let seq = first
-            .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("icmp_seq=")).and_then(|n| n.parse().ok()));
-        let at = first
-            .and_then(|l| l.strip_prefix('[')?.split(']').next()?.parse::<f64>().ok())
-            .map_or(f64::NAN, |t| t - t0);
-        let got =
-            out.split(", ").find_map(|f| f.strip_suffix(" received").and_then(|n| n.trim().parse().ok())).unwrap_or(0);
-        (seq, at, got, out)
+        ping_from(&self.h1, count)
     }
+}
+
+/// Pings charon's LAN address from namespace `ns`; see [`Lab::ping`].
+fn ping_from(ns: &str, count: u32) -> (Option<u32>, f64, u32, String) {
+    let (c, i) = (count.to_string(), PING_INTERVAL.to_string());
+    let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let (_, out) = sh(&["ip", "netns", "exec", ns, "ping", "-D", "-n", "-c", &c, "-i", &i, "-W", "1", SW_LAN_ADDR]);
+    // "[1764316039.123456] 64 bytes from 10.2.0.1: icmp_seq=2 ttl=63 time=0.5 ms"
+    let first = out.lines().find(|l| l.contains("icmp_seq="));
+    let seq =
+        first.and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("icmp_seq=")).and_then(|n| n.parse().ok()));
+    let at =
+        first.and_then(|l| l.strip_prefix('[')?.split(']').next()?.parse::<f64>().ok()).map_or(f64::NAN, |t| t - t0);
+    let got =
+        out.split(", ").find_map(|f| f.strip_suffix(" received").and_then(|n| n.trim().parse().ok())).unwrap_or(0);
+    (seq, at, got, out)
 }
 
 impl Drop for Lab {
@@ -397,10 +400,17 @@ fn run(c: &Case, tag: &str) {
         c.name,
         lab.exec("stats")
     );
-    let ours = our_spis(&lab.exec("/ip ipsec installed-sa print"));
+    let print = lab.exec("/ip ipsec installed-sa print");
+    let ours = our_spis(&print);
     let (_, list) = lab.swanctl(&["--list-sas"]);
     let theirs = charon_spis(&list);
     assert_eq!(ours.len(), 2, "{}: one SA each way: {ours:x?}", c.name);
+    // Live counters: both SAs carried the pings.
+    let bytes: Vec<u64> = print
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("current-bytes=").and_then(|n| n.parse().ok()))
+        .collect();
+    assert!(bytes.len() == 2 && bytes.iter().all(|&b| b >= 84 * 30), "{}: counters {bytes:?}\n{print}", c.name);
     assert_eq!(ours, theirs, "{}: the same SPIs on both sides\n{list}", c.name);
     let gw = lab.gateway.take().unwrap();
     let report = gw.stop();
@@ -544,6 +554,55 @@ fn our_rekey_at_the_soft_lifetime_keeps_the_ping_going() {
         let theirs = charon_spis(&lab.swanctl(&["--list-sas"]).1);
         if ours.len() == 2 && ours == theirs {
             println!("rekey: {got} of {answered_after_first} echo requests answered across it; SPIs now {ours:x?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "ours {ours:x?} charon {theirs:x?}\n{log}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn killing_the_control_process_keeps_the_negotiated_tunnel_up() {
+    // The dataplane keeps the SAs; the restarted control process adopts them and negotiates new
+    // ones with charon (INITIAL-CONTACT makes charon drop the old ones), traffic flowing.
+    let c = Case {
+        name: "control restart",
+        charon_initiates: false,
+        aggressive: false,
+        ike: "aes128-sha1-modp1024",
+        esp: "aes128-sha1",
+        peer: "enc-algorithm=aes-128 hash-algorithm=sha dh-group=modp1024",
+        proposal: "enc-algorithms=aes-128 auth-algorithms=sha1 pfs-group=none lifetime=30m",
+        secret: SECRET,
+    };
+    let mut lab = Lab::new("k");
+    lab.start_charon(&c);
+    lab.start_gateway(&c);
+    let (first, _, _, out) = lab.ping(10);
+    assert!(first.is_some(), "tunnel up first: {out}");
+    let before = our_spis(&lab.exec("/ip ipsec installed-sa print"));
+    let pid =
+        lab.exec("stats").lines().find_map(|l| l.strip_prefix("control-pid=").map(str::to_owned)).expect("control-pid");
+    let count = 100u32;
+    let pinger = std::thread::scope(|s| {
+        let h1 = lab.h1.clone();
+        let h = s.spawn(move || ping_from(&h1, count));
+        std::thread::sleep(Duration::from_secs(2));
+        must(&["kill", "-9", &pid]);
+        h.join().unwrap()
+    });
+    let (_, _, got, out) = pinger;
+    let log = lab.gateway.as_mut().map(Proc::output).unwrap_or_default();
+    assert!(log.contains("adopted from the dataplane"), "{log}");
+    assert!(got + 2 >= count, "at most two echo requests lost across the restart: {got} of {count}\n{out}\n{log}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ours = our_spis(&lab.exec("/ip ipsec installed-sa print"));
+        let theirs = charon_spis(&lab.swanctl(&["--list-sas"]).1);
+        if ours.len() == 2 && ours == theirs && ours != before {
+            println!(
+                "control restart: {got} of {count} echo requests answered across it; SPIs {before:x?} -> {ours:x?}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "ours {ours:x?} charon {theirs:x?}\n{log}");

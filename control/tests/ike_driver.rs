@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use control::compile::PolicySas;
 use control::config::Config;
 use control::daemon::ike::{IkeDriver, LINGER};
-use control::daemon::wire::{ControlEvent, Datagram};
+use control::daemon::wire::{ControlEvent, Datagram, InstalledSpec};
+use dataplane::pipeline::Direction;
 use dataplane::sa::SaEvent;
 use ike_support::*;
 
@@ -72,6 +73,10 @@ fn an_acquire_installs_mirrored_sas_from_the_policy_addresses() {
     assert_eq!(out.lifetimes.hard_secs, 1800);
     assert!(out.encap.is_none(), "no NAT, no ESP in UDP");
     assert!(!d[0].take_changed(), "nothing new");
+    // An acquire raised before the SAs reached the worker changes nothing.
+    d[0].event(now, ControlEvent::Acquire { policy_id: id });
+    assert!(d[0].transmits().is_empty());
+    assert_eq!((d[0].sas().len(), d[1].sas().len()), (1, 1));
 }
 
 #[test]
@@ -159,4 +164,44 @@ fn an_acquire_for_a_policy_without_a_peer_is_refused_quietly() {
     d[0].event(now, ControlEvent::Acquire { policy_id: 999 });
     assert!(d[0].transmits().is_empty());
     assert!(!d[0].take_changed());
+}
+
+#[test]
+fn a_restarted_control_process_adopts_the_installed_sas_and_renegotiates() {
+    let (mut d, conf, id) = pair("30m");
+    let now = Instant::now();
+    establish(&mut d, now, id);
+    // What the dataplane reports after the control process died: the SAs, installed 60 s ago.
+    let installed: Vec<InstalledSpec> = d[0]
+        .sas()
+        .iter()
+        .flat_map(|p| [(Direction::Out, p.outbound.clone()), (Direction::In, p.inbound.clone())])
+        .flat_map(|(direction, b)| {
+            b.esp.into_iter().chain(b.ah).map(move |spec| InstalledSpec {
+                policy_id: id,
+                direction,
+                spec,
+                added: 1_000,
+            })
+        })
+        .collect();
+    let before = spis(&d[0].sas());
+    let mut fresh = IkeDriver::new(&conf, false);
+    fresh.adopt(now, 1_060, &installed);
+    assert_eq!(spis(&fresh.sas()), before, "the running SAs are kept as they are");
+    // It negotiates new SAs at once (it has no ISAKMP SA to rekey the old ones with).
+    d[0] = fresh;
+    exchange(&mut d, now);
+    let (ins, outs) = spis(&d[0].sas());
+    assert_eq!(ins.len(), 2, "old and new inbound SAs");
+    assert_eq!(outs.len(), 1);
+    assert!(!before.1.contains(&outs[0]), "it sends on the new pair");
+    // An SA past its hard lifetime is not adopted; nor are SAs of policies IKE does not key.
+    let mut late = IkeDriver::new(&conf, false);
+    late.adopt(now, 1_000 + 1800, &installed);
+    assert!(late.sas().is_empty());
+    let other: Vec<InstalledSpec> = installed.iter().map(|s| InstalledSpec { policy_id: 999, ..s.clone() }).collect();
+    let mut unknown = IkeDriver::new(&conf, false);
+    unknown.adopt(now, 1_060, &other);
+    assert!(unknown.sas().is_empty() && unknown.transmits().is_empty());
 }

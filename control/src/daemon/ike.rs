@@ -9,15 +9,16 @@
 //! lifetime, or when the peer deletes it, the pair is removed. Nothing here does I/O: the
 //! caller moves datagrams, events and the desired state.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use dataplane::ctl::SaKey;
-use dataplane::sa::SaEvent;
+use dataplane::pipeline::Direction;
+use dataplane::sa::{IpsecProto, SaEvent};
 use dataplane::spd::Action;
 
-use super::wire::{ControlEvent, Datagram};
+use super::wire::{ControlEvent, Datagram, InstalledSpec};
 use crate::compile::{BundleSpec, PolicySas};
 use crate::config::{Config, IpAddress, Policy};
 use crate::ike::{ChildSa, Endpoint, EndpointConfig, Event, Role};
@@ -127,6 +128,71 @@ impl IkeDriver {
         }
     }
 
+    /// Takes over the SAs a previous control process negotiated, which the dataplane kept
+    /// (`unix_now`: the wall clock, against which their installation times count): those of
+    /// enabled encrypt policies negotiated by IKE. They go on carrying traffic while new ones are
+    /// negotiated at once, since this process has no ISAKMP SA to rekey them with.
+    pub fn adopt(&mut self, now: Instant, unix_now: u64, sas: &[InstalledSpec]) {
+        let mut ids: Vec<u32> = sas.iter().map(|s| s.policy_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            let Some(policy) = self
+                .ep
+                .config()
+                .entries::<Policy>()
+                .iter()
+                .find(|e| e.id == id && !e.disabled && e.item.action == Action::Encrypt && e.item.manual_sa.is_none())
+                .map(|e| e.item.clone())
+            else {
+                continue;
+            };
+            // Inbound SAs by installation time: each group is one negotiated pair; the newest
+            // goes with the outbound SAs, older ones were lingering already.
+            let mut inbound: BTreeMap<u64, BundleSpec> = BTreeMap::new();
+            let mut outbound = BundleSpec::default();
+            let mut hard_at = None::<Instant>;
+            for s in sas.iter().filter(|s| s.policy_id == id) {
+                let age = unix_now.saturating_sub(s.added);
+                let left = match s.spec.lifetimes.hard_secs {
+                    0 => u64::MAX / 4,
+                    h => h.saturating_sub(age),
+                };
+                let at = now + Duration::from_secs(left.min(u64::from(u32::MAX)));
+                hard_at = Some(hard_at.map_or(at, |t| t.min(at)));
+                let b = match s.direction {
+                    Direction::In => inbound.entry(s.added).or_default(),
+                    Direction::Out => &mut outbound,
+                };
+                match s.spec.key.proto {
+                    IpsecProto::Esp => b.esp = Some(s.spec.clone()),
+                    IpsecProto::Ah => b.ah = Some(s.spec.clone()),
+                }
+            }
+            let Some(hard_at) = hard_at.filter(|&t| t > now) else { continue };
+            let newest = inbound.keys().next_back().copied();
+            for (added, bundle) in inbound {
+                let current = Some(added) == newest;
+                self.pairs.push(Pair {
+                    policy_id: id,
+                    policy: policy.clone(),
+                    peer: policy.sa_dst_address,
+                    inbound: bundle,
+                    outbound: if current { std::mem::take(&mut outbound) } else { BundleSpec::default() },
+                    soft_at: None,
+                    hard_at,
+                    linger_until: (!current).then_some(now + LINGER),
+                });
+            }
+            println!(
+                "ike: policy {id}: SAs with {} adopted from the dataplane; negotiating new ones",
+                policy.sa_dst_address
+            );
+            self.acquire(now, id);
+        }
+        self.drain(now);
+    }
+
     /// Processes a datagram the dataplane received for us.
     pub fn datagram(&mut self, now: Instant, d: &Datagram) {
         self.ep.handle(now, SocketAddr::V4(d.remote), &d.payload);
@@ -136,6 +202,8 @@ impl IkeDriver {
     /// Processes an acquire or an SA event from the dataplane.
     pub fn event(&mut self, now: Instant, ev: ControlEvent) {
         match ev {
+            // A pair that is up answers it: the packet met the worker before its SAs did.
+            ControlEvent::Acquire { policy_id } if self.current(policy_id) => {}
             ControlEvent::Acquire { policy_id } => self.acquire(now, policy_id),
             ControlEvent::Sa { spi, dst, proto, event } => {
                 let Some(i) = self.pairs.iter().position(|p| p.holds(spi, dst, proto)) else { return };
@@ -227,6 +295,11 @@ impl IkeDriver {
             out.push_str(&format!("ike-last-drop={reason:?}: {why}\n"));
         }
         out
+    }
+
+    /// Tells whether a policy has a pair that carries its outbound traffic.
+    fn current(&self, policy_id: u32) -> bool {
+        self.pairs.iter().any(|p| p.policy_id == policy_id && p.linger_until.is_none())
     }
 
     fn acquire(&mut self, now: Instant, policy_id: u32) {

@@ -21,7 +21,9 @@ use thiserror::Error;
 
 use super::ike::IkeDriver;
 use super::sock;
-use super::wire::{CtlReply, CtlRequest, DpReply, DpRequest, PortInfo, SaEntry, State, VERSION, read_msg, write_msg};
+use super::wire::{
+    CtlReply, CtlRequest, DpReply, DpRequest, InstalledSpec, PortInfo, SaEntry, State, VERSION, read_msg, write_msg,
+};
 use crate::cli::{Console, Direction, InstalledSa, Validator};
 use crate::compile::{CompileError, SaSpec, compile};
 use crate::config::{Config, Interface, LoadError};
@@ -76,6 +78,16 @@ pub struct Options {
     pub force_nat_t: bool,
 }
 
+/// What a running dataplane says it runs.
+pub struct Running {
+    /// Its ports.
+    pub ports: Vec<PortInfo>,
+    /// Its policies, with their ids.
+    pub policies: Vec<Policy>,
+    /// Its SAs, with their keys.
+    pub sas: Vec<InstalledSpec>,
+}
+
 /// The connection to the dataplane: one request, one reply.
 pub struct DpLink {
     reader: BufReader<UnixStream>,
@@ -83,8 +95,9 @@ pub struct DpLink {
 }
 
 impl DpLink {
-    /// Connects and says hello; returns the link, the dataplane's ports and the policies it runs.
-    pub fn connect(path: &Path) -> Result<(DpLink, Vec<PortInfo>, Vec<Policy>), DaemonError> {
+    /// Connects and says hello; returns the link, the dataplane's ports, the policies it runs
+    /// and its SAs.
+    pub fn connect(path: &Path) -> Result<(DpLink, Running), DaemonError> {
         let what = format!("dataplane socket {}", path.display());
         let writer = UnixStream::connect(path).map_err(io_err(&what))?;
         writer.set_read_timeout(Some(DP_TIMEOUT)).map_err(io_err(&what))?;
@@ -92,7 +105,7 @@ impl DpLink {
         let reader = BufReader::new(writer.try_clone().map_err(io_err(&what))?);
         let mut link = DpLink { reader, writer };
         match link.call(&DpRequest::Hello { version: VERSION })? {
-            DpReply::Hello { version: VERSION, ports, policies } => Ok((link, ports, policies)),
+            DpReply::Hello { version: VERSION, ports, policies, sas } => Ok((link, Running { ports, policies, sas })),
             DpReply::Hello { version, .. } => {
                 Err(DaemonError::Dataplane(format!("it speaks version {version}, we speak {VERSION}")))
             }
@@ -384,6 +397,10 @@ impl Daemon {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// Returns the console prompt of a menu path (`ip ipsec policy`), as `Console::prompt` does.
 fn prompt_of(path: &str) -> String {
     let mut c = Console::new(Config::new());
@@ -421,18 +438,23 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
     watch_parent(opts.socket.clone());
     let mut config = Config::load(&opts.config)?;
     let compile_err = |error| DaemonError::Compile { path: opts.config.display().to_string(), error };
-    let (mut link, ports, running) = DpLink::connect(&opts.dataplane)?;
+    let (mut link, running) = DpLink::connect(&opts.dataplane)?;
+    let ports = running.ports;
     check_ports(&config, &ports).map_err(DaemonError::Dataplane)?;
-    adopt_policy_ids(&mut config, &running).map_err(compile_err)?;
+    adopt_policy_ids(&mut config, &running.policies).map_err(compile_err)?;
     let compiled = compile(&config).map_err(compile_err)?;
-    match link.call(&DpRequest::Apply(State::from(&compiled)))? {
+    // The SAs IKE negotiated before a restart keep running: adopted, then renegotiated.
+    let mut ike = IkeDriver::new(&config, opts.force_nat_t);
+    ike.adopt(Instant::now(), unix_now(), &running.sas);
+    let mut state = State::from(&compiled);
+    state.sas.extend(ike.sas());
+    match link.call(&DpRequest::Apply(state))? {
         DpReply::Ok => {}
         DpReply::Error(e) => return Err(DaemonError::Dataplane(e)),
         other => return Err(DaemonError::Dataplane(format!("unexpected answer: {other:?}"))),
     }
     let listener = sock::bind(&opts.socket).map_err(io_err(format!("control socket {}", opts.socket.display())))?;
     println!("control: serving {} on {} (pid {})", opts.config.display(), opts.socket.display(), std::process::id());
-    let ike = IkeDriver::new(&config, opts.force_nat_t);
     let daemon = Arc::new(Daemon {
         path: opts.config.clone(),
         config: Mutex::new(config),

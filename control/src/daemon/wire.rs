@@ -534,6 +534,21 @@ pub struct SaEntry {
 }
 struct_wire!(SaEntry { snapshot, enc_key, auth_key, added });
 
+/// One SA as it was installed: what a restarted control process adopts (IKE's SAs, whose keys
+/// only the dataplane still holds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstalledSpec {
+    /// The policy it serves.
+    pub policy_id: u32,
+    /// Which way.
+    pub direction: Direction,
+    /// The SA, keys included.
+    pub spec: SaSpec,
+    /// Installation time, seconds since the Unix epoch.
+    pub added: u64,
+}
+struct_wire!(InstalledSpec { policy_id, direction, spec, added });
+
 /// A message from the control process to the dataplane.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DpRequest {
@@ -568,6 +583,8 @@ pub enum DpReply {
         ports: Vec<PortInfo>,
         /// The policies it runs, with their ids (a restarted control process adopts them).
         policies: Vec<Policy>,
+        /// The SAs it runs.
+        sas: Vec<InstalledSpec>,
     },
     /// Done.
     Ok,
@@ -671,11 +688,12 @@ impl Wire for DpRequest {
 impl Wire for DpReply {
     fn put(&self, w: &mut Writer) {
         match self {
-            DpReply::Hello { version, ports, policies } => {
+            DpReply::Hello { version, ports, policies, sas } => {
                 w.u8(0);
                 put_hello(w, *version);
                 ports.put(w);
                 policies.put(w);
+                sas.put(w);
             }
             DpReply::Ok => w.u8(1),
             DpReply::Error(e) => {
@@ -699,7 +717,12 @@ impl Wire for DpReply {
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
         Ok(match r.tag("reply", 5)? {
-            0 => DpReply::Hello { version: get_hello(r)?, ports: Wire::get(r)?, policies: Wire::get(r)? },
+            0 => DpReply::Hello {
+                version: get_hello(r)?,
+                ports: Wire::get(r)?,
+                policies: Wire::get(r)?,
+                sas: Wire::get(r)?,
+            },
             1 => DpReply::Ok,
             2 => DpReply::Error(Wire::get(r)?),
             3 => DpReply::Sas(Wire::get(r)?),

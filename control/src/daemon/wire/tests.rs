@@ -58,6 +58,21 @@ fn replies() -> Vec<DpReply> {
             version: VERSION,
             ports: vec![PortInfo { name: "lan".into(), device: "net_null0,no-rx=1".into() }],
             policies: state().policies,
+            sas: state()
+                .sas
+                .iter()
+                .flat_map(|p| {
+                    [(Direction::Out, &p.outbound), (Direction::In, &p.inbound)].map(move |(d, b)| (p.policy_id, d, b))
+                })
+                .flat_map(|(policy_id, direction, b)| {
+                    b.esp.iter().chain(b.ah.iter()).map(move |s| InstalledSpec {
+                        policy_id,
+                        direction,
+                        spec: s.clone(),
+                        added: 1_700_000_000,
+                    })
+                })
+                .collect(),
         },
         DpReply::Ok,
         DpReply::Error("failure: ünïcode".into()),
