@@ -276,9 +276,12 @@ impl<B: PacketBuf, S> SlowPath<B, S> {
         if !ethernet::Address(mac).is_unicast() {
             return;
         }
-        self.stats.arp_learned += 1;
-        self.neighbors.insert(key, mac);
-        self.broadcast(|| ToWorker::Neighbor { port, ip: key.1, mac });
+        // What the workers already know is not sent again: an ARP storm costs the slow path,
+        // not the workers' rings.
+        if self.neighbors.insert(key, mac) != Some(mac) {
+            self.stats.arp_learned += 1;
+            self.broadcast(|| ToWorker::Neighbor { port, ip: key.1, mac });
+        }
         if let Some(p) = self.pending.remove(&key) {
             let our_mac = self.tables.ifaces.get(port).map(|i| i.mac).unwrap_or_default();
             for mut buf in p.held {

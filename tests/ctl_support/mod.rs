@@ -230,7 +230,7 @@ fn checksum(b: &[u8]) -> u16 {
 }
 
 /// Writes a pcap file of Ethernet frames.
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut out = Vec::new();
     for v in [0xa1b2_c3d4_u32.to_le_bytes().as_slice(), &2u16.to_le_bytes(), &4u16.to_le_bytes(), &[0; 8]] {
         out.extend_from_slice(v);
