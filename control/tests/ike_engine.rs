@@ -338,6 +338,38 @@ fn a_quick_mode_lost_right_after_aggressive_mode_is_sent_again_early() {
 }
 
 #[test]
+fn a_flood_of_first_messages_does_not_lock_the_real_peer_out() {
+    // First messages from the peer's address with ever new cookies (a spoofer's flood): the
+    // half-open exchanges stay bounded, the oldest give way, and the real peer still gets in.
+    for max_phase1 in [256, 8] {
+        let (a, b) = Gw::pair();
+        let flood: Vec<Vec<u8>> = (0..300u64)
+            .map(|seed| {
+                let mut ep = endpoint(&a, 1000 + seed);
+                let id = policy_id(ep.config());
+                ep.acquire(std::time::Instant::now(), id).unwrap();
+                ep.poll_transmit().unwrap().bytes
+            })
+            .collect();
+        let (ea, eb) = (endpoint(&a, 1), endpoint_with(&b, 2, |c| c.max_phase1 = max_phase1));
+        let id = policy_id(ea.config());
+        let mut net = Net::new(ea, eb);
+        let now = net.now;
+        let from = std::net::SocketAddr::from((a.local, 500));
+        for m in &flood {
+            net.ep[1].handle(now, from, m);
+        }
+        while net.ep[1].poll_transmit().is_some() {}
+        let bound = max_phase1.min(control::ike::HALF_OPEN_PER_PEER);
+        assert_eq!(net.ep[1].phase1_count(), bound, "half-open exchanges bounded");
+        assert_eq!(net.ep[1].stats().evicted, 300 - bound as u64);
+        net.ep[0].acquire(now, id).unwrap();
+        net.run();
+        up(&net);
+    }
+}
+
+#[test]
 fn a_silent_peer_times_out() {
     let (a, b) = Gw::pair();
     let (ea, eb) = (endpoint(&a, 1), endpoint(&b, 2));

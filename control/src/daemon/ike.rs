@@ -282,14 +282,15 @@ impl IkeDriver {
         let st = self.ep.stats();
         let mut out = format!(
             "ike-local={}\nike-phase1={}\nike-sa-pairs={}\nike-received={}\nike-sent={}\nike-retransmits={}\n\
-             ike-dropped={}\n",
+             ike-dropped={}\nike-evicted={}\n",
             self.local,
             self.ep.phase1_count(),
             self.pairs.len(),
             st.received,
             st.sent,
             st.retransmits,
-            st.total_dropped()
+            st.total_dropped(),
+            st.evicted
         );
         if let Some((reason, why)) = st.last {
             out.push_str(&format!("ike-last-drop={reason:?}: {why}\n"));

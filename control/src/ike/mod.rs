@@ -21,6 +21,7 @@ pub mod wire;
 use std::net::{Ipv4Addr, SocketAddr};
 
 pub use endpoint::{AcquireError, Endpoint, EndpointConfig};
+pub use phase1::HALF_OPEN_PER_PEER;
 
 use crate::compile::BundleSpec;
 use crate::config::ExchangeMode;
@@ -263,6 +264,8 @@ pub struct Stats {
     pub sent: u64,
     /// Retransmissions sent on timers.
     pub retransmits: u64,
+    /// Half-open exchanges dropped to make room for new ones (a flood of first messages).
+    pub evicted: u64,
 }
 
 impl Stats {

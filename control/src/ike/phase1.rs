@@ -2,7 +2,7 @@
 //! encrypted) and aggressive mode (three messages), with NAT-T vendor ids, NAT-D and the float
 //! to UDP 4500 (RFC 3947), and INITIAL-CONTACT (RFC 2407 4.6.3.3).
 
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
 use subtle::ConstantTimeEq;
@@ -22,6 +22,8 @@ pub const NAT_T_VID: [u8; 16] =
 
 /// Nonce lengths RFC 2409 5 allows.
 const NONCE_LEN: std::ops::RangeInclusive<usize> = 8..=256;
+/// Half-open exchanges we answer per peer address at most.
+pub const HALF_OPEN_PER_PEER: usize = 16;
 
 /// Why a received message did not advance its exchange.
 pub(super) enum Outcome {
@@ -243,11 +245,29 @@ impl Endpoint {
         self.send_p1(i, bytes);
     }
 
+    /// Makes room for one more exchange we answer from `peer`. A flood of first messages (from
+    /// spoofed addresses, with ever new cookies) must not lock the real peer out: past
+    /// [`HALF_OPEN_PER_PEER`] half-open exchanges with one peer, or the endpoint's bound in all,
+    /// the oldest half-open exchange we answer gives way, as a SYN cache does. Established ISAKMP
+    /// SAs are never evicted; with only those left, there is no room.
+    fn make_room(&mut self, peer: Ipv4Addr) -> bool {
+        let half_open = |p: &P1| p.role == Role::Responder && !p.established();
+        if self.p1.iter().filter(|p| p.peer_addr == peer && half_open(p)).count() >= HALF_OPEN_PER_PEER {
+            if let Some(i) = self.p1.iter().position(|p| p.peer_addr == peer && half_open(p)) {
+                self.remove_p1(i, false);
+                self.stats.evicted += 1;
+            }
+        }
+        if self.p1.len() >= self.cfg.max_phase1 {
+            let Some(i) = self.p1.iter().position(half_open) else { return false };
+            self.remove_p1(i, false);
+            self.stats.evicted += 1;
+        }
+        true
+    }
+
     /// A first message from a peer: a new ISAKMP SA as responder.
     fn responder_start(&mut self, inp: Input<'_>) {
-        if self.p1.len() >= self.cfg.max_phase1 {
-            return self.drop_msg(DropReason::Overload, "too many ISAKMP SAs");
-        }
         if inp.msg.encrypted() {
             return self.drop_msg(DropReason::Unexpected, "encrypted first message");
         }
@@ -270,8 +290,11 @@ impl Endpoint {
         };
         let mode =
             if inp.msg.exchange() == Exchange::Aggressive { ExchangeMode::Aggressive } else { ExchangeMode::Main };
-        let rc = self.cookie();
         let peer_addr = if peer.address.is_unspecified() { *r4.ip() } else { peer.address };
+        if !self.make_room(peer_addr) {
+            return self.drop_msg(DropReason::Overload, "too many ISAKMP SAs");
+        }
+        let rc = self.cookie();
         let ic = inp.msg.icookie();
         let Some((suite, reply_sa)) = choose_phase1(&sa, &peer) else {
             let mut p =
