@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup demo test build bench fmt clippy unit
+.PHONY: setup demo test build bench fmt clippy unit valgrind
 
 setup:
 	bash scripts/setup.sh
@@ -25,7 +25,15 @@ clippy: setup
 unit: setup
 	$(CARGO) test --workspace
 
-test: fmt clippy unit
+# SA and policy churn under traffic (dataplane/tests/churn.rs) under valgrind: no use after free,
+# no invalid access, no definite leak.
+valgrind: setup
+	$(CARGO) test -p dataplane --test churn --no-run
+	CHURN_OPS=2000 valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+		--show-leak-kinds=definite -q \
+		$$(ls -t target/debug/deps/churn-* | grep -v '\.d$$' | head -1) --nocapture
+
+test: fmt clippy unit valgrind
 
 bench: setup
 	$(CARGO) bench -p bench --bench crypto

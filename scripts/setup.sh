@@ -18,6 +18,8 @@ PACKAGES=(
   libstrongswan-standard-plugins
   # network namespaces, and the Linux hosts' tools in them
   iproute2 iputils-ping ethtool
+  # memory errors and leaks under SA and policy churn (make valgrind)
+  valgrind
 )
 
 missing=()
