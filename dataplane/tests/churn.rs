@@ -133,7 +133,7 @@ fn sa_and_policy_churn_loses_nothing_on_the_unchanged_sa() {
             // The worker's own traffic: a burst in, a poll, what came out checked.
             let (mut sent, mut sealed, mut next_seq) = (0u64, 0u64, 1u32);
             let mut n = 0u16;
-            while !stop.load(Ordering::Relaxed) || w.ports_mut()[LAN as usize].rx.len() > 0 {
+            while !stop.load(Ordering::Relaxed) || !w.ports_mut()[LAN as usize].rx.is_empty() {
                 if !stop.load(Ordering::Relaxed) {
                     for _ in 0..8 {
                         n = n.wrapping_add(1);
