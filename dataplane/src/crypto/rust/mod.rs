@@ -18,31 +18,45 @@ use super::{Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, Transf
 #[derive(Debug, Default)]
 pub struct RustEngine;
 
+// No byte of a session is left uninitialized: an SA is built on the stack and copied to the
+// heap, and an uninitialized byte (an enum's unused payload, padding) carries whatever the stack
+// held there, which was another key schedule's key (found by tests/zeroize.rs). So each key
+// schedule has a box of its own, the enums have 8-byte tags and a payload in every variant, and
+// the session spells its padding out.
+#[repr(u64)]
 enum CipherKey {
-    Null,
-    Des(Des),
-    Tdes(TdesEde3),
-    Aes128(Aes128),
-    Aes192(Aes192),
-    Aes256(Aes256),
+    // Never read: written so that the payload's bytes are initialized.
+    #[allow(dead_code)]
+    Null(usize) = 0,
+    Des(Box<Des>),
+    Tdes(Box<TdesEde3>),
+    Aes128(Box<Aes128>),
+    Aes192(Box<Aes192>),
+    Aes256(Box<Aes256>),
     Gcm128(Box<Aes128Gcm>),
     Gcm256(Box<Aes256Gcm>),
 }
 
+#[repr(u64)]
 enum AuthKey {
-    Null,
-    Md5(Hmac<Md5>),
-    Sha1(Hmac<Sha1>),
-    Sha256(Hmac<Sha256>),
+    #[allow(dead_code)]
+    Null(usize) = 0,
+    Md5(Box<Hmac<Md5>>),
+    Sha1(Box<Hmac<Sha1>>),
+    Sha256(Box<Hmac<Sha256>>),
 }
 
 /// One SA's key schedules and HMAC states. The RustCrypto types zeroize themselves on drop
 /// (their `zeroize` features are on).
+#[repr(C)]
 pub struct RustSession {
-    xf: Transform,
     cipher: CipherKey,
     auth: AuthKey,
+    xf: Transform,
+    pad: [u8; 6],
 }
+
+const _: () = assert!(std::mem::size_of::<Transform>() == 2 && std::mem::size_of::<RustSession>() == 40);
 
 impl std::fmt::Debug for RustSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,12 +80,12 @@ impl Engine for RustEngine {
         let bad = |alg: Cipher| KeyError::WrongKeyLen { alg: alg.name(), need: alg.key_len(), got: enc_key.len() };
         let c = xf.cipher();
         let cipher = match c {
-            Cipher::Null => CipherKey::Null,
-            Cipher::DesCbc => CipherKey::Des(Des::new_from_slice(enc_key).map_err(|_| bad(c))?),
-            Cipher::TdesCbc => CipherKey::Tdes(TdesEde3::new_from_slice(enc_key).map_err(|_| bad(c))?),
-            Cipher::AesCbc128 => CipherKey::Aes128(Aes128::new_from_slice(enc_key).map_err(|_| bad(c))?),
-            Cipher::AesCbc192 => CipherKey::Aes192(Aes192::new_from_slice(enc_key).map_err(|_| bad(c))?),
-            Cipher::AesCbc256 => CipherKey::Aes256(Aes256::new_from_slice(enc_key).map_err(|_| bad(c))?),
+            Cipher::Null => CipherKey::Null(0),
+            Cipher::DesCbc => CipherKey::Des(Box::new(Des::new_from_slice(enc_key).map_err(|_| bad(c))?)),
+            Cipher::TdesCbc => CipherKey::Tdes(Box::new(TdesEde3::new_from_slice(enc_key).map_err(|_| bad(c))?)),
+            Cipher::AesCbc128 => CipherKey::Aes128(Box::new(Aes128::new_from_slice(enc_key).map_err(|_| bad(c))?)),
+            Cipher::AesCbc192 => CipherKey::Aes192(Box::new(Aes192::new_from_slice(enc_key).map_err(|_| bad(c))?)),
+            Cipher::AesCbc256 => CipherKey::Aes256(Box::new(Aes256::new_from_slice(enc_key).map_err(|_| bad(c))?)),
             // The salt (the key material's last 4 bytes) reaches the engine in each job's IV.
             Cipher::AesGcm128 => {
                 CipherKey::Gcm128(Box::new(Aes128Gcm::new_from_slice(aes_key_part(enc_key)).map_err(|_| bad(c))?))
@@ -83,12 +97,12 @@ impl Engine for RustEngine {
         let a = xf.auth();
         let bad = KeyError::WrongKeyLen { alg: a.name(), need: a.key_len(), got: auth_key.len() };
         let auth = match a {
-            Auth::Null => AuthKey::Null,
-            Auth::HmacMd5_96 => AuthKey::Md5(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?),
-            Auth::HmacSha1_96 => AuthKey::Sha1(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?),
-            Auth::HmacSha256_128 => AuthKey::Sha256(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?),
+            Auth::Null => AuthKey::Null(0),
+            Auth::HmacMd5_96 => AuthKey::Md5(Box::new(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?)),
+            Auth::HmacSha1_96 => AuthKey::Sha1(Box::new(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?)),
+            Auth::HmacSha256_128 => AuthKey::Sha256(Box::new(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?)),
         };
-        Ok(RustSession { xf, cipher, auth })
+        Ok(RustSession { cipher, auth, xf, pad: [0; 6] })
     }
 
     fn seal(&mut self, s: &RustSession, jobs: &mut [Job<'_>]) {
@@ -190,12 +204,12 @@ fn cbc_encrypt(key: &CipherKey, iv: &[u8; 16], data: &mut [u8]) {
         mode.encrypt_blocks(blocks);
     }
     match key {
-        CipherKey::Des(c) => run(c, iv, data),
-        CipherKey::Tdes(c) => run(c, iv, data),
-        CipherKey::Aes128(c) => run(c, iv, data),
-        CipherKey::Aes192(c) => run(c, iv, data),
-        CipherKey::Aes256(c) => run(c, iv, data),
-        CipherKey::Null | CipherKey::Gcm128(_) | CipherKey::Gcm256(_) => {}
+        CipherKey::Des(c) => run(&**c, iv, data),
+        CipherKey::Tdes(c) => run(&**c, iv, data),
+        CipherKey::Aes128(c) => run(&**c, iv, data),
+        CipherKey::Aes192(c) => run(&**c, iv, data),
+        CipherKey::Aes256(c) => run(&**c, iv, data),
+        CipherKey::Null(_) | CipherKey::Gcm128(_) | CipherKey::Gcm256(_) => {}
     }
 }
 
@@ -208,12 +222,12 @@ fn cbc_decrypt(key: &CipherKey, iv: &[u8; 16], data: &mut [u8]) {
         mode.decrypt_blocks(blocks);
     }
     match key {
-        CipherKey::Des(c) => run(c, iv, data),
-        CipherKey::Tdes(c) => run(c, iv, data),
-        CipherKey::Aes128(c) => run(c, iv, data),
-        CipherKey::Aes192(c) => run(c, iv, data),
-        CipherKey::Aes256(c) => run(c, iv, data),
-        CipherKey::Null | CipherKey::Gcm128(_) | CipherKey::Gcm256(_) => {}
+        CipherKey::Des(c) => run(&**c, iv, data),
+        CipherKey::Tdes(c) => run(&**c, iv, data),
+        CipherKey::Aes128(c) => run(&**c, iv, data),
+        CipherKey::Aes192(c) => run(&**c, iv, data),
+        CipherKey::Aes256(c) => run(&**c, iv, data),
+        CipherKey::Null(_) | CipherKey::Gcm128(_) | CipherKey::Gcm256(_) => {}
     }
 }
 
@@ -228,9 +242,9 @@ fn hmac(key: &AuthKey, data: &[u8], out: &mut [u8]) {
         out.copy_from_slice(&tag[..out.len()]);
     }
     match key {
-        AuthKey::Null => {}
-        AuthKey::Md5(m) => run(m, data, out),
-        AuthKey::Sha1(m) => run(m, data, out),
-        AuthKey::Sha256(m) => run(m, data, out),
+        AuthKey::Null(_) => {}
+        AuthKey::Md5(m) => run(&**m, data, out),
+        AuthKey::Sha1(m) => run(&**m, data, out),
+        AuthKey::Sha256(m) => run(&**m, data, out),
     }
 }
