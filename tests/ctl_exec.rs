@@ -157,6 +157,11 @@ fn exec_changes_are_applied_saved_and_refused_whole() {
     // A restart restores the saved configuration.
     let lines = gw.stop();
     assert!(lines.iter().any(|l| l.starts_with("counters:")), "{lines:?}");
+    // Keys reach the console (installed-sa print, export) and the file, never the logs.
+    for key in ["000102030405060708090a0b0c0d0e0f", k2, k3, k4] {
+        let leak = lines.iter().find(|l| l.to_ascii_lowercase().contains(&key[..16]));
+        assert!(leak.is_none(), "a key in the gateway's output: {leak:?}");
+    }
     assert!(!gw_socket_exists(&dir), "the sockets are removed on exit");
     let gw = Gateway::start(&config, &dir.0);
     assert_eq!(installed(&gw), before_sas);

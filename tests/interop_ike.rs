@@ -423,6 +423,17 @@ fn run(c: &Case, tag: &str) {
         started.elapsed().as_secs_f64()
     );
     assert!(report.contains("SAs with 192.0.2.2 up"), "{report}");
+    // The negotiated keys (installed-sa print shows them to the console) are never logged.
+    let keys: Vec<String> = print
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("enc-key=\"").or_else(|| w.strip_prefix("auth-key=\"")))
+        .map(|k| k.trim_end_matches('"').to_ascii_lowercase())
+        .filter(|k| k.len() >= 16)
+        .collect();
+    assert!(!keys.is_empty(), "installed-sa print shows the keys: {print}");
+    for k in &keys {
+        assert!(!report.to_ascii_lowercase().contains(&k[..16]), "{}: a key in our log", c.name);
+    }
 }
 
 const CISCO_PEER: &str = "enc-algorithm=3des hash-algorithm=sha dh-group=modp1024";
