@@ -311,6 +311,7 @@ fn stats(gw: &Gateway, sup: &Supervisor) -> Vec<(String, u64)> {
         ("ike-in", sl.ike_in),
         ("ike-out", sl.ike_out),
         ("ike-malformed", sl.ike_malformed),
+        ("ike-queue-full", sl.ike_queue_full),
         ("ring-full", sl.ring_full),
     ] {
         v.push((format!("slow-path-{k}"), n));

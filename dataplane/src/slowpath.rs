@@ -46,6 +46,8 @@ pub struct SlowStats {
     pub no_buffer: u64,
     /// IKE packets that were not whole UDP datagrams.
     pub ike_malformed: u64,
+    /// IKE packets dropped because the control plane had not taken the queued ones yet.
+    pub ike_queue_full: u64,
     /// Datagrams the control plane sent.
     pub ike_out: u64,
 }
@@ -251,6 +253,8 @@ impl<B: PacketBuf, S> SlowPath<B, S> {
                 if self.ike.len() < CONTROL_QUEUE {
                     self.stats.ike_in += 1;
                     self.ike.push_back((port, buf));
+                } else {
+                    self.stats.ike_queue_full += 1;
                 }
             }
             PuntReason::Local => self.stats.local_dropped += 1,
