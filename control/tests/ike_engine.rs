@@ -367,6 +367,31 @@ fn a_flood_of_first_messages_does_not_lock_the_real_peer_out() {
         net.run();
         up(&net);
     }
+    // The CPU a flood costs is bounded too: new exchanges beyond the rate are dropped before
+    // anything is computed or sent; the real peer's retransmission gets in a moment later.
+    let (a, b) = Gw::pair();
+    let flood: Vec<Vec<u8>> = (0..300u64)
+        .map(|seed| {
+            let mut ep = endpoint(&a, 2000 + seed);
+            let id = policy_id(ep.config());
+            ep.acquire(std::time::Instant::now(), id).unwrap();
+            ep.poll_transmit().unwrap().bytes
+        })
+        .collect();
+    let (ea, eb) = (endpoint(&a, 1), endpoint_with(&b, 2, |c| c.new_exchanges_per_sec = 50));
+    let id = policy_id(ea.config());
+    let mut net = Net::new(ea, eb);
+    let now = net.now;
+    let from = std::net::SocketAddr::from((a.local, 500));
+    for m in &flood {
+        net.ep[1].handle(now, from, m);
+    }
+    let answered = std::iter::from_fn(|| net.ep[1].poll_transmit()).count();
+    assert_eq!(answered, 100, "a burst of twice the rate answered");
+    assert_eq!(net.ep[1].stats().dropped(DropReason::Overload), 200);
+    net.ep[0].acquire(now, id).unwrap();
+    net.run();
+    up(&net);
 }
 
 #[test]

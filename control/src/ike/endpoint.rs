@@ -36,6 +36,9 @@ pub struct EndpointConfig {
     pub force_nat_t: bool,
     /// The most ISAKMP SAs at once, half-open ones included.
     pub max_phase1: usize,
+    /// New exchanges we answer per second at most (a burst of twice as many), so a flood of
+    /// first messages costs a bounded amount of CPU; the rest are dropped as overload.
+    pub new_exchanges_per_sec: u32,
 }
 
 impl EndpointConfig {
@@ -49,6 +52,7 @@ impl EndpointConfig {
             linger: Duration::from_secs(60),
             force_nat_t: false,
             max_phase1: 256,
+            new_exchanges_per_sec: 500,
         }
     }
 }
@@ -266,6 +270,8 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub(super) stats: Stats,
+    /// Tokens for new responder exchanges, and when they were last refilled.
+    pub(super) new_tokens: (f64, Option<Instant>),
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -296,6 +302,7 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            new_tokens: (0.0, None),
         }
     }
 

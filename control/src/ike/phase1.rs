@@ -245,6 +245,18 @@ impl Endpoint {
         self.send_p1(i, bytes);
     }
 
+    /// Takes a token for a new exchange we answer: `new_exchanges_per_sec` a second, in bursts
+    /// of twice that.
+    fn take_new_token(&mut self, now: Instant) -> bool {
+        let rate = f64::from(self.cfg.new_exchanges_per_sec);
+        let (tokens, last) = self.new_tokens;
+        let refill = last.map_or(2.0 * rate, |t| now.saturating_duration_since(t).as_secs_f64() * rate);
+        let tokens = (tokens + refill).min(2.0 * rate);
+        let ok = tokens >= 1.0;
+        self.new_tokens = (if ok { tokens - 1.0 } else { tokens }, Some(now));
+        ok
+    }
+
     /// Makes room for one more exchange we answer from `peer`. A flood of first messages (from
     /// spoofed addresses, with ever new cookies) must not lock the real peer out: past
     /// [`HALF_OPEN_PER_PEER`] half-open exchanges with one peer, or the endpoint's bound in all,
@@ -291,6 +303,9 @@ impl Endpoint {
         let mode =
             if inp.msg.exchange() == Exchange::Aggressive { ExchangeMode::Aggressive } else { ExchangeMode::Main };
         let peer_addr = if peer.address.is_unspecified() { *r4.ip() } else { peer.address };
+        if !self.take_new_token(inp.now) {
+            return self.drop_msg(DropReason::Overload, "new exchanges over the rate limit");
+        }
         if !self.make_room(peer_addr) {
             return self.drop_msg(DropReason::Overload, "too many ISAKMP SAs");
         }
