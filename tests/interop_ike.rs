@@ -10,11 +10,13 @@
 //! fail. Needs root, iproute2, ping and strongSwan (`scripts/setup.sh`); fails, never skips,
 //! without them.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod netns_support;
+
+use netns_support::{Proc, must, sh};
 
 const CHARON: &str = "/usr/lib/ipsec/charon";
 const PLUGINS: &str = "/usr/lib/ipsec/plugins";
@@ -25,19 +27,6 @@ const SECRET: &str = "gwejimezyfopmekun";
 /// Echo requests are sent this often while the SAs are negotiated.
 const PING_INTERVAL: f64 = 0.1;
 
-/// Runs a command, returning its status and combined output.
-fn sh(args: &[&str]) -> (bool, String) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-fn must(args: &[&str]) -> String {
-    let (ok, out) = sh(args);
-    assert!(ok, "{args:?} failed: {out}");
-    out
-}
-
 /// Fails (never skips) when a tool the test needs is missing.
 fn require_tools() {
     let has = |args: &[&str]| Command::new(args[0]).args(&args[1..]).output().is_ok_and(|o| o.status.success());
@@ -47,91 +36,6 @@ fn require_tools() {
     for (what, ok) in [("ip netns (iproute2, and root)", has(&["ip", "netns", "list"])), ("ping", has(&["ping", "-V"]))]
     {
         assert!(ok, "{what} is missing: run scripts/setup.sh as root");
-    }
-}
-
-/// A process started in a namespace, whose output lines are collected; killed on drop.
-struct Proc {
-    what: &'static str,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn start(what: &'static str, ns: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Proc { what, child, lines, seen: Vec::new() }
-    }
-
-    /// Waits for a line containing `what`; returns it.
-    fn wait_for(&mut self, what: &str, timeout: Duration) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        if let Some(l) = self.seen.iter().find(|l| l.contains(what)) {
-            return Ok(l.clone());
-        }
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(what) {
-                        return Ok(line);
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        Err(format!("{} never printed {what:?}; output:\n{}", self.what, self.seen.join("\n")))
-    }
-
-    /// Returns the output so far.
-    fn output(&mut self) -> String {
-        while let Ok(line) = self.lines.try_recv() {
-            self.seen.push(line);
-        }
-        self.seen.join("\n")
-    }
-
-    /// Stops it with SIGTERM and returns all its output.
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(300)) {
-            self.seen.push(line);
-        }
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -413,7 +317,7 @@ fn run(c: &Case, tag: &str) {
     assert!(bytes.len() == 2 && bytes.iter().all(|&b| b >= 84 * 30), "{}: counters {bytes:?}\n{print}", c.name);
     assert_eq!(ours, theirs, "{}: the same SPIs on both sides\n{list}", c.name);
     let gw = lab.gateway.take().unwrap();
-    let report = gw.stop();
+    let report = gw.stop("-TERM");
     println!(
         "{}: first reply to icmp_seq={first}, {:.0} ms after the first echo request (one every {PING_INTERVAL} s); \
          {got} of {} answered from then on; SPIs {ours:x?}; case took {:.1} s",
@@ -523,7 +427,7 @@ fn a_wrong_secret_fails_and_nothing_passes_in_clear() {
     assert_eq!((first, got), (None, 0), "a wrong secret must not carry traffic: {out}");
     let print = lab.exec("/ip ipsec installed-sa print");
     assert!(our_spis(&print).is_empty(), "no SA with a wrong secret: {print}");
-    let report = lab.gateway.take().unwrap().stop();
+    let report = lab.gateway.take().unwrap().stop("-TERM");
     assert!(failed.is_ok(), "our log names the failure: {report}\ncharon:\n{}", lab.read("charon.log"));
     let no_sa = report.lines().find_map(|l| l.strip_prefix("drop no-sa=")).and_then(|n| n.parse::<u32>().ok());
     assert_eq!(no_sa, Some(10), "every echo request dropped and counted (level=require, no SA): {report}");

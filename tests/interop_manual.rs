@@ -12,11 +12,13 @@
 //!
 //! The peers are required: a missing tool fails the test with a pointer to scripts/setup.sh.
 
-use std::io::{BufRead, BufReader};
+mod netns_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use netns_support::{Proc, must, sh};
 
 /// Debian's python3-scapy is installed for the system interpreter only.
 const PYTHON: &str = "/usr/bin/python3";
@@ -31,18 +33,6 @@ const AH_SPI: (u32, u32) = (256, 257);
 const ESP_SPI: (u32, u32) = (258, 259);
 /// Echo requests per case.
 const PINGS: u32 = 4;
-
-/// Runs a command, returning its status and combined output.
-fn sh(args: &[&str]) -> (bool, String) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-fn must(args: &[&str]) {
-    let (ok, out) = sh(args);
-    assert!(ok, "{args:?} failed: {out}");
-}
 
 /// Fails (never skips) when a tool the test needs is missing.
 fn require_tools() {
@@ -105,77 +95,6 @@ struct TempDir(PathBuf);
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A process started in a namespace, whose output lines are collected; killed on drop.
-struct Proc {
-    what: &'static str,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn start(what: &'static str, ns: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Proc { what, child, lines }
-    }
-
-    /// Waits for a line containing `what`.
-    fn wait_for(&self, what: &str, timeout: Duration) {
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(what) => return,
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        panic!("{} never printed {what:?}; output:\n{}", self.what, seen.join("\n"));
-    }
-
-    /// Stops the process with `signal` (`ip netns exec` execs it: same pid) and returns the
-    /// rest of its output.
-    fn stop(mut self, signal: &str) -> String {
-        let _ = Command::new("kill").args([signal, &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // The reader threads end with the pipes; give them a moment to hand over the last lines.
-        let mut out = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            out.push(line);
-        }
-        out.join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -412,12 +331,13 @@ fn run_case(topo: &Topology, dir: &Path, c: &Case) -> Outcome {
     let bin = env!("CARGO_BIN_EXE_ipsecgw");
     let (config_s, socket_s, capture_s) =
         (config.to_str().unwrap(), socket.to_str().unwrap(), capture.to_str().unwrap());
-    let gw = Proc::start(
+    let mut gw = Proc::start(
         "ipsecgw run",
         &topo.gw,
         &[bin, "run", "--config", config_s, "--socket", socket_s, "--lcores", "0,1", "--seconds", "60"],
+        &[],
     );
-    let dumpcap = Proc::start("dumpcap", &topo.r2, &["dumpcap", "-i", "eth0", "-w", capture_s]);
+    let mut dumpcap = Proc::start("dumpcap", &topo.r2, &["dumpcap", "-i", "eth0", "-w", capture_s], &[]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/tun_peer.py");
     let spec = peer_spec(c, &keys);
     let mut peer_args = vec![PYTHON, script.to_str().unwrap(), "--sa", &spec, "--tun", "lan2"];
@@ -429,10 +349,10 @@ fn run_case(topo: &Topology, dir: &Path, c: &Case) -> Outcome {
         ["--route", "192.0.2.1/32", "", ""]
     });
     peer_args.retain(|a| !a.is_empty());
-    let peer = Proc::start("tun_peer.py", &topo.r2, &peer_args);
-    gw.wait_for("running", Duration::from_secs(20));
-    dumpcap.wait_for("Capturing on", Duration::from_secs(10));
-    peer.wait_for("ready", Duration::from_secs(20));
+    let mut peer = Proc::start("tun_peer.py", &topo.r2, &peer_args, &[]);
+    gw.wait_for("running", Duration::from_secs(20)).unwrap();
+    dumpcap.wait_for("Capturing on", Duration::from_secs(10)).unwrap();
+    peer.wait_for("ready", Duration::from_secs(20)).unwrap();
 
     let (ns, dst) = if c.tunnel { (&topo.h1, H2) } else { (&topo.r2, R1_WAN) };
     let count = PINGS.to_string();

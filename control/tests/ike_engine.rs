@@ -337,20 +337,26 @@ fn a_quick_mode_lost_right_after_aggressive_mode_is_sent_again_early() {
     assert!(gap < Duration::from_millis(500), "resent after {gap:?}, not after the usual 2 s");
 }
 
+/// Returns the first messages of initiators configured like `gw`, one per seed (ever new
+/// cookies): a spoofer's flood.
+fn first_messages(gw: &Gw, seeds: std::ops::Range<u64>) -> Vec<Vec<u8>> {
+    seeds
+        .map(|seed| {
+            let mut ep = endpoint(gw, seed);
+            let id = policy_id(ep.config());
+            ep.acquire(std::time::Instant::now(), id).unwrap();
+            ep.poll_transmit().unwrap().bytes
+        })
+        .collect()
+}
+
 #[test]
 fn a_flood_of_first_messages_does_not_lock_the_real_peer_out() {
     // First messages from the peer's address with ever new cookies (a spoofer's flood): the
     // half-open exchanges stay bounded, the oldest give way, and the real peer still gets in.
     for max_phase1 in [256, 8] {
         let (a, b) = Gw::pair();
-        let flood: Vec<Vec<u8>> = (0..300u64)
-            .map(|seed| {
-                let mut ep = endpoint(&a, 1000 + seed);
-                let id = policy_id(ep.config());
-                ep.acquire(std::time::Instant::now(), id).unwrap();
-                ep.poll_transmit().unwrap().bytes
-            })
-            .collect();
+        let flood = first_messages(&a, 1000..1300);
         let (ea, eb) = (endpoint(&a, 1), endpoint_with(&b, 2, |c| c.max_phase1 = max_phase1));
         let id = policy_id(ea.config());
         let mut net = Net::new(ea, eb);
@@ -370,14 +376,7 @@ fn a_flood_of_first_messages_does_not_lock_the_real_peer_out() {
     // The CPU a flood costs is bounded too: new exchanges beyond the rate are dropped before
     // anything is computed or sent; the real peer's retransmission gets in a moment later.
     let (a, b) = Gw::pair();
-    let flood: Vec<Vec<u8>> = (0..300u64)
-        .map(|seed| {
-            let mut ep = endpoint(&a, 2000 + seed);
-            let id = policy_id(ep.config());
-            ep.acquire(std::time::Instant::now(), id).unwrap();
-            ep.poll_transmit().unwrap().bytes
-        })
-        .collect();
+    let flood = first_messages(&a, 2000..2300);
     let (ea, eb) = (endpoint(&a, 1), endpoint_with(&b, 2, |c| c.new_exchanges_per_sec = 50));
     let id = policy_id(ea.config());
     let mut net = Net::new(ea, eb);
