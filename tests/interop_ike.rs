@@ -366,6 +366,16 @@ fn ike_with_strongswan_end_to_end() {
             secret: SECRET,
         },
         Case {
+            name: "charon initiates, main mode 3des-sha1-modp1024, ESP des-sha1 (the manual's example phase 2)",
+            charon_initiates: true,
+            aggressive: false,
+            ike: "3des-sha1-modp1024",
+            esp: "des-sha1",
+            peer: CISCO_PEER,
+            proposal: "enc-algorithms=des auth-algorithms=sha1 pfs-group=none lifetime=30m",
+            secret: SECRET,
+        },
+        Case {
             name: "we initiate, main mode aes128-sha1-modp1024, ESP aes128gcm16 with PFS modp1024",
             charon_initiates: false,
             aggressive: false,
