@@ -71,6 +71,14 @@ pub struct IkeDriver {
     logged: HashMap<u32, Instant>,
 }
 
+/// Returns the enabled encrypt policy `id` if IKE keys it (it names a proposal, not a manual SA).
+fn ike_policy(conf: &Config, id: u32) -> Option<Policy> {
+    conf.entries::<Policy>()
+        .iter()
+        .find(|e| e.id == id && !e.disabled && e.item.action == Action::Encrypt && e.item.manual_sa.is_none())
+        .map(|e| e.item.clone())
+}
+
 /// Returns the address IKE speaks from: the sa-src-address of the first enabled encrypt policy
 /// negotiated by IKE, else the first `/ip address`.
 pub fn local_address(conf: &Config) -> Ipv4Addr {
@@ -104,14 +112,8 @@ impl IkeDriver {
     /// (and the peer told); a new local address restarts the engine.
     pub fn set_config(&mut self, now: Instant, conf: &Config) {
         let local = local_address(conf);
-        let current = |id: u32| {
-            conf.entries::<Policy>()
-                .iter()
-                .find(|e| e.id == id && !e.disabled && e.item.action == Action::Encrypt)
-                .map(|e| e.item.clone())
-        };
         let stale: Vec<usize> = (0..self.pairs.len())
-            .filter(|&i| current(self.pairs[i].policy_id).as_ref() != Some(&self.pairs[i].policy))
+            .filter(|&i| ike_policy(conf, self.pairs[i].policy_id).as_ref() != Some(&self.pairs[i].policy))
             .collect();
         for i in stale.into_iter().rev() {
             self.remove(now, i, "its policy changed");
@@ -137,16 +139,7 @@ impl IkeDriver {
         ids.sort_unstable();
         ids.dedup();
         for id in ids {
-            let Some(policy) = self
-                .ep
-                .config()
-                .entries::<Policy>()
-                .iter()
-                .find(|e| e.id == id && !e.disabled && e.item.action == Action::Encrypt && e.item.manual_sa.is_none())
-                .map(|e| e.item.clone())
-            else {
-                continue;
-            };
+            let Some(policy) = ike_policy(self.ep.config(), id) else { continue };
             // Inbound SAs by installation time: each group is one negotiated pair; the newest
             // goes with the outbound SAs, older ones were lingering already.
             let mut inbound: BTreeMap<u64, BundleSpec> = BTreeMap::new();
@@ -360,14 +353,7 @@ impl IkeDriver {
     }
 
     fn established(&mut self, now: Instant, c: ChildSa) {
-        let Some(policy) = self
-            .ep
-            .config()
-            .entries::<Policy>()
-            .iter()
-            .find(|e| e.id == c.policy_id && !e.disabled)
-            .map(|e| e.item.clone())
-        else {
+        let Some(policy) = ike_policy(self.ep.config(), c.policy_id) else {
             // The policy went away during the negotiation: forget the SAs at once.
             self.ep.delete_child(now, &keys(&c.inbound));
             return;
