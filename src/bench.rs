@@ -224,6 +224,8 @@ struct Figures {
     mpps: f64,
     gbps: f64,
     cycles_per_packet: f64,
+    /// The share of the window the worker thread was on a CPU (1.0 when nothing else ran).
+    on_cpu: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -271,8 +273,13 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             return Err(format!("round {round}: no result\n{text}{}", String::from_utf8_lossy(&out.stderr)));
         };
         println!(
-            "round {round}: ours {:.3} Mpps {:.3} Gbit/s {:.0} cycles/packet",
-            f.mpps, f.gbps, f.cycles_per_packet
+            "round {round}: ours {:.3} Mpps {:.3} Gbit/s {:.0} cycles/packet ({:.0} on the CPU: the worker ran {:.0}% \
+             of the time)",
+            f.mpps,
+            f.gbps,
+            f.cycles_per_packet,
+            f.cycles_per_packet * f.on_cpu,
+            100.0 * f.on_cpu
         );
         runtime = text.split_once("RUNTIME\n").map(|(_, t)| t.to_owned());
         if let Some(l) = text.lines().find(|l| l.starts_with("INSTALL ")) {
@@ -288,9 +295,12 @@ fn orchestrate(a: &Args) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     let m = median(ours.iter().map(|f| f.mpps).collect());
     println!(
-        "\nmedian: ours {m:.3} Mpps, {:.3} Gbit/s, {:.0} cycles/packet",
+        "\nmedian: ours {m:.3} Mpps, {:.3} Gbit/s, {:.0} cycles/packet, {:.0} on the CPU; the worker ran {:.0}% of \
+         the time",
         median(ours.iter().map(|f| f.gbps).collect()),
-        median(ours.iter().map(|f| f.cycles_per_packet).collect())
+        median(ours.iter().map(|f| f.cycles_per_packet).collect()),
+        median(ours.iter().map(|f| f.cycles_per_packet * f.on_cpu).collect()),
+        100.0 * median(ours.iter().map(|f| f.on_cpu).collect())
     );
     if a.ceiling {
         let c = median(ceiling);
@@ -307,7 +317,12 @@ fn parse_result(text: &str) -> Option<Figures> {
     let field = |k: &str| -> Option<f64> {
         line.split_whitespace().find_map(|w| w.strip_prefix(k).and_then(|v| v.strip_prefix('='))?.parse().ok())
     };
-    Some(Figures { mpps: field("mpps")?, gbps: field("gbps")?, cycles_per_packet: field("cpp")? })
+    Some(Figures {
+        mpps: field("mpps")?,
+        gbps: field("gbps")?,
+        cycles_per_packet: field("cpp")?,
+        on_cpu: field("oncpu").unwrap_or(f64::NAN),
+    })
 }
 
 /// Returns the payload the crypto ceiling is measured at: the mean inner IPv4 packet, rounded
@@ -574,15 +589,25 @@ fn measure(eal: &Eal, a: &Args, xf: Transform) -> Result<(), String> {
     w.set_clock(tsc);
     let hz = lcore::tsc_hz();
     let now_ms = move || lcore::tsc() / (hz / 1000).max(1);
+    // The worker thread's own CPU time, read by this thread through /proc: the cycles it spent
+    // per packet even when other processes share its core (a measure that does not move with
+    // the machine's other load, unlike the wall-clock rate).
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let job = lcore::launch(eal, 1, move || {
+        let _ = tid_tx.send(std::fs::read_link("/proc/thread-self").ok());
         w.run(shutdown::requested, now_ms, 256);
         w
     })
     .map_err(|e| e.to_string())?;
+    let schedstat = tid_rx.recv().ok().flatten().map(|p| std::path::Path::new("/proc").join(p).join("schedstat"));
+    let on_cpu_ns = || -> Option<u64> {
+        let text = std::fs::read_to_string(schedstat.as_ref()?).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    };
     std::thread::sleep(Duration::from_secs(a.warmup));
-    let (s0, t0) = (gw.stats(), lcore::tsc());
+    let (s0, t0, c0) = (gw.stats(), lcore::tsc(), on_cpu_ns());
     std::thread::sleep(Duration::from_secs(a.seconds));
-    let (s1, t1) = (gw.stats(), lcore::tsc());
+    let (s1, t1, c1) = (gw.stats(), lcore::tsc(), on_cpu_ns());
     // How fast SAs install while forwarding: as many new inbound SAs as there are policies
     // (at least 1,000), built and pushed through the ring, until the worker took them all.
     let late = a.policies.max(1000);
@@ -609,7 +634,11 @@ fn measure(eal: &Eal, a: &Args, xf: Transform) -> Result<(), String> {
     let mpps = pkts as f64 / secs / 1e6;
     let gbps = bytes as f64 * 8.0 / secs / 1e9;
     let cpp = if pkts == 0 { f64::NAN } else { (t1 - t0) as f64 / pkts as f64 };
-    println!("RESULT mpps={mpps:.4} gbps={gbps:.4} cpp={cpp:.1} packets={pkts}");
+    let on_cpu = match (c0, c1) {
+        (Some(c0), Some(c1)) if c1 > c0 => (c1 - c0) as f64 / 1e9 / secs,
+        _ => f64::NAN,
+    };
+    println!("RESULT mpps={mpps:.4} gbps={gbps:.4} cpp={cpp:.1} packets={pkts} oncpu={on_cpu:.3}");
     println!(
         "INSTALL {late} inbound SAs built and installed while forwarding in {install_secs:.3} s: {:.0} SAs/s",
         late as f64 / install_secs

@@ -19,6 +19,7 @@ use crate::sa::{IpsecProto, Sa};
 use crate::spd::{Decision, Decrypted, Incoming, Key, Outgoing, PolicyCounters, PolicyIdx, Spd, Verdict};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Protocol, ah, esp, ipv4, udp};
+use crate::xform;
 use crate::{ah as ah_xf, esp as esp_xf};
 
 /// Which way an SA works.
@@ -56,6 +57,15 @@ impl<B> Groups<B> {
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut (PolicyIdx, Burst<B>)> {
         self.groups.iter_mut()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Returns the packets in all groups.
+    pub(crate) fn packets(&self) -> usize {
+        self.groups.iter().map(|(_, g)| g.len()).sum()
     }
 }
 
@@ -285,7 +295,7 @@ impl<E: Engine> State<E> {
         &mut self,
         pkts: &mut Burst<B>,
         local: bool,
-        prev: Option<PolicyIdx>,
+        prev: &[Option<PolicyIdx>; BURST],
         clear: &mut Burst<B>,
         groups: &mut Groups<B>,
         drops: &mut Stats,
@@ -296,11 +306,11 @@ impl<E: Engine> State<E> {
             return;
         }
         let n = pkts.len();
-        let mut outg = [Outgoing { key: Key::default(), len: 0, local, prev }; BURST];
+        let mut outg = [Outgoing { key: Key::default(), len: 0, local, prev: None }; BURST];
         let mut ok = [true; BURST];
         for (i, p) in pkts.iter().enumerate() {
             match Key::from_ipv4(p.data()) {
-                Some(key) => outg[i] = Outgoing { key, len: p.len() as u32, local, prev },
+                Some(key) => outg[i] = Outgoing { key, len: p.len() as u32, local, prev: prev[i] },
                 None => ok[i] = false,
             }
         }
@@ -333,25 +343,66 @@ impl<E: Engine> State<E> {
         let _ = io.up.push(FromWorker::Acquire { policy_id: p.id });
     }
 
-    /// Seals a group with its policy's SAs.
-    pub(crate) fn seal<B: PacketBuf>(
+    /// Seals every group with its policy's SAs, all groups' packets in one crypto submission
+    /// per protocol (ESP, then AH); the survivors go to `sealed`, group after group, with the
+    /// policy that sealed each in `sealed_by`.
+    pub(crate) fn seal_groups<B: PacketBuf>(
         &mut self,
-        idx: PolicyIdx,
-        group: &mut Burst<B>,
+        groups: &mut Groups<B>,
+        sealed: &mut Burst<B>,
+        sealed_by: &mut [Option<PolicyIdx>; BURST],
         drops: &mut Stats,
         up: &Ring<FromWorker<B, E::Session>>,
     ) {
-        let bundle = self.spd.policy(idx).and_then(|p| self.outbound.get_mut(&p.id));
-        let Some(bundle) = bundle else {
-            for _ in group.drain(..) {
-                drops.drop(DropReason::NoSa);
-            }
-            return;
-        };
-        bundle.seal(&mut self.engine, group, drops);
-        for sa in bundle.sas_mut() {
-            report(self.worker, sa, up);
+        let mut ids: ArrayVec<u32, BURST> = ArrayVec::new();
+        let mut policies: ArrayVec<PolicyIdx, BURST> = ArrayVec::new();
+        let mut bounds: ArrayVec<usize, { BURST + 1 }> = ArrayVec::new();
+        bounds.push(0);
+        for (policy, group) in groups.iter_mut() {
+            let id = self.spd.policy(*policy).map(|p| p.id).filter(|id| self.outbound.contains_key(id));
+            let Some(id) = id else {
+                for _ in group.drain(..) {
+                    drops.drop(DropReason::NoSa);
+                }
+                continue;
+            };
+            sealed.extend(group.drain(..));
+            ids.push(id);
+            policies.push(*policy);
+            bounds.push(sealed.len());
         }
+        let mut esp = BundleSas { map: &mut self.outbound, ids: &ids, ah: false };
+        xform::run_groups::<E, B, esp_xf::Seal, _>(&mut esp, &mut bounds, &mut self.engine, sealed, drops);
+        if ids.iter().any(|id| self.outbound.get(id).is_some_and(|b| b.ah.is_some())) {
+            let mut ah = BundleSas { map: &mut self.outbound, ids: &ids, ah: true };
+            xform::run_groups::<E, B, ah_xf::Seal, _>(&mut ah, &mut bounds, &mut self.engine, sealed, drops);
+        }
+        for (g, (id, policy)) in ids.iter().zip(&policies).enumerate() {
+            sealed_by[bounds[g]..bounds[g + 1]].fill(Some(*policy));
+            if let Some(b) = self.outbound.get_mut(id) {
+                for sa in b.sas_mut() {
+                    report(self.worker, sa, up);
+                }
+            }
+        }
+    }
+}
+
+/// The ESP or the AH SAs of the policies (by id) of a burst's encrypt groups.
+struct BundleSas<'a, S> {
+    map: &'a mut FxHashMap<u32, Box<Bundle<S>>>,
+    ids: &'a [u32],
+    ah: bool,
+}
+
+impl<S> xform::SaGroups<S> for BundleSas<'_, S> {
+    fn sa_mut(&mut self, g: usize) -> Option<&mut Sa<S>> {
+        let b = self.map.get_mut(self.ids.get(g)?)?;
+        if self.ah { b.ah.as_mut() } else { b.esp.as_mut() }
+    }
+    fn sa(&self, g: usize) -> Option<&Sa<S>> {
+        let b = self.map.get(self.ids.get(g)?)?;
+        if self.ah { b.ah.as_ref() } else { b.esp.as_ref() }
     }
 }
 
