@@ -210,21 +210,17 @@ pub(crate) fn write_outer_header<S>(sa: &mut Sa<S>, d: &mut [u8], proto: Protoco
         DontFragment::Set => true,
         DontFragment::Inherit => inner.df,
     };
-    let id = sa.next_ip_id();
-    let mut ip = ipv4::Packet::new_unchecked(&mut d[..ipv4::HEADER_LEN]);
-    ip.set_version(4);
-    ip.set_header_len(ipv4::HEADER_LEN as u8);
-    ip.set_tos(inner.tos);
-    ip.set_total_len(total as u16);
-    ip.set_ident(id);
-    ip.set_dont_frag(df);
-    ip.set_more_frags(false);
-    ip.set_frag_offset(0);
-    ip.set_ttl(OUTER_TTL);
-    ip.set_protocol(proto);
-    ip.set_src_addr(sa.src);
-    ip.set_dst_addr(sa.dst);
-    ip.fill_checksum();
+    let header = ipv4::Repr {
+        src_addr: sa.src,
+        dst_addr: sa.dst,
+        protocol: proto,
+        payload_len: total - ipv4::HEADER_LEN,
+        ttl: OUTER_TTL,
+        tos: inner.tos,
+        ident: sa.next_ip_id(),
+        dont_frag: df,
+    };
+    d[..ipv4::HEADER_LEN].copy_from_slice(&header.header_bytes());
 }
 
 /// Rewrites the protocol and total length of the IPv4 header at the start of `d`.

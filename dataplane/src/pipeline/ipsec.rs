@@ -173,37 +173,49 @@ impl<E: Engine> State<E> {
     }
 
     /// The incoming policy check on cleartext packets: drops what should have come encrypted.
+    /// Packets no reversed selector can match pass without a lookup.
     pub(crate) fn incoming_check<B: PacketBuf>(&mut self, pkts: &mut Burst<B>, to_us: bool, drops: &mut Stats) {
         if pkts.is_empty() || self.spd.is_empty() {
             return;
         }
+        // Per packet: `Fate::Check(j)` is entry `j` of the lookup.
+        let mut fate = [Fate::Truncated; BURST];
         let mut inc = [Incoming { key: Key::default(), len: 0, to_us }; BURST];
-        let mut keep = [true; BURST];
-        for (i, p) in pkts.iter().enumerate() {
-            match Key::from_ipv4(p.data()) {
-                Some(key) => inc[i] = Incoming { key, len: p.len() as u32, to_us },
-                None => keep[i] = false,
+        let mut m = 0;
+        for (f, p) in fate.iter_mut().zip(pkts.iter()) {
+            let Some(key) = Key::from_ipv4(p.data()) else { continue };
+            if !self.spd.incoming_may_match(&key) {
+                *f = Fate::Clear;
+                continue;
             }
+            inc[m] = Incoming { key, len: p.len() as u32, to_us };
+            *f = Fate::Check(m as u8);
+            m += 1;
         }
-        let n = pkts.len();
         let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
-        let (spd, outbound) = (&self.spd, &self.outbound);
-        spd.incoming(&inc[..n], |idx| has_sa(spd, outbound, idx), &mut self.counters, &mut dec[..n]);
+        if m > 0 {
+            let (spd, outbound) = (&self.spd, &self.outbound);
+            let memo = Memo::default();
+            let has = |idx| memo.get(idx, || has_sa(spd, outbound, idx));
+            spd.incoming(&inc[..m], has, &mut self.counters, &mut dec[..m]);
+        }
         let mut i = 0;
         pkts.retain(|_| {
-            let k = keep[i];
-            let d = dec[i].verdict;
+            let f = fate[i];
             i += 1;
-            match (k, d) {
-                (false, _) => {
+            match f {
+                Fate::Truncated => {
                     drops.drop(DropReason::Truncated);
                     false
                 }
-                (true, Verdict::Drop(r)) => {
-                    drops.drop(r);
-                    false
-                }
-                _ => true,
+                Fate::Clear => true,
+                Fate::Check(j) => match dec[usize::from(j)].verdict {
+                    Verdict::Drop(r) => {
+                        drops.drop(r);
+                        false
+                    }
+                    _ => true,
+                },
             }
         });
     }
@@ -305,27 +317,43 @@ impl<E: Engine> State<E> {
             clear.extend(pkts.drain(..));
             return;
         }
-        let n = pkts.len();
+        // Packets no policy can match go on in clear without a lookup.
+        let mut fate = [Fate::Truncated; BURST];
         let mut outg = [Outgoing { key: Key::default(), len: 0, local, prev: None }; BURST];
-        let mut ok = [true; BURST];
-        for (i, p) in pkts.iter().enumerate() {
-            match Key::from_ipv4(p.data()) {
-                Some(key) => outg[i] = Outgoing { key, len: p.len() as u32, local, prev: prev[i] },
-                None => ok[i] = false,
-            }
-        }
-        let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
-        let (spd, outbound) = (&self.spd, &self.outbound);
-        spd.outbound(&outg[..n], |idx| has_sa(spd, outbound, idx), &mut self.counters, &mut dec[..n]);
-        for (i, buf) in pkts.drain(..).enumerate() {
-            if !ok[i] {
-                drops.drop(DropReason::Truncated);
+        let mut m = 0;
+        for (i, (f, p)) in fate.iter_mut().zip(pkts.iter()).enumerate() {
+            let Some(key) = Key::from_ipv4(p.data()) else { continue };
+            if !self.spd.outbound_may_match(&key) {
+                *f = Fate::Clear;
                 continue;
             }
-            if let Some(idx) = dec[i].acquire {
+            outg[m] = Outgoing { key, len: p.len() as u32, local, prev: prev[i] };
+            *f = Fate::Check(m as u8);
+            m += 1;
+        }
+        let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
+        if m > 0 {
+            let (spd, outbound) = (&self.spd, &self.outbound);
+            let memo = Memo::default();
+            let has = |idx| memo.get(idx, || has_sa(spd, outbound, idx));
+            spd.outbound(&outg[..m], has, &mut self.counters, &mut dec[..m]);
+        }
+        for (buf, f) in pkts.drain(..).zip(fate) {
+            let d = match f {
+                Fate::Truncated => {
+                    drops.drop(DropReason::Truncated);
+                    continue;
+                }
+                Fate::Clear => {
+                    clear.push(buf);
+                    continue;
+                }
+                Fate::Check(j) => dec[usize::from(j)],
+            };
+            if let Some(idx) = d.acquire {
                 self.acquire(idx, io);
             }
-            match dec[i].verdict {
+            match d.verdict {
                 Verdict::Bypass | Verdict::Clear => clear.push(buf),
                 Verdict::Drop(r) => drops.drop(r),
                 Verdict::Encrypt(idx) => groups.push(idx, buf),
@@ -403,6 +431,40 @@ impl<S> xform::SaGroups<S> for BundleSas<'_, S> {
     fn sa(&self, g: usize) -> Option<&Sa<S>> {
         let b = self.map.get(self.ids.get(g)?)?;
         if self.ah { b.ah.as_ref() } else { b.esp.as_ref() }
+    }
+}
+
+/// What the SPD stages do with one packet of a burst.
+#[derive(Clone, Copy)]
+enum Fate {
+    /// Too short for its key: dropped.
+    Truncated,
+    /// No policy can match: on in clear, nothing counted.
+    Clear,
+    /// Looked up as entry `j`.
+    Check(u8),
+}
+
+/// Remembers the last policy asked about within one burst: its packets mostly hit one policy,
+/// and the answer (a hash lookup of the policy's bundle) cannot change during the burst.
+struct Memo(std::cell::Cell<(PolicyIdx, bool)>);
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo(std::cell::Cell::new((PolicyIdx::MAX, false)))
+    }
+}
+
+impl Memo {
+    #[inline]
+    fn get(&self, idx: PolicyIdx, f: impl FnOnce() -> bool) -> bool {
+        let (last, v) = self.0.get();
+        if last == idx {
+            return v;
+        }
+        let v = f();
+        self.0.set((idx, v));
+        v
     }
 }
 

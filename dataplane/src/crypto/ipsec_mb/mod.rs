@@ -10,6 +10,7 @@ use std::fmt;
 use std::marker::{PhantomData, PhantomPinned};
 use std::ptr::{self, NonNull};
 
+use arrayvec::ArrayVec;
 use hmac::{Hmac, KeyInit, Mac};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -155,7 +156,7 @@ impl MbEngine {
     fn run<'s>(&mut self, session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>], encrypt: bool) {
         for (c, chunk) in jobs.chunks_mut(BATCH).enumerate() {
             let base = c * BATCH;
-            let mut raw = [RawJob::EMPTY; BATCH];
+            let mut raw: ArrayVec<RawJob, BATCH> = ArrayVec::new();
             let mut slot = [0u8; BATCH];
             let mut tags = [[0u8; MAX_ICV_LEN]; BATCH];
             let mut icv_lens = [0u8; BATCH];
@@ -184,7 +185,7 @@ impl MbEngine {
                 }
                 r.keys = &*s.keys;
                 r.tag = if encrypt { job.icv.as_mut_ptr() } else { tags[n].as_mut_ptr() };
-                raw[n] = r;
+                raw.push(r);
                 slot[n] = i as u8;
                 icv_lens[n] = icv_len as u8;
                 n += 1;
