@@ -554,6 +554,7 @@ impl<E: Engine> Pipeline<E> {
         let tables = Arc::clone(&self.tables);
         let mut errors: Burst<B> = Burst::new();
         let n = pkts.len();
+        let mut last: Option<(u16, Ipv4Addr, Option<[u8; 6]>)> = None;
         for mut buf in pkts.drain(..) {
             let (dst, len, df) = {
                 let ip = ipv4::Packet::new_unchecked(buf.data());
@@ -596,7 +597,17 @@ impl<E: Engine> Pipeline<E> {
                 }
                 continue;
             }
-            self.link_out(buf, hop.port, iface.mac, next_hop, io);
+            // Packets of a burst mostly share their next hop (all of one SA's do): its
+            // neighbour entry is looked up once per run of them.
+            let mac = match last {
+                Some((p, h, mac)) if p == hop.port && h == next_hop => mac,
+                _ => {
+                    let mac = self.neighbors.get(hop.port, next_hop);
+                    last = Some((hop.port, next_hop, mac));
+                    mac
+                }
+            };
+            self.link_out_to(buf, hop.port, iface.mac, next_hop, mac, io);
         }
         self.lap(Stage::Route, n);
         if !errors.is_empty() {
@@ -631,13 +642,27 @@ impl<E: Engine> Pipeline<E> {
     /// hands it to the control plane to resolve the next hop.
     fn link_out<B: PacketBuf>(
         &mut self,
-        mut buf: B,
+        buf: B,
         port: u16,
         our_mac: [u8; 6],
         next_hop: Ipv4Addr,
         io: &mut Io<'_, B, E::Session>,
     ) {
-        let Some(mac) = self.neighbors.get(port, next_hop) else {
+        let mac = self.neighbors.get(port, next_hop);
+        self.link_out_to(buf, port, our_mac, next_hop, mac, io);
+    }
+
+    /// As `link_out`, with the neighbour table's answer for `next_hop` already looked up.
+    fn link_out_to<B: PacketBuf>(
+        &mut self,
+        mut buf: B,
+        port: u16,
+        our_mac: [u8; 6],
+        next_hop: Ipv4Addr,
+        mac: Option<[u8; 6]>,
+        io: &mut Io<'_, B, E::Session>,
+    ) {
+        let Some(mac) = mac else {
             self.punt(io, port, PuntReason::Resolve { next_hop }, buf);
             return;
         };
