@@ -112,6 +112,10 @@ pub trait Engine {
     /// Opens and verifies every job (one SA's burst), setting each status.
     fn open(&mut self, s: &Self::Session, jobs: &mut [Job<'_>]);
 
+    /// Starts loading the keys of `s` into the cache, ahead of the jobs of a burst that use
+    /// them (with thousands of SAs, their keys are rarely cached). The default does nothing.
+    fn prefetch(&self, _s: &Self::Session) {}
+
     /// Seals every job, `jobs[i]` with `sessions[i]`: a burst over many SAs in one call. The
     /// default seals each run of jobs that share a session with `seal`.
     fn seal_each(&mut self, sessions: &[&Self::Session], jobs: &mut [Job<'_>]) {

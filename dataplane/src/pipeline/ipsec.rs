@@ -399,6 +399,14 @@ impl<E: Engine> State<E> {
             policies.push(*policy);
             bounds.push(sealed.len());
         }
+        if ids.len() > 1 {
+            for b in ids.iter().filter_map(|id| self.outbound.get(id)) {
+                for sa in b.esp.iter().chain(b.ah.iter()) {
+                    sa.touch();
+                    self.engine.prefetch(&sa.session);
+                }
+            }
+        }
         let mut esp = BundleSas { map: &mut self.outbound, ids: &ids, ah: false };
         xform::run_groups::<E, B, esp_xf::Seal, _>(&mut esp, &mut bounds, &mut self.engine, sealed, drops);
         if ids.iter().any(|id| self.outbound.get(id).is_some_and(|b| b.ah.is_some())) {
