@@ -30,6 +30,27 @@ pub(crate) trait Xform<S> {
     const SEAL: bool;
 }
 
+/// The SAs of the groups of one burst, as [`run_groups`] reaches them: group `g` is a run of
+/// consecutive packets for one SA.
+pub(crate) trait SaGroups<S> {
+    /// Returns the SA of group `g`; `None` leaves its packets untouched.
+    fn sa_mut(&mut self, g: usize) -> Option<&mut Sa<S>>;
+    /// Returns the SA of group `g`.
+    fn sa(&self, g: usize) -> Option<&Sa<S>>;
+}
+
+/// One SA for the whole burst.
+struct One<'a, S>(&'a mut Sa<S>);
+
+impl<S> SaGroups<S> for One<'_, S> {
+    fn sa_mut(&mut self, _: usize) -> Option<&mut Sa<S>> {
+        Some(&mut *self.0)
+    }
+    fn sa(&self, _: usize) -> Option<&Sa<S>> {
+        Some(&*self.0)
+    }
+}
+
 /// Runs `X` over a burst for one SA: survivors stay in `burst`, in order; every other packet is
 /// freed and counted in `stats`.
 pub(crate) fn run<E: Engine, B: PacketBuf, X: Xform<E::Session>>(
@@ -38,50 +59,98 @@ pub(crate) fn run<E: Engine, B: PacketBuf, X: Xform<E::Session>>(
     burst: &mut Burst<B>,
     stats: &mut Stats,
 ) {
+    let mut bounds = [0, burst.len()];
+    run_groups::<E, B, X, _>(&mut One(sa), &mut bounds, engine, burst, stats);
+}
+
+/// Runs `X` over a burst whose packets come in groups, one SA each: group `g` is
+/// `burst[bounds[g]..bounds[g + 1]]`. Every packet is prepared with its SA, then all their
+/// crypto jobs go to the engine in one call (each job with its SA's keys), then each is
+/// finished. Survivors stay in `burst`, in order, and `bounds` is updated to them; every other
+/// packet is freed and counted in `stats`.
+pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGroups<E::Session>>(
+    sas: &mut G,
+    bounds: &mut [usize],
+    engine: &mut E,
+    burst: &mut Burst<B>,
+    stats: &mut Stats,
+) {
+    let groups = bounds.len().saturating_sub(1);
     let mut preps: ArrayVec<Option<X::Prep>, BURST> = ArrayVec::new();
     let mut status = [JobStatus::Pending; BURST];
-    if X::SEAL {
-        sa.reserve_seq(burst.len());
-    }
-    for buf in burst.iter_mut() {
-        let prep = if sa.is_usable() { X::prepare(sa, buf) } else { Err(DropReason::SaExpired) };
-        preps.push(prep.map_err(|r| stats.drop(r)).ok());
+    // Packets of groups without an SA pass untouched.
+    let mut keep = [false; BURST];
+    for g in 0..groups {
+        let range = bounds[g]..bounds[g + 1];
+        let Some(sa) = sas.sa_mut(g) else {
+            for i in range {
+                preps.push(None);
+                keep[i] = true;
+            }
+            continue;
+        };
+        if X::SEAL {
+            sa.reserve_seq(range.len());
+        }
+        for buf in &mut burst[range] {
+            let prep = if sa.is_usable() { X::prepare(sa, buf) } else { Err(DropReason::SaExpired) };
+            preps.push(prep.map_err(|r| stats.drop(r)).ok());
+        }
     }
     {
         let mut jobs: ArrayVec<Job<'_>, BURST> = ArrayVec::new();
-        let mut slots: ArrayVec<usize, BURST> = ArrayVec::new();
-        for (i, (buf, prep)) in burst.iter_mut().zip(preps.iter()).enumerate() {
-            if let Some(prep) = prep {
-                jobs.push(X::job(prep, buf.data_mut()));
-                slots.push(i);
+        let mut sessions: ArrayVec<&E::Session, BURST> = ArrayVec::new();
+        let mut slots: ArrayVec<u8, BURST> = ArrayVec::new();
+        let mut bufs = burst.iter_mut().zip(preps.iter()).enumerate();
+        for g in 0..groups {
+            let session = sas.sa(g).map(|sa| &sa.session);
+            for (i, (buf, prep)) in bufs.by_ref().take(bounds[g + 1] - bounds[g]) {
+                if let (Some(prep), Some(session)) = (prep, session) {
+                    jobs.push(X::job(prep, buf.data_mut()));
+                    sessions.push(session);
+                    slots.push(i as u8);
+                }
             }
         }
         if X::SEAL {
-            engine.seal(&sa.session, &mut jobs);
+            engine.seal_each(&sessions, &mut jobs);
         } else {
-            engine.open(&sa.session, &mut jobs);
+            engine.open_each(&sessions, &mut jobs);
         }
         for (job, &i) in jobs.iter_mut().zip(slots.iter()) {
+            let i = usize::from(i);
             status[i] = job.status;
             if let Some(prep) = preps[i].as_mut() {
                 X::after_crypto(prep, job);
             }
         }
     }
-    let mut keep = [false; BURST];
-    for (i, buf) in burst.iter_mut().enumerate() {
-        let Some(prep) = preps[i].as_ref() else { continue };
-        let verdict = match status[i] {
-            JobStatus::Done => X::finish(sa, buf, prep),
-            JobStatus::AuthFailed => Err(DropReason::AuthFailed),
-            JobStatus::Pending | JobStatus::Invalid => Err(DropReason::CryptoFailed),
-        };
-        match verdict {
-            Ok(()) => keep[i] = true,
-            Err(r) => stats.drop(r),
+    for g in 0..groups {
+        let Some(sa) = sas.sa_mut(g) else { continue };
+        for i in bounds[g]..bounds[g + 1] {
+            let Some(prep) = preps[i].as_ref() else { continue };
+            let verdict = match status[i] {
+                JobStatus::Done => X::finish(sa, &mut burst[i], prep),
+                JobStatus::AuthFailed => Err(DropReason::AuthFailed),
+                JobStatus::Pending | JobStatus::Invalid => Err(DropReason::CryptoFailed),
+            };
+            match verdict {
+                Ok(()) => keep[i] = true,
+                Err(r) => stats.drop(r),
+            }
         }
+        sa.end_burst();
     }
-    sa.end_burst();
+    // Survivors move up; each group's bounds follow its own.
+    let mut kept = 0;
+    for g in 0..groups {
+        let (start, end) = (bounds[g], bounds[g + 1]);
+        bounds[g] = kept;
+        kept += keep[start..end].iter().filter(|&&k| k).count();
+    }
+    if groups > 0 {
+        bounds[groups] = kept;
+    }
     let mut i = 0;
     burst.retain(|_| {
         i += 1;
@@ -141,21 +210,17 @@ pub(crate) fn write_outer_header<S>(sa: &mut Sa<S>, d: &mut [u8], proto: Protoco
         DontFragment::Set => true,
         DontFragment::Inherit => inner.df,
     };
-    let id = sa.next_ip_id();
-    let mut ip = ipv4::Packet::new_unchecked(&mut d[..ipv4::HEADER_LEN]);
-    ip.set_version(4);
-    ip.set_header_len(ipv4::HEADER_LEN as u8);
-    ip.set_tos(inner.tos);
-    ip.set_total_len(total as u16);
-    ip.set_ident(id);
-    ip.set_dont_frag(df);
-    ip.set_more_frags(false);
-    ip.set_frag_offset(0);
-    ip.set_ttl(OUTER_TTL);
-    ip.set_protocol(proto);
-    ip.set_src_addr(sa.src);
-    ip.set_dst_addr(sa.dst);
-    ip.fill_checksum();
+    let header = ipv4::Repr {
+        src_addr: sa.src,
+        dst_addr: sa.dst,
+        protocol: proto,
+        payload_len: total - ipv4::HEADER_LEN,
+        ttl: OUTER_TTL,
+        tos: inner.tos,
+        ident: sa.next_ip_id(),
+        dont_frag: df,
+    };
+    d[..ipv4::HEADER_LEN].copy_from_slice(&header.header_bytes());
 }
 
 /// Rewrites the protocol and total length of the IPv4 header at the start of `d`.

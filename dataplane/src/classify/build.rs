@@ -49,8 +49,16 @@ pub(super) fn build(rules: &[Rule]) -> Classifier {
     }
     let boxes: Vec<Bounds> = boxes.into_iter().map(|b| b.unwrap_or([(0, 0); DIMS])).collect();
     if live.is_empty() {
-        return Classifier { trees: Vec::new(), rules: rules.len() };
+        return Classifier { trees: Vec::new(), rules: rules.len(), envelope: None };
     }
+    // The smallest box holding every live rule: a key outside it matches nothing.
+    let mut hull = boxes[live[0] as usize];
+    for &i in &live[1..] {
+        for (h, b) in hull.iter_mut().zip(&boxes[i as usize]) {
+            *h = (h.0.min(b.0), h.1.max(b.1));
+        }
+    }
+    let envelope = Some(hull.map(|(lo, hi)| (lo, hi - lo)));
     // One tree is fastest to walk; if wide rules would be copied into too many leaves, split
     // the rules by address width instead (EffiCuts) and walk one tree per group.
     let limit = REPLICATION * live.len() + (1 << 12);
@@ -71,7 +79,7 @@ pub(super) fn build(rules: &[Rule]) -> Classifier {
         }
     };
     trees.sort_by_key(|t| t.min_id);
-    Classifier { trees, rules: rules.len() }
+    Classifier { trees, rules: rules.len(), envelope }
 }
 
 struct Builder<'a> {

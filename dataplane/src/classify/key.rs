@@ -30,6 +30,7 @@ impl Key {
     /// Reads the key of the IPv4 packet that starts at `bytes[0]`. Returns `None` if the IPv4
     /// header is malformed, or if an unfragmented or first-fragment TCP or UDP packet is too
     /// short to hold its two ports. Fragments after the first carry no ports: they get port 0.
+    #[inline(always)]
     pub fn from_ipv4(bytes: &[u8]) -> Option<Key> {
         let ip = ipv4::Packet::new_checked(bytes).ok()?;
         let proto = ip.protocol();

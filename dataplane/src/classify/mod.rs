@@ -332,6 +332,11 @@ pub struct Shape {
 pub struct Classifier {
     trees: Vec<Tree>,
     rules: usize,
+    /// Per field, the lowest value any rule matches and the width of the range up to the
+    /// highest (the rules' bounding box); `None` without rules. A key outside it matches
+    /// nothing and skips the trees: the outer header of a packet just encrypted, or a packet
+    /// the reversed selectors cannot concern, costs a few compares.
+    envelope: Option<[(u32, u32); DIMS]>,
 }
 
 impl Classifier {
@@ -367,8 +372,20 @@ impl Classifier {
         }
     }
 
+    /// Tells whether some rule could match `key`: false means no rule does.
+    #[inline(always)]
+    pub fn might_match(&self, key: &Key) -> bool {
+        let Some(env) = &self.envelope else { return false };
+        let f = key.fields();
+        // Branch-free: every field is compared, then the results combined.
+        env.iter().zip(f).fold(true, |ok, (&(lo, width), v)| ok & (v.wrapping_sub(lo) <= width))
+    }
+
     /// Returns the index of the first rule matching `key`.
     pub fn classify(&self, key: &Key) -> Option<u32> {
+        if !self.might_match(key) {
+            return None;
+        }
         let fields = biased(key);
         let mut best = NONE;
         for t in &self.trees {
@@ -395,12 +412,21 @@ impl Classifier {
     /// Classifies up to `BURST` keys, walking all of them down each tree one level at a time so
     /// that their memory accesses overlap.
     fn classify_chunk(&self, keys: &[Key], out: &mut [Option<u32>]) {
-        let n = keys.len().min(out.len()).min(BURST);
-        let mut best = [NONE; BURST];
+        let n_all = keys.len().min(out.len()).min(BURST);
+        // Only the keys inside the envelope walk the trees, compacted to the front.
         let mut fields = [[0i32; 8]; BURST];
-        for (f, k) in fields.iter_mut().zip(&keys[..n]) {
-            *f = biased(k);
+        let mut pos = [0u8; BURST];
+        let mut n = 0;
+        for (i, k) in keys[..n_all].iter().enumerate() {
+            fields[n % BURST] = biased(k);
+            pos[n % BURST] = i as u8;
+            n += usize::from(self.might_match(k));
         }
+        out[..n_all].fill(None);
+        if n == 0 {
+            return;
+        }
+        let mut best = [NONE; BURST];
         let mut at = [Entry(0); BURST];
         for t in &self.trees {
             at[..n].fill(t.root);
@@ -440,8 +466,8 @@ impl Classifier {
                 best[i] = t.scan(at[i], 1, &fields[i], best[i]);
             }
         }
-        for (o, &b) in out[..n].iter_mut().zip(&best[..n]) {
-            *o = (b != NONE).then_some(b);
+        for (&p, &b) in pos[..n].iter().zip(&best[..n]) {
+            out[usize::from(p)] = (b != NONE).then_some(b);
         }
     }
 }

@@ -238,3 +238,34 @@ fn crossed_wildcards_fall_back_to_groups_and_agree() {
     }
     assert!(out.iter().filter(|o| o.is_some()).count() > 1000);
 }
+
+#[test]
+fn keys_outside_the_rules_bounding_box_match_nothing_and_keys_inside_still_do() {
+    // Two host rules far apart: the box spans them, so a key between them walks the tree (and
+    // matches nothing), a key outside the box skips it, and the rules themselves still match.
+    let host = |a: u32| Prefix::host(a);
+    let rules = [
+        Rule { src: host(0x0a01_0001), dst: host(0x0a02_0001), ..Rule::ANY },
+        Rule { src: host(0x0a01_00ff), dst: host(0x0a02_00ff), proto: Some(17), ..Rule::ANY },
+    ];
+    let c = Classifier::build(&rules);
+    let k = |src, dst, proto| Key { src, dst, proto, src_port: 1, dst_port: 2 };
+    let keys = [
+        k(0x0a01_0001, 0x0a02_0001, 6),
+        k(0x0a01_0080, 0x0a02_0080, 17),
+        k(0xc000_0201, 0x0a02_0001, 50),
+        k(0x0a01_00ff, 0x0a02_00ff, 17),
+        k(0x0a01_00ff, 0x0a02_00ff, 18),
+    ];
+    assert!(c.might_match(&keys[1]) && !c.might_match(&keys[2]));
+    let mut out = [Some(9); 5];
+    c.classify_burst(&keys, &mut out);
+    assert_eq!(out, [Some(0), None, None, Some(1), None]);
+    for (key, want) in keys.iter().zip(out) {
+        assert_eq!(c.classify(key), want);
+        assert_eq!(linear_first_match(&rules, key), want);
+    }
+    let empty = Classifier::build(&[]);
+    assert!(!empty.might_match(&keys[0]));
+    assert_eq!(empty.classify(&keys[0]), None);
+}

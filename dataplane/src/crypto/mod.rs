@@ -111,6 +111,34 @@ pub trait Engine {
 
     /// Opens and verifies every job (one SA's burst), setting each status.
     fn open(&mut self, s: &Self::Session, jobs: &mut [Job<'_>]);
+
+    /// Starts loading the keys of `s` into the cache, ahead of the jobs of a burst that use
+    /// them (with thousands of SAs, their keys are rarely cached). The default does nothing.
+    fn prefetch(&self, _s: &Self::Session) {}
+
+    /// Seals every job, `jobs[i]` with `sessions[i]`: a burst over many SAs in one call. The
+    /// default seals each run of jobs that share a session with `seal`.
+    fn seal_each(&mut self, sessions: &[&Self::Session], jobs: &mut [Job<'_>]) {
+        for_each_run(sessions, jobs, |s, run| self.seal(s, run));
+    }
+
+    /// Opens and verifies every job, `jobs[i]` with `sessions[i]`. The default opens each run
+    /// of jobs that share a session with `open`.
+    fn open_each(&mut self, sessions: &[&Self::Session], jobs: &mut [Job<'_>]) {
+        for_each_run(sessions, jobs, |s, run| self.open(s, run));
+    }
+}
+
+/// Calls `f` on each run of consecutive jobs whose sessions are the same object.
+fn for_each_run<S>(sessions: &[&S], jobs: &mut [Job<'_>], mut f: impl FnMut(&S, &mut [Job<'_>])) {
+    let n = sessions.len().min(jobs.len());
+    let mut start = 0;
+    while start < n {
+        let s = sessions[start];
+        let end = start + sessions[start..n].iter().take_while(|&&t| std::ptr::eq(t, s)).count();
+        f(s, &mut jobs[start..end]);
+        start = end;
+    }
 }
 
 /// Returns true when DES key bytes are weak or semi-weak (FIPS 74), ignoring parity bits.

@@ -19,6 +19,7 @@ use crate::sa::{IpsecProto, Sa};
 use crate::spd::{Decision, Decrypted, Incoming, Key, Outgoing, PolicyCounters, PolicyIdx, Spd, Verdict};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Protocol, ah, esp, ipv4, udp};
+use crate::xform;
 use crate::{ah as ah_xf, esp as esp_xf};
 
 /// Which way an SA works.
@@ -56,6 +57,15 @@ impl<B> Groups<B> {
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut (PolicyIdx, Burst<B>)> {
         self.groups.iter_mut()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Returns the packets in all groups.
+    pub(crate) fn packets(&self) -> usize {
+        self.groups.iter().map(|(_, g)| g.len()).sum()
     }
 }
 
@@ -163,37 +173,49 @@ impl<E: Engine> State<E> {
     }
 
     /// The incoming policy check on cleartext packets: drops what should have come encrypted.
+    /// Packets no reversed selector can match pass without a lookup.
     pub(crate) fn incoming_check<B: PacketBuf>(&mut self, pkts: &mut Burst<B>, to_us: bool, drops: &mut Stats) {
         if pkts.is_empty() || self.spd.is_empty() {
             return;
         }
+        // Per packet: `Fate::Check(j)` is entry `j` of the lookup.
+        let mut fate = [Fate::Truncated; BURST];
         let mut inc = [Incoming { key: Key::default(), len: 0, to_us }; BURST];
-        let mut keep = [true; BURST];
-        for (i, p) in pkts.iter().enumerate() {
-            match Key::from_ipv4(p.data()) {
-                Some(key) => inc[i] = Incoming { key, len: p.len() as u32, to_us },
-                None => keep[i] = false,
+        let mut m = 0;
+        for (f, p) in fate.iter_mut().zip(pkts.iter()) {
+            let Some(key) = Key::from_ipv4(p.data()) else { continue };
+            if !self.spd.incoming_may_match(&key) {
+                *f = Fate::Clear;
+                continue;
             }
+            inc[m] = Incoming { key, len: p.len() as u32, to_us };
+            *f = Fate::Check(m as u8);
+            m += 1;
         }
-        let n = pkts.len();
         let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
-        let (spd, outbound) = (&self.spd, &self.outbound);
-        spd.incoming(&inc[..n], |idx| has_sa(spd, outbound, idx), &mut self.counters, &mut dec[..n]);
+        if m > 0 {
+            let (spd, outbound) = (&self.spd, &self.outbound);
+            let memo = Memo::default();
+            let has = |idx| memo.get(idx, || has_sa(spd, outbound, idx));
+            spd.incoming(&inc[..m], has, &mut self.counters, &mut dec[..m]);
+        }
         let mut i = 0;
         pkts.retain(|_| {
-            let k = keep[i];
-            let d = dec[i].verdict;
+            let f = fate[i];
             i += 1;
-            match (k, d) {
-                (false, _) => {
+            match f {
+                Fate::Truncated => {
                     drops.drop(DropReason::Truncated);
                     false
                 }
-                (true, Verdict::Drop(r)) => {
-                    drops.drop(r);
-                    false
-                }
-                _ => true,
+                Fate::Clear => true,
+                Fate::Check(j) => match dec[usize::from(j)].verdict {
+                    Verdict::Drop(r) => {
+                        drops.drop(r);
+                        false
+                    }
+                    _ => true,
+                },
             }
         });
     }
@@ -285,7 +307,7 @@ impl<E: Engine> State<E> {
         &mut self,
         pkts: &mut Burst<B>,
         local: bool,
-        prev: Option<PolicyIdx>,
+        prev: &[Option<PolicyIdx>; BURST],
         clear: &mut Burst<B>,
         groups: &mut Groups<B>,
         drops: &mut Stats,
@@ -295,27 +317,43 @@ impl<E: Engine> State<E> {
             clear.extend(pkts.drain(..));
             return;
         }
-        let n = pkts.len();
-        let mut outg = [Outgoing { key: Key::default(), len: 0, local, prev }; BURST];
-        let mut ok = [true; BURST];
-        for (i, p) in pkts.iter().enumerate() {
-            match Key::from_ipv4(p.data()) {
-                Some(key) => outg[i] = Outgoing { key, len: p.len() as u32, local, prev },
-                None => ok[i] = false,
-            }
-        }
-        let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
-        let (spd, outbound) = (&self.spd, &self.outbound);
-        spd.outbound(&outg[..n], |idx| has_sa(spd, outbound, idx), &mut self.counters, &mut dec[..n]);
-        for (i, buf) in pkts.drain(..).enumerate() {
-            if !ok[i] {
-                drops.drop(DropReason::Truncated);
+        // Packets no policy can match go on in clear without a lookup.
+        let mut fate = [Fate::Truncated; BURST];
+        let mut outg = [Outgoing { key: Key::default(), len: 0, local, prev: None }; BURST];
+        let mut m = 0;
+        for (i, (f, p)) in fate.iter_mut().zip(pkts.iter()).enumerate() {
+            let Some(key) = Key::from_ipv4(p.data()) else { continue };
+            if !self.spd.outbound_may_match(&key) {
+                *f = Fate::Clear;
                 continue;
             }
-            if let Some(idx) = dec[i].acquire {
+            outg[m] = Outgoing { key, len: p.len() as u32, local, prev: prev[i] };
+            *f = Fate::Check(m as u8);
+            m += 1;
+        }
+        let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
+        if m > 0 {
+            let (spd, outbound) = (&self.spd, &self.outbound);
+            let memo = Memo::default();
+            let has = |idx| memo.get(idx, || has_sa(spd, outbound, idx));
+            spd.outbound(&outg[..m], has, &mut self.counters, &mut dec[..m]);
+        }
+        for (buf, f) in pkts.drain(..).zip(fate) {
+            let d = match f {
+                Fate::Truncated => {
+                    drops.drop(DropReason::Truncated);
+                    continue;
+                }
+                Fate::Clear => {
+                    clear.push(buf);
+                    continue;
+                }
+                Fate::Check(j) => dec[usize::from(j)],
+            };
+            if let Some(idx) = d.acquire {
                 self.acquire(idx, io);
             }
-            match dec[i].verdict {
+            match d.verdict {
                 Verdict::Bypass | Verdict::Clear => clear.push(buf),
                 Verdict::Drop(r) => drops.drop(r),
                 Verdict::Encrypt(idx) => groups.push(idx, buf),
@@ -333,25 +371,108 @@ impl<E: Engine> State<E> {
         let _ = io.up.push(FromWorker::Acquire { policy_id: p.id });
     }
 
-    /// Seals a group with its policy's SAs.
-    pub(crate) fn seal<B: PacketBuf>(
+    /// Seals every group with its policy's SAs, all groups' packets in one crypto submission
+    /// per protocol (ESP, then AH); the survivors go to `sealed`, group after group, with the
+    /// policy that sealed each in `sealed_by`.
+    pub(crate) fn seal_groups<B: PacketBuf>(
         &mut self,
-        idx: PolicyIdx,
-        group: &mut Burst<B>,
+        groups: &mut Groups<B>,
+        sealed: &mut Burst<B>,
+        sealed_by: &mut [Option<PolicyIdx>; BURST],
         drops: &mut Stats,
         up: &Ring<FromWorker<B, E::Session>>,
     ) {
-        let bundle = self.spd.policy(idx).and_then(|p| self.outbound.get_mut(&p.id));
-        let Some(bundle) = bundle else {
-            for _ in group.drain(..) {
-                drops.drop(DropReason::NoSa);
-            }
-            return;
-        };
-        bundle.seal(&mut self.engine, group, drops);
-        for sa in bundle.sas_mut() {
-            report(self.worker, sa, up);
+        let mut ids: ArrayVec<u32, BURST> = ArrayVec::new();
+        let mut policies: ArrayVec<PolicyIdx, BURST> = ArrayVec::new();
+        let mut bounds: ArrayVec<usize, { BURST + 1 }> = ArrayVec::new();
+        bounds.push(0);
+        for (policy, group) in groups.iter_mut() {
+            let id = self.spd.policy(*policy).map(|p| p.id).filter(|id| self.outbound.contains_key(id));
+            let Some(id) = id else {
+                for _ in group.drain(..) {
+                    drops.drop(DropReason::NoSa);
+                }
+                continue;
+            };
+            sealed.extend(group.drain(..));
+            ids.push(id);
+            policies.push(*policy);
+            bounds.push(sealed.len());
         }
+        if ids.len() > 1 {
+            for b in ids.iter().filter_map(|id| self.outbound.get(id)) {
+                for sa in b.esp.iter().chain(b.ah.iter()) {
+                    sa.touch();
+                    self.engine.prefetch(&sa.session);
+                }
+            }
+        }
+        let mut esp = BundleSas { map: &mut self.outbound, ids: &ids, ah: false };
+        xform::run_groups::<E, B, esp_xf::Seal, _>(&mut esp, &mut bounds, &mut self.engine, sealed, drops);
+        if ids.iter().any(|id| self.outbound.get(id).is_some_and(|b| b.ah.is_some())) {
+            let mut ah = BundleSas { map: &mut self.outbound, ids: &ids, ah: true };
+            xform::run_groups::<E, B, ah_xf::Seal, _>(&mut ah, &mut bounds, &mut self.engine, sealed, drops);
+        }
+        for (g, (id, policy)) in ids.iter().zip(&policies).enumerate() {
+            sealed_by[bounds[g]..bounds[g + 1]].fill(Some(*policy));
+            if let Some(b) = self.outbound.get_mut(id) {
+                for sa in b.sas_mut() {
+                    report(self.worker, sa, up);
+                }
+            }
+        }
+    }
+}
+
+/// The ESP or the AH SAs of the policies (by id) of a burst's encrypt groups.
+struct BundleSas<'a, S> {
+    map: &'a mut FxHashMap<u32, Box<Bundle<S>>>,
+    ids: &'a [u32],
+    ah: bool,
+}
+
+impl<S> xform::SaGroups<S> for BundleSas<'_, S> {
+    fn sa_mut(&mut self, g: usize) -> Option<&mut Sa<S>> {
+        let b = self.map.get_mut(self.ids.get(g)?)?;
+        if self.ah { b.ah.as_mut() } else { b.esp.as_mut() }
+    }
+    fn sa(&self, g: usize) -> Option<&Sa<S>> {
+        let b = self.map.get(self.ids.get(g)?)?;
+        if self.ah { b.ah.as_ref() } else { b.esp.as_ref() }
+    }
+}
+
+/// What the SPD stages do with one packet of a burst.
+#[derive(Clone, Copy)]
+enum Fate {
+    /// Too short for its key: dropped.
+    Truncated,
+    /// No policy can match: on in clear, nothing counted.
+    Clear,
+    /// Looked up as entry `j`.
+    Check(u8),
+}
+
+/// Remembers the last policy asked about within one burst: its packets mostly hit one policy,
+/// and the answer (a hash lookup of the policy's bundle) cannot change during the burst.
+struct Memo(std::cell::Cell<(PolicyIdx, bool)>);
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo(std::cell::Cell::new((PolicyIdx::MAX, false)))
+    }
+}
+
+impl Memo {
+    #[inline]
+    fn get(&self, idx: PolicyIdx, f: impl FnOnce() -> bool) -> bool {
+        let (last, v) = self.0.get();
+        if last == idx {
+            return v;
+        }
+        let v = f();
+        self.0.set((idx, v));
+        v
     }
 }
 

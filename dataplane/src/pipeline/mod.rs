@@ -13,7 +13,7 @@ pub mod l2;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::buf::{Burst, PacketBuf};
+use crate::buf::{BURST, Burst, PacketBuf};
 use crate::crypto::Engine;
 use crate::ctl::{FromWorker, PuntReason, Retired, Ring, SaSnapshot, Tables, ToWorker};
 use crate::route::Neighbors;
@@ -506,14 +506,17 @@ impl<E: Engine> Pipeline<E> {
     /// The outbound path: the SPD, encryption (each encrypted packet goes through the SPD again
     /// as locally originated, so tunnels can nest), then routing.
     fn output<B: PacketBuf>(&mut self, pkts: &mut Burst<B>, origin: Origin, io: &mut Io<'_, B, E::Session>) {
-        self.output_nested(pkts, origin, None, 0, io);
+        self.output_nested(pkts, &[None; BURST], origin, 0, io);
     }
 
+    /// One round of the outbound path; `prev[i]` is the policy that just encrypted `pkts[i]`
+    /// (loop avoidance). Every packet the round encrypts, whatever its SA, comes back as one
+    /// burst for the next round, so the SPD runs once per round, not once per SA group.
     fn output_nested<B: PacketBuf>(
         &mut self,
         pkts: &mut Burst<B>,
+        prev: &[Option<PolicyIdx>; BURST],
         origin: Origin,
-        prev: Option<PolicyIdx>,
         depth: u8,
         io: &mut Io<'_, B, E::Session>,
     ) {
@@ -526,18 +529,23 @@ impl<E: Engine> Pipeline<E> {
         self.ipsec.outbound(pkts, origin.is_local(), prev, &mut clear, &mut groups, &mut self.stats.drops, io);
         self.lap(Stage::Policy, n);
         self.route(&mut clear, origin.in_port(), io);
-        for (policy, group) in groups.iter_mut() {
-            if depth >= MAX_NESTING {
+        if groups.is_empty() {
+            return;
+        }
+        if depth >= MAX_NESTING {
+            for (_, group) in groups.iter_mut() {
                 for _ in group.drain(..) {
                     self.stats.drops.drop(DropReason::NestingTooDeep);
                 }
-                continue;
             }
-            let n = group.len();
-            self.ipsec.seal(*policy, group, &mut self.stats.drops, io.up);
-            self.lap(Stage::Ipsec, n);
-            self.output_nested(group, Origin::Local, Some(*policy), depth + 1, io);
+            return;
         }
+        let n = groups.packets();
+        let mut sealed: Burst<B> = Burst::new();
+        let mut sealed_by = [None; BURST];
+        self.ipsec.seal_groups(&mut groups, &mut sealed, &mut sealed_by, &mut self.stats.drops, io.up);
+        self.lap(Stage::Ipsec, n);
+        self.output_nested(&mut sealed, &sealed_by, Origin::Local, depth + 1, io);
     }
 
     /// Routes, resolves and stages each packet; forwarded packets may cause ICMP errors back
@@ -546,6 +554,7 @@ impl<E: Engine> Pipeline<E> {
         let tables = Arc::clone(&self.tables);
         let mut errors: Burst<B> = Burst::new();
         let n = pkts.len();
+        let mut last: Option<(u16, Ipv4Addr, Option<[u8; 6]>)> = None;
         for mut buf in pkts.drain(..) {
             let (dst, len, df) = {
                 let ip = ipv4::Packet::new_unchecked(buf.data());
@@ -588,7 +597,17 @@ impl<E: Engine> Pipeline<E> {
                 }
                 continue;
             }
-            self.link_out(buf, hop.port, iface.mac, next_hop, io);
+            // Packets of a burst mostly share their next hop (all of one SA's do): its
+            // neighbour entry is looked up once per run of them.
+            let mac = match last {
+                Some((p, h, mac)) if p == hop.port && h == next_hop => mac,
+                _ => {
+                    let mac = self.neighbors.get(hop.port, next_hop);
+                    last = Some((hop.port, next_hop, mac));
+                    mac
+                }
+            };
+            self.link_out_to(buf, hop.port, iface.mac, next_hop, mac, io);
         }
         self.lap(Stage::Route, n);
         if !errors.is_empty() {
@@ -623,13 +642,27 @@ impl<E: Engine> Pipeline<E> {
     /// hands it to the control plane to resolve the next hop.
     fn link_out<B: PacketBuf>(
         &mut self,
-        mut buf: B,
+        buf: B,
         port: u16,
         our_mac: [u8; 6],
         next_hop: Ipv4Addr,
         io: &mut Io<'_, B, E::Session>,
     ) {
-        let Some(mac) = self.neighbors.get(port, next_hop) else {
+        let mac = self.neighbors.get(port, next_hop);
+        self.link_out_to(buf, port, our_mac, next_hop, mac, io);
+    }
+
+    /// As `link_out`, with the neighbour table's answer for `next_hop` already looked up.
+    fn link_out_to<B: PacketBuf>(
+        &mut self,
+        mut buf: B,
+        port: u16,
+        our_mac: [u8; 6],
+        next_hop: Ipv4Addr,
+        mac: Option<[u8; 6]>,
+        io: &mut Io<'_, B, E::Session>,
+    ) {
+        let Some(mac) = mac else {
             self.punt(io, port, PuntReason::Resolve { next_hop }, buf);
             return;
         };

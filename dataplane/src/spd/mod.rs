@@ -348,6 +348,23 @@ impl Spd {
             + (self.out_policy.len() + self.in_policy.len()) * size_of::<PolicyIdx>()
     }
 
+    /// Tells whether some policy could match an outgoing packet with `key`. When it says no,
+    /// [`outbound`](Self::outbound) would let the packet go in clear (or bypass, for IKE) and
+    /// count nothing, so the caller may skip it: the outer header of a packet just encrypted
+    /// usually matches no policy.
+    #[inline]
+    pub fn outbound_may_match(&self, key: &Key) -> bool {
+        self.out.might_match(key)
+    }
+
+    /// Tells whether some policy's reversed selectors could match an incoming packet with
+    /// `key`. When it says no, [`incoming`](Self::incoming) would pass the packet and count
+    /// nothing, so the caller may skip it.
+    #[inline]
+    pub fn incoming_may_match(&self, key: &Key) -> bool {
+        self.incoming.might_match(key)
+    }
+
     /// Decides for outgoing packets (forwarded, or originated here): `out[i]` for `pkts[i]`.
     /// `has_sa(p)` tells whether policy `p` has a usable SA. Writes `min(pkts.len(), out.len())`
     /// decisions and counts them in `counters`. Allocates nothing.

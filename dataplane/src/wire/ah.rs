@@ -34,6 +34,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Wraps `buffer` and checks its length field (see [`Packet::check_len`]).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -42,6 +43,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the buffer holds 12 bytes and that 12 <= header length <= buffer length.
     /// Then no accessor panics. The ICV length is not compared with the SA's here.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < FIXED_LEN {
@@ -52,46 +54,55 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Returns the wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Returns the protocol of the payload after the AH (RFC 4302 2.1).
+    #[inline]
     pub fn next_header(&self) -> Protocol {
         Protocol::from(self.buffer.as_ref()[field::NEXT_HEADER])
     }
 
     /// Returns the raw payload length field: the AH length in 32-bit words, minus 2 (RFC 4302 2.2).
+    #[inline]
     pub fn payload_len(&self) -> u8 {
         self.buffer.as_ref()[field::PAYLOAD_LEN]
     }
 
     /// Returns the AH length in bytes, ICV included: (payload length + 2) * 4 (RFC 4302 2.2).
+    #[inline]
     pub fn header_len(&self) -> usize {
         (usize::from(self.payload_len()) + 2) * 4
     }
 
     /// Returns the reserved field, which senders set to zero (RFC 4302 2.3).
+    #[inline]
     pub fn reserved(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::RESERVED)
     }
 
     /// Returns the Security Parameters Index (RFC 4302 2.4).
+    #[inline]
     pub fn spi(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SPI)
     }
 
     /// Returns the low 32 bits of the sequence number (RFC 4302 2.5).
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SEQ_NUM)
     }
 
     /// Returns the Integrity Check Value and any padding: bytes 12 to the header length (RFC 4302 2.6).
+    #[inline]
     pub fn icv(&self) -> &[u8] {
         &self.buffer.as_ref()[field::icv(self.header_len())]
     }
 
     /// Returns the bytes after the header: the protected payload.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
@@ -99,37 +110,44 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the next header field.
+    #[inline]
     pub fn set_next_header(&mut self, value: Protocol) {
         self.buffer.as_mut()[field::NEXT_HEADER] = value.into();
     }
 
     /// Sets the raw payload length field (the AH length in 32-bit words, minus 2).
+    #[inline]
     pub fn set_payload_len(&mut self, value: u8) {
         self.buffer.as_mut()[field::PAYLOAD_LEN] = value;
     }
 
     /// Sets the reserved field; senders write 0 (RFC 4302 2.3).
+    #[inline]
     pub fn set_reserved(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::RESERVED, value);
     }
 
     /// Sets the Security Parameters Index.
+    #[inline]
     pub fn set_spi(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::SPI, value);
     }
 
     /// Sets the sequence number field.
+    #[inline]
     pub fn set_seq_number(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::SEQ_NUM, value);
     }
 
     /// Returns the ICV bytes, mutably: zero them to compute the ICV, then write it (RFC 4302 3.3.3).
+    #[inline]
     pub fn icv_mut(&mut self) -> &mut [u8] {
         let range = field::icv(self.header_len());
         &mut self.buffer.as_mut()[range]
     }
 
     /// Returns the bytes after the header, mutably.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let start = self.header_len();
         &mut self.buffer.as_mut()[start..]
@@ -157,6 +175,7 @@ pub struct Repr {
 
 impl Repr {
     /// Reads the header of `packet` after checking its length.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<Repr> {
         packet.check_len()?;
         Ok(Repr {
@@ -175,6 +194,7 @@ impl Repr {
     /// Writes the header with a zeroed ICV, ready for the ICV computation (RFC 4302 3.3.3.1).
     /// Panics if the buffer is shorter than [`Repr::buffer_len`]; `icv_len` must be a multiple
     /// of 4 and at most 1012.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
         debug_assert!(self.icv_len.is_multiple_of(4) && self.buffer_len() / 4 - 2 <= usize::from(u8::MAX));
         packet.set_next_header(self.next_header);

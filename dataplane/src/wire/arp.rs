@@ -104,6 +104,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Wraps `buffer` and checks its length (see [`Packet::check_len`]).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -112,56 +113,67 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the buffer holds the fixed 28-byte Ethernet/IPv4 layout; `hlen` and `plen`
     /// are not looked at (see the module documentation). Then no accessor panics.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < PACKET_LEN { Err(Error) } else { Ok(()) }
     }
 
     /// Returns the wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Returns the hardware type.
+    #[inline]
     pub fn hardware_type(&self) -> Hardware {
         Hardware::from(read_u16(self.buffer.as_ref(), field::HTYPE))
     }
 
     /// Returns the protocol type (an EtherType).
+    #[inline]
     pub fn protocol_type(&self) -> EtherType {
         EtherType::from(read_u16(self.buffer.as_ref(), field::PTYPE))
     }
 
     /// Returns the hardware address length field, in bytes.
+    #[inline]
     pub fn hardware_len(&self) -> u8 {
         self.buffer.as_ref()[field::HLEN]
     }
 
     /// Returns the protocol address length field, in bytes.
+    #[inline]
     pub fn protocol_len(&self) -> u8 {
         self.buffer.as_ref()[field::PLEN]
     }
 
     /// Returns the operation.
+    #[inline]
     pub fn operation(&self) -> Operation {
         Operation::from(read_u16(self.buffer.as_ref(), field::OPER))
     }
 
     /// Returns the sender hardware address.
+    #[inline]
     pub fn source_hardware_addr(&self) -> Address {
         Address::from_bytes(&self.buffer.as_ref()[field::SHA])
     }
 
     /// Returns the sender protocol address.
+    #[inline]
     pub fn source_protocol_addr(&self) -> Ipv4Addr {
         read_ipv4(self.buffer.as_ref(), field::SPA)
     }
 
     /// Returns the target hardware address.
+    #[inline]
     pub fn target_hardware_addr(&self) -> Address {
         Address::from_bytes(&self.buffer.as_ref()[field::THA])
     }
 
     /// Returns the target protocol address.
+    #[inline]
     pub fn target_protocol_addr(&self) -> Ipv4Addr {
         read_ipv4(self.buffer.as_ref(), field::TPA)
     }
@@ -169,46 +181,55 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the hardware type.
+    #[inline]
     pub fn set_hardware_type(&mut self, value: Hardware) {
         write_u16(self.buffer.as_mut(), field::HTYPE, value.into());
     }
 
     /// Sets the protocol type.
+    #[inline]
     pub fn set_protocol_type(&mut self, value: EtherType) {
         write_u16(self.buffer.as_mut(), field::PTYPE, value.into());
     }
 
     /// Sets the hardware address length field.
+    #[inline]
     pub fn set_hardware_len(&mut self, value: u8) {
         self.buffer.as_mut()[field::HLEN] = value;
     }
 
     /// Sets the protocol address length field.
+    #[inline]
     pub fn set_protocol_len(&mut self, value: u8) {
         self.buffer.as_mut()[field::PLEN] = value;
     }
 
     /// Sets the operation.
+    #[inline]
     pub fn set_operation(&mut self, value: Operation) {
         write_u16(self.buffer.as_mut(), field::OPER, value.into());
     }
 
     /// Sets the sender hardware address.
+    #[inline]
     pub fn set_source_hardware_addr(&mut self, value: Address) {
         self.buffer.as_mut()[field::SHA].copy_from_slice(&value.0);
     }
 
     /// Sets the sender protocol address.
+    #[inline]
     pub fn set_source_protocol_addr(&mut self, value: Ipv4Addr) {
         write_ipv4(self.buffer.as_mut(), field::SPA, value);
     }
 
     /// Sets the target hardware address.
+    #[inline]
     pub fn set_target_hardware_addr(&mut self, value: Address) {
         self.buffer.as_mut()[field::THA].copy_from_slice(&value.0);
     }
 
     /// Sets the target protocol address.
+    #[inline]
     pub fn set_target_protocol_addr(&mut self, value: Ipv4Addr) {
         write_ipv4(self.buffer.as_mut(), field::TPA, value);
     }

@@ -6,6 +6,7 @@
 use std::net::Ipv4Addr;
 
 /// Folds a wide one's-complement accumulator into 16 bits (RFC 1071 4.1, the end-around carry).
+#[inline]
 fn fold(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -14,6 +15,7 @@ fn fold(mut acc: u64) -> u16 {
 }
 
 /// Sums `bytes` as big-endian 16-bit words, an odd last byte padded with zero (RFC 1071 4.1).
+#[inline]
 pub fn data(bytes: &[u8]) -> u16 {
     let mut acc: u64 = 0;
     let mut words = bytes.chunks_exact(4);

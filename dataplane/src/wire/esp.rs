@@ -29,6 +29,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Wraps `buffer` and checks its length (see [`Packet::check_len`]).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -36,26 +37,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Checks that the buffer holds the 8-byte header; then no accessor panics.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN { Err(Error) } else { Ok(()) }
     }
 
     /// Returns the wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Returns the Security Parameters Index (RFC 4303 2.1).
+    #[inline]
     pub fn spi(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SPI)
     }
 
     /// Returns the low 32 bits of the sequence number (RFC 4303 2.2).
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SEQ_NUM)
     }
 
     /// Returns the bytes after the header: IV, ciphertext, trailer and ICV.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }
@@ -63,16 +69,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the Security Parameters Index.
+    #[inline]
     pub fn set_spi(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::SPI, value);
     }
 
     /// Sets the sequence number field.
+    #[inline]
     pub fn set_seq_number(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::SEQ_NUM, value);
     }
 
     /// Returns the bytes after the header, mutably.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::PAYLOAD]
     }
@@ -95,6 +104,7 @@ pub struct Repr {
 
 impl Repr {
     /// Reads the header of `packet` after checking its length.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<Repr> {
         packet.check_len()?;
         Ok(Repr { spi: packet.spi(), seq_number: packet.seq_number() })
@@ -106,6 +116,7 @@ impl Repr {
     }
 
     /// Writes the header into `packet`; panics if its buffer is shorter than [`HEADER_LEN`].
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
         packet.set_spi(self.spi);
         packet.set_seq_number(self.seq_number);

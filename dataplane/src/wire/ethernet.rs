@@ -16,6 +16,7 @@ impl Address {
     pub const BROADCAST: Address = Address([0xff; 6]);
 
     /// Builds an address from the first six bytes of `bytes`; panics if there are fewer.
+    #[inline]
     pub fn from_bytes(bytes: &[u8]) -> Address {
         let mut a = [0u8; 6];
         a.copy_from_slice(&bytes[..6]);
@@ -28,6 +29,7 @@ impl Address {
     }
 
     /// Tells whether this is the broadcast address.
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         *self == Self::BROADCAST
     }
@@ -107,6 +109,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Wraps `buffer` and checks that it holds a whole header (see [`Packet::check_len`]).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -114,31 +117,37 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Checks that the buffer holds at least the 14-byte header; then no accessor panics.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN { Err(Error) } else { Ok(()) }
     }
 
     /// Returns the wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Returns the destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Address {
         Address::from_bytes(&self.buffer.as_ref()[field::DESTINATION])
     }
 
     /// Returns the source address.
+    #[inline]
     pub fn src_addr(&self) -> Address {
         Address::from_bytes(&self.buffer.as_ref()[field::SOURCE])
     }
 
     /// Returns the EtherType of the payload.
+    #[inline]
     pub fn ethertype(&self) -> EtherType {
         EtherType::from(read_u16(self.buffer.as_ref(), field::ETHERTYPE))
     }
 
     /// Returns the bytes after the header (including any trailing padding of a short frame).
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }
@@ -146,21 +155,25 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst_addr(&mut self, value: Address) {
         self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&value.0);
     }
 
     /// Sets the source address.
+    #[inline]
     pub fn set_src_addr(&mut self, value: Address) {
         self.buffer.as_mut()[field::SOURCE].copy_from_slice(&value.0);
     }
 
     /// Sets the EtherType.
+    #[inline]
     pub fn set_ethertype(&mut self, value: EtherType) {
         write_u16(self.buffer.as_mut(), field::ETHERTYPE, value.into());
     }
 
     /// Returns the bytes after the header, mutably.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::PAYLOAD]
     }
@@ -185,6 +198,7 @@ pub struct Repr {
 
 impl Repr {
     /// Parses the header of `packet`, checking its length first.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<Repr> {
         packet.check_len()?;
         Ok(Repr { src_addr: packet.src_addr(), dst_addr: packet.dst_addr(), ethertype: packet.ethertype() })
@@ -196,6 +210,7 @@ impl Repr {
     }
 
     /// Writes the header into `packet`; panics if its buffer is shorter than [`HEADER_LEN`].
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
         packet.set_dst_addr(self.dst_addr);
         packet.set_src_addr(self.src_addr);

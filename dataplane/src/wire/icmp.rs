@@ -73,6 +73,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Wraps `buffer` and checks its length (see [`Packet::check_len`]).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -80,51 +81,61 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Checks that the buffer holds the 8-byte header; then no accessor panics.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN { Err(Error) } else { Ok(()) }
     }
 
     /// Returns the wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Returns the message type.
+    #[inline]
     pub fn msg_type(&self) -> Message {
         Message::from(self.buffer.as_ref()[field::TYPE])
     }
 
     /// Returns the message code.
+    #[inline]
     pub fn code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
     /// Returns the checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Returns the identifier of an echo request or reply.
+    #[inline]
     pub fn echo_ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ECHO_IDENT)
     }
 
     /// Returns the sequence number of an echo request or reply.
+    #[inline]
     pub fn echo_seq_no(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ECHO_SEQNO)
     }
 
     /// Returns the next-hop MTU of a "fragmentation needed" message (RFC 1191 4).
+    #[inline]
     pub fn next_hop_mtu(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::NEXT_HOP_MTU)
     }
 
     /// Returns the data after the 8-byte header: echo data, or the start of the offending packet.
+    #[inline]
     pub fn data(&self) -> &[u8] {
         &self.buffer.as_ref()[field::DATA]
     }
 
     /// Tells whether the checksum over the whole message is correct (RFC 792).
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::data(self.buffer.as_ref()) == 0xffff
     }
@@ -132,42 +143,50 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the message type.
+    #[inline]
     pub fn set_msg_type(&mut self, value: Message) {
         self.buffer.as_mut()[field::TYPE] = value.into();
     }
 
     /// Sets the message code.
+    #[inline]
     pub fn set_code(&mut self, value: u8) {
         self.buffer.as_mut()[field::CODE] = value;
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM, value);
     }
 
     /// Sets the identifier of an echo request or reply.
+    #[inline]
     pub fn set_echo_ident(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::ECHO_IDENT, value);
     }
 
     /// Sets the sequence number of an echo request or reply.
+    #[inline]
     pub fn set_echo_seq_no(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::ECHO_SEQNO, value);
     }
 
     /// Sets the next-hop MTU of a "fragmentation needed" message; clears the unused half before it.
+    #[inline]
     pub fn set_next_hop_mtu(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::UNUSED, 0);
         write_u16(self.buffer.as_mut(), field::NEXT_HOP_MTU, value);
     }
 
     /// Returns the data after the 8-byte header, mutably.
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::DATA]
     }
 
     /// Computes the checksum over the whole message and stores it (RFC 792).
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let sum = checksum::data(self.buffer.as_ref());

@@ -39,31 +39,37 @@ impl std::error::Error for Error {}
 pub type Result<T> = core::result::Result<T, Error>;
 
 /// Reads a big-endian `u16` at `at`; panics if `bytes` is too short (callers check lengths first).
+#[inline]
 fn read_u16(bytes: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([bytes[at], bytes[at + 1]])
 }
 
 /// Reads a big-endian `u32` at `at`; panics if `bytes` is too short (callers check lengths first).
+#[inline]
 fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
 /// Writes `value` big-endian at `at`; panics if `bytes` is too short.
+#[inline]
 fn write_u16(bytes: &mut [u8], at: usize, value: u16) {
     bytes[at..at + 2].copy_from_slice(&value.to_be_bytes());
 }
 
 /// Writes `value` big-endian at `at`; panics if `bytes` is too short.
+#[inline]
 fn write_u32(bytes: &mut [u8], at: usize, value: u32) {
     bytes[at..at + 4].copy_from_slice(&value.to_be_bytes());
 }
 
 /// Reads an IPv4 address at `at`; panics if `bytes` is too short.
+#[inline]
 fn read_ipv4(bytes: &[u8], at: usize) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3])
 }
 
 /// Writes an IPv4 address at `at`; panics if `bytes` is too short.
+#[inline]
 fn write_ipv4(bytes: &mut [u8], at: usize, addr: std::net::Ipv4Addr) {
     bytes[at..at + 4].copy_from_slice(&addr.octets());
 }

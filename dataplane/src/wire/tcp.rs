@@ -76,6 +76,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Wraps `buffer` and checks its length and data offset (see [`Packet::check_len`]).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -84,6 +85,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the buffer holds 20 bytes and that 20 <= header length <= buffer length.
     /// Then no accessor panics. Options are not checked.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -94,86 +96,103 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Returns the wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Returns the source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
     /// Returns the destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// Returns the sequence number.
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SEQ_NUM)
     }
 
     /// Returns the acknowledgment number.
+    #[inline]
     pub fn ack_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::ACK_NUM)
     }
 
     /// Returns the header length in bytes (data offset * 4).
+    #[inline]
     pub fn header_len(&self) -> u8 {
         (self.buffer.as_ref()[field::DATA_OFFSET] >> 4) * 4
     }
 
     /// Returns the control bits.
+    #[inline]
     pub fn flags(&self) -> Flags {
         Flags(self.buffer.as_ref()[field::FLAGS])
     }
 
     /// Tells whether SYN is set.
+    #[inline]
     pub fn syn(&self) -> bool {
         self.flags().contains(Flags::SYN)
     }
 
     /// Tells whether ACK is set.
+    #[inline]
     pub fn ack(&self) -> bool {
         self.flags().contains(Flags::ACK)
     }
 
     /// Tells whether FIN is set.
+    #[inline]
     pub fn fin(&self) -> bool {
         self.flags().contains(Flags::FIN)
     }
 
     /// Tells whether RST is set.
+    #[inline]
     pub fn rst(&self) -> bool {
         self.flags().contains(Flags::RST)
     }
 
     /// Returns the window.
+    #[inline]
     pub fn window(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::WINDOW)
     }
 
     /// Returns the checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Returns the urgent pointer.
+    #[inline]
     pub fn urgent(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::URGENT)
     }
 
     /// Returns the option bytes, from 20 up to the header length.
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[field::OPTIONS_START..usize::from(self.header_len())]
     }
 
     /// Returns the payload: the bytes after the header, to the end of the buffer.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[usize::from(self.header_len())..]
     }
 
     /// Tells whether the checksum over the pseudo-header and the whole buffer is correct.
+    #[inline]
     pub fn verify_checksum(&self, src: &Ipv4Addr, dst: &Ipv4Addr) -> bool {
         self.sum(src, dst) == 0xffff
     }
@@ -187,64 +206,76 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port.
+    #[inline]
     pub fn set_src_port(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::SRC_PORT, value);
     }
 
     /// Sets the destination port.
+    #[inline]
     pub fn set_dst_port(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::DST_PORT, value);
     }
 
     /// Sets the sequence number.
+    #[inline]
     pub fn set_seq_number(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::SEQ_NUM, value);
     }
 
     /// Sets the acknowledgment number.
+    #[inline]
     pub fn set_ack_number(&mut self, value: u32) {
         write_u32(self.buffer.as_mut(), field::ACK_NUM, value);
     }
 
     /// Sets the header length in bytes, a multiple of 4 (stored as data offset = bytes / 4);
     /// the reserved bits are cleared.
+    #[inline]
     pub fn set_header_len(&mut self, value: u8) {
         self.buffer.as_mut()[field::DATA_OFFSET] = ((value / 4) & 0x0f) << 4;
     }
 
     /// Sets the control bits.
+    #[inline]
     pub fn set_flags(&mut self, value: Flags) {
         self.buffer.as_mut()[field::FLAGS] = value.0;
     }
 
     /// Sets the window.
+    #[inline]
     pub fn set_window(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::WINDOW, value);
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM, value);
     }
 
     /// Sets the urgent pointer.
+    #[inline]
     pub fn set_urgent(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::URGENT, value);
     }
 
     /// Returns the option bytes, mutably (to clamp the MSS, for instance).
+    #[inline]
     pub fn options_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.header_len());
         &mut self.buffer.as_mut()[field::OPTIONS_START..end]
     }
 
     /// Returns the payload, mutably.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let start = usize::from(self.header_len());
         &mut self.buffer.as_mut()[start..]
     }
 
     /// Computes the checksum over the pseudo-header and the whole buffer and stores it.
+    #[inline]
     pub fn fill_checksum(&mut self, src: &Ipv4Addr, dst: &Ipv4Addr) {
         self.set_checksum(0);
         let sum = self.sum(src, dst);

@@ -31,6 +31,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Wraps `buffer` and checks its length fields (see [`Packet::check_len`]).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -39,6 +40,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the buffer holds the header and that 8 <= length field <= buffer length; a
     /// longer buffer is accepted. Then no accessor panics.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -49,42 +51,50 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Returns the wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Returns the source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
     /// Returns the destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// Returns the length field: header and payload, in bytes.
+    #[inline]
     pub fn len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH)
     }
 
     /// Tells whether the datagram carries no payload (length field <= 8).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         usize::from(self.len()) <= HEADER_LEN
     }
 
     /// Returns the checksum field; 0 means the sender computed none (RFC 768).
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Returns the payload: the bytes from 8 up to the length field.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD_START..usize::from(self.len())]
     }
 
     /// Tells whether the checksum is correct for the IPv4 pseudo-header of `src` and `dst`;
     /// a zero checksum field means none was sent and always verifies (RFC 768).
+    #[inline]
     pub fn verify_checksum(&self, src: &Ipv4Addr, dst: &Ipv4Addr) -> bool {
         if self.checksum() == 0 {
             return true;
@@ -98,26 +108,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port.
+    #[inline]
     pub fn set_src_port(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::SRC_PORT, value);
     }
 
     /// Sets the destination port.
+    #[inline]
     pub fn set_dst_port(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::DST_PORT, value);
     }
 
     /// Sets the length field.
+    #[inline]
     pub fn set_len(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::LENGTH, value);
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM, value);
     }
 
     /// Returns the payload, mutably: the bytes from 8 up to the length field.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());
         &mut self.buffer.as_mut()[field::PAYLOAD_START..end]
@@ -157,6 +172,7 @@ pub struct Repr {
 impl Repr {
     /// Reads the header of `packet` after checking its length; the checksum is not verified
     /// (it needs the IP addresses: ask [`Packet::verify_checksum`]).
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<Repr> {
         packet.check_len()?;
         Ok(Repr {
@@ -173,6 +189,7 @@ impl Repr {
 
     /// Writes the header with a zero checksum; call [`Packet::fill_checksum`] once the payload is
     /// in place. Panics if the buffer is shorter than 8 bytes; `payload_len` must be at most 65527.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
         debug_assert!(self.payload_len <= usize::from(u16::MAX) - HEADER_LEN);
         packet.set_src_port(self.src_port);

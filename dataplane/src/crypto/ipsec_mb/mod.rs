@@ -1,14 +1,16 @@
 //! The ipsec-mb engine: Intel's multi-buffer library (intel-ipsec-mb 1.3) through a small C
-//! shim (`shim.c`), many packets of one SA in parallel lanes, the fast path on x86-64.
+//! shim (`shim.c`), many packets in parallel lanes, the fast path on x86-64.
 //!
 //! One of the two FFI boundaries allowed to use `unsafe`. The shim takes a burst of plain job
-//! descriptors, submits all of them and then flushes: multi-buffer only pays with bursts.
+//! descriptors, each naming its SA's prepared keys, submits all of them and then flushes:
+//! multi-buffer only pays with bursts, so one submission serves every SA of a burst.
 #![allow(unsafe_code)]
 
 use std::fmt;
 use std::marker::{PhantomData, PhantomPinned};
 use std::ptr::{self, NonNull};
 
+use arrayvec::ArrayVec;
 use hmac::{Hmac, KeyInit, Mac};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -22,7 +24,7 @@ mod tests;
 /// Jobs handed to the library per submit-then-flush round.
 const BATCH: usize = 32;
 /// Bytes of the shim's `struct gw_mb_keys`.
-const KEYS_SIZE: usize = 2048;
+const KEYS_SIZE: usize = 2176;
 /// Largest AAD a job carries (SPI and a 64-bit extended sequence number).
 const MAX_AAD_LEN: usize = 12;
 /// `gw_mb_job.status` when the library completed the job.
@@ -44,6 +46,7 @@ struct MbKeys([u8; KEYS_SIZE]);
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct RawJob {
+    keys: *const MbKeys,
     buf: *mut u8,
     iv: *const u8,
     aad: *const u8,
@@ -58,6 +61,7 @@ struct RawJob {
 
 impl RawJob {
     const EMPTY: RawJob = RawJob {
+        keys: ptr::null(),
         buf: ptr::null_mut(),
         iv: ptr::null(),
         aad: ptr::null(),
@@ -87,17 +91,9 @@ unsafe extern "C" {
         auth: u32,
         akey: *const u8,
         akey_len: usize,
-    ) -> i32;
-    fn gw_mb_burst(
-        m: *mut ImbMgr,
-        keys: *const MbKeys,
-        cipher: u32,
-        auth: u32,
         tag_len: u32,
-        encrypt: i32,
-        jobs: *mut RawJob,
-        n: u32,
-    );
+    ) -> i32;
+    fn gw_mb_burst(m: *mut ImbMgr, encrypt: i32, jobs: *mut RawJob, n: u32);
 }
 
 /// Why the engine could not start.
@@ -155,16 +151,29 @@ impl MbEngine {
         }
     }
 
-    /// Seals (`encrypt`) or opens every job, in rounds of at most [`BATCH`] jobs.
-    fn run(&mut self, s: &MbSession, jobs: &mut [Job<'_>], encrypt: bool) {
-        let xf = s.xf;
-        let icv_len = xf.icv_len();
-        for chunk in jobs.chunks_mut(BATCH) {
-            let mut raw = [RawJob::EMPTY; BATCH];
-            let mut slot = [0usize; BATCH];
+    /// Seals (`encrypt`) or opens every job, `jobs[i]` with `session(i)`, in rounds of at
+    /// most [`BATCH`] jobs; jobs of DES sessions go to their RustCrypto fallback.
+    fn run<'s>(&mut self, session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>], encrypt: bool) {
+        for (c, chunk) in jobs.chunks_mut(BATCH).enumerate() {
+            let base = c * BATCH;
+            let mut raw: ArrayVec<RawJob, BATCH> = ArrayVec::new();
+            let mut slot = [0u8; BATCH];
             let mut tags = [[0u8; MAX_ICV_LEN]; BATCH];
+            let mut icv_lens = [0u8; BATCH];
             let mut n = 0;
             for (i, job) in chunk.iter_mut().enumerate() {
+                let s = session(base + i);
+                if let Some(r) = &s.fallback {
+                    let one = std::slice::from_mut(job);
+                    if encrypt {
+                        RustEngine.seal(r, one)
+                    } else {
+                        RustEngine.open(r, one)
+                    }
+                    continue;
+                }
+                let xf = s.xf;
+                let icv_len = xf.icv_len();
                 let Some(mut r) = describe(xf, job) else {
                     job.status = JobStatus::Invalid;
                     continue;
@@ -174,34 +183,30 @@ impl MbEngine {
                     let icv = if encrypt { &mut job.icv } else { &mut tags[n] };
                     icv[..icv_len].copy_from_slice(&s.empty_icv[..icv_len]);
                 }
+                r.keys = &*s.keys;
                 r.tag = if encrypt { job.icv.as_mut_ptr() } else { tags[n].as_mut_ptr() };
-                raw[n] = r;
-                slot[n] = i;
+                raw.push(r);
+                slot[n] = i as u8;
+                icv_lens[n] = icv_len as u8;
                 n += 1;
             }
             if n > 0 {
-                // SAFETY: `mgr` is live and exclusively ours; `s.keys` was prepared for `xf` by
-                // this module. Each of the `n` descriptors points into a distinct job that is
-                // mutably borrowed for this call: `buf` at its packet, whose cipher and hash
-                // regions `describe` checked to lie within it; `iv` at its 16-byte IV (the
-                // library reads at most 16); `aad` at its 12-byte AAD with `aad_len <= 12`;
-                // `tag` at 16 writable bytes (its ICV or our scratch), `tag_len <= 16`. The shim
-                // flushes every job before returning, so no pointer outlives the call.
+                // SAFETY: `mgr` is live and exclusively ours. Each of the `n` descriptors names
+                // the keys of a session this module prepared (a live, fixed heap allocation
+                // borrowed for this call) and points into a distinct job that is mutably
+                // borrowed for this call: `buf` at its packet, whose cipher and hash regions
+                // `describe` checked against the session's transform to lie within it (the shim
+                // skips the library's own checks); `iv` at its 16-byte IV (the library reads at
+                // most 16); `aad` at its 12-byte AAD with `aad_len <= 12`; `tag` at 16 writable
+                // bytes (its ICV or our scratch), tag lengths are at most 16. The shim flushes
+                // every job before returning, so no pointer outlives the call.
                 unsafe {
-                    gw_mb_burst(
-                        self.mgr.as_ptr(),
-                        &*s.keys,
-                        cipher_code(xf.cipher()),
-                        auth_code(xf.auth()),
-                        icv_len as u32,
-                        i32::from(encrypt),
-                        raw.as_mut_ptr(),
-                        n as u32,
-                    );
+                    gw_mb_burst(self.mgr.as_ptr(), i32::from(encrypt), raw.as_mut_ptr(), n as u32);
                 }
             }
             for k in 0..n {
-                let job = &mut chunk[slot[k]];
+                let job = &mut chunk[usize::from(slot[k])];
+                let icv_len = usize::from(icv_lens[k]);
                 job.status = if raw[k].status != ST_OK {
                     JobStatus::Invalid
                 } else if encrypt || bool::from(tags[k][..icv_len].ct_eq(&job.icv[..icv_len])) {
@@ -283,6 +288,7 @@ impl Engine for MbEngine {
                 auth_code(xf.auth()),
                 auth_key.as_ptr(),
                 auth_key.len(),
+                xf.icv_len() as u32,
             )
         };
         if rc != 0 {
@@ -301,15 +307,45 @@ impl Engine for MbEngine {
     fn seal(&mut self, s: &MbSession, jobs: &mut [Job<'_>]) {
         match &s.fallback {
             Some(r) => RustEngine.seal(r, jobs),
-            None => self.run(s, jobs, true),
+            None => self.run(|_| s, jobs, true),
         }
     }
 
     fn open(&mut self, s: &MbSession, jobs: &mut [Job<'_>]) {
         match &s.fallback {
             Some(r) => RustEngine.open(r, jobs),
-            None => self.run(s, jobs, false),
+            None => self.run(|_| s, jobs, false),
         }
+    }
+
+    fn prefetch(&self, s: &MbSession) {
+        // The cache lines a job reads: the job template, and the round keys and hash keys of
+        // GCM (the front of the GCM key data) or of CBC and HMAC.
+        const GCM: std::ops::Range<usize> = 0..512;
+        const CBC_HMAC: [usize; 6] = [1024, 1088, 1152, 1216, 1920, 1984];
+        const TEMPLATE: usize = 2048;
+        let base: *const u8 = s.keys.0.as_ptr();
+        let fetch = |off: usize| {
+            // SAFETY: `off` is inside the 2176-byte key block (a constant below KEYS_SIZE), so
+            // the pointer stays within the allocation; a prefetch reads nothing architecturally.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(base.add(off).cast()) }
+        };
+        fetch(TEMPLATE);
+        if s.xf.cipher().is_aead() {
+            GCM.step_by(64).for_each(fetch);
+        } else {
+            CBC_HMAC.into_iter().for_each(fetch);
+        }
+    }
+
+    fn seal_each(&mut self, sessions: &[&MbSession], jobs: &mut [Job<'_>]) {
+        let n = sessions.len().min(jobs.len());
+        self.run(|i| sessions[i], &mut jobs[..n], true);
+    }
+
+    fn open_each(&mut self, sessions: &[&MbSession], jobs: &mut [Job<'_>]) {
+        let n = sessions.len().min(jobs.len());
+        self.run(|i| sessions[i], &mut jobs[..n], false);
     }
 }
 

@@ -1,7 +1,9 @@
 /*
  * The C side of the ipsec-mb engine: plain functions over intel-ipsec-mb's job API, which is
- * mostly macros. Rust prepares one `gw_mb_keys` per SA and hands whole bursts of `gw_mb_job`
- * descriptors to `gw_mb_burst`, which submits all of them before flushing.
+ * mostly macros. Rust prepares one `gw_mb_keys` per SA (round keys, and the job fields every
+ * packet of the SA sets the same way) and hands whole bursts of `gw_mb_job` descriptors, each
+ * naming its SA's keys, to `gw_mb_burst`, which submits all of them before flushing: one
+ * submission serves every SA of a burst.
  *
  * Everything the Rust side must agree on is marked ABI below; `gw_mb_keys_size` and
  * `gw_mb_keys_align` let it check the layout at engine creation.
@@ -49,8 +51,27 @@ enum {
 #define GW_HMAC_BLOCK 64
 
 /*
+ * The job fields every packet of one SA sets the same way, chosen once when the SA is prepared,
+ * so the per-packet loop has no branch on the algorithm. Points into its own `gw_mb_keys`.
+ */
+struct gw_mb_sa {
+        const void *enc_keys;
+        const void *dec_keys;
+        const void *ipad;
+        const void *opad;
+        const void *des3[3];
+        uint64_t key_len;
+        uint64_t iv_len;
+        uint32_t mode;     /* IMB_CIPHER_MODE */
+        uint32_t hash;     /* IMB_HASH_ALG */
+        uint32_t tag_len;
+        uint32_t gcm;      /* 0, or 1 for AES-128-GCM, 2 for AES-256-GCM */
+};
+
+/*
  * ABI: one SA's prepared key material. Every member is a multiple of 64 bytes so the layout has
- * no padding; Rust only holds it as 64-byte-aligned bytes of this size.
+ * no padding; Rust only holds it as 64-byte-aligned bytes of this size, at a fixed heap address
+ * (the template points into it).
  */
 struct gw_mb_keys {
         _Alignas(64) union {
@@ -62,14 +83,20 @@ struct gw_mb_keys {
         _Alignas(64) uint64_t des[3][16];   /* DES key schedules (K1, K2, K3) */
         _Alignas(64) uint8_t ipad[64];      /* hash state after (key ^ ipad) */
         _Alignas(64) uint8_t opad[64];      /* hash state after (key ^ opad) */
+        _Alignas(64) union {
+                struct gw_mb_sa s;
+                uint8_t raw[128];
+        } sa;
 };
 
 _Static_assert(sizeof(struct gcm_key_data) <= GW_GCM_KEY_BYTES, "gcm_key_data grew");
-_Static_assert(sizeof(struct gw_mb_keys) == 2048, "gw_mb_keys layout changed");
+_Static_assert(sizeof(struct gw_mb_sa) <= 128, "gw_mb_sa grew");
+_Static_assert(sizeof(struct gw_mb_keys) == 2176, "gw_mb_keys layout changed");
 _Static_assert(_Alignof(struct gw_mb_keys) == 64, "gw_mb_keys alignment changed");
 
 /* ABI: one packet's work. */
 struct gw_mb_job {
+        const struct gw_mb_keys *keys; /* its SA's, prepared by gw_mb_prepare */
         uint8_t *buf;          /* packet start */
         const uint8_t *iv;     /* CBC: block-size IV; GCM: 12-byte nonce */
         const uint8_t *aad;    /* GCM additional authenticated data */
@@ -170,8 +197,10 @@ static void gw_hmac_pad(IMB_MGR *m, uint32_t auth, const uint8_t *key, size_t ke
  * Prepares `k` for one SA: AES round keys, GCM hash keys, DES schedules, HMAC pad states.
  * Returns 0, or -1 when a code or key length is wrong (Rust checks them first).
  */
+static void gw_template(struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, uint32_t tag_len);
+
 int gw_mb_prepare(IMB_MGR *m, struct gw_mb_keys *k, uint32_t cipher, const uint8_t *ekey, size_t ekey_len,
-                  uint32_t auth, const uint8_t *akey, size_t akey_len)
+                  uint32_t auth, const uint8_t *akey, size_t akey_len, uint32_t tag_len)
 {
         int rc = 0;
 
@@ -202,6 +231,7 @@ int gw_mb_prepare(IMB_MGR *m, struct gw_mb_keys *k, uint32_t cipher, const uint8
                 gw_wipe(k, sizeof(*k));
                 return -1;
         }
+        gw_template(k, cipher, auth, tag_len);
         return 0;
 }
 
@@ -212,93 +242,125 @@ static void gw_complete(const IMB_JOB *j)
         d->status = j->status == IMB_STATUS_COMPLETED ? GW_ST_OK : GW_ST_ERROR;
 }
 
-/*
- * Seals (encrypt != 0) or opens n jobs with one SA's keys: submits every job, then flushes,
- * writing each descriptor's status. Opening computes the ICV into `tag`; the caller compares.
- * At most IMB_MAX_JOBS / 2 jobs per call, so the queue never fills.
- */
-void gw_mb_burst(IMB_MGR *m, const struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, uint32_t tag_len,
-                 int encrypt, struct gw_mb_job *jobs, uint32_t n)
+/* Chooses the job fields of one SA's packets. */
+static void gw_template(struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, uint32_t tag_len)
 {
-        const void *des3[3] = { k->des[0], k->des[1], k->des[2] };
-        IMB_CIPHER_MODE mode = IMB_CIPHER_NULL;
-        IMB_HASH_ALG hash = IMB_AUTH_NULL;
-        const void *keys = NULL, *dec_keys = NULL;
-        uint64_t key_len = 0, iv_len = 0;
-        IMB_JOB *j;
-        uint32_t i;
+        struct gw_mb_sa *t = &k->sa.s;
 
+        t->mode = IMB_CIPHER_NULL;
+        t->hash = IMB_AUTH_NULL;
+        t->des3[0] = k->des[0];
+        t->des3[1] = k->des[1];
+        t->des3[2] = k->des[2];
         switch (cipher) {
-        case GW_C_DES: mode = IMB_CIPHER_DES; keys = k->des[0]; key_len = 8; iv_len = 8; break;
-        case GW_C_3DES: mode = IMB_CIPHER_DES3; keys = des3; key_len = 24; iv_len = 8; break;
-        case GW_C_AES128: mode = IMB_CIPHER_CBC; keys = k->enc; dec_keys = k->dec; key_len = 16; iv_len = 16; break;
-        case GW_C_AES192: mode = IMB_CIPHER_CBC; keys = k->enc; dec_keys = k->dec; key_len = 24; iv_len = 16; break;
-        case GW_C_AES256: mode = IMB_CIPHER_CBC; keys = k->enc; dec_keys = k->dec; key_len = 32; iv_len = 16; break;
-        case GW_C_GCM128: mode = IMB_CIPHER_GCM; keys = &k->gcm.k; key_len = 16; iv_len = 12; break;
-        case GW_C_GCM256: mode = IMB_CIPHER_GCM; keys = &k->gcm.k; key_len = 32; iv_len = 12; break;
+        case GW_C_DES: t->mode = IMB_CIPHER_DES; t->enc_keys = k->des[0]; t->key_len = 8; t->iv_len = 8; break;
+        case GW_C_3DES: t->mode = IMB_CIPHER_DES3; t->enc_keys = t->des3; t->key_len = 24; t->iv_len = 8; break;
+        case GW_C_AES128: t->mode = IMB_CIPHER_CBC; t->enc_keys = k->enc; t->dec_keys = k->dec; t->key_len = 16; t->iv_len = 16; break;
+        case GW_C_AES192: t->mode = IMB_CIPHER_CBC; t->enc_keys = k->enc; t->dec_keys = k->dec; t->key_len = 24; t->iv_len = 16; break;
+        case GW_C_AES256: t->mode = IMB_CIPHER_CBC; t->enc_keys = k->enc; t->dec_keys = k->dec; t->key_len = 32; t->iv_len = 16; break;
+        case GW_C_GCM128: t->mode = IMB_CIPHER_GCM; t->enc_keys = &k->gcm.k; t->key_len = 16; t->iv_len = 12; break;
+        case GW_C_GCM256: t->mode = IMB_CIPHER_GCM; t->enc_keys = &k->gcm.k; t->key_len = 32; t->iv_len = 12; break;
         default: break;
         }
         switch (auth) {
-        case GW_A_MD5: hash = IMB_AUTH_MD5; break;
-        case GW_A_SHA1: hash = IMB_AUTH_HMAC_SHA_1; break;
-        case GW_A_SHA256: hash = IMB_AUTH_HMAC_SHA_256; break;
+        case GW_A_MD5: t->hash = IMB_AUTH_MD5; break;
+        case GW_A_SHA1: t->hash = IMB_AUTH_HMAC_SHA_1; break;
+        case GW_A_SHA256: t->hash = IMB_AUTH_HMAC_SHA_256; break;
         default: break;
         }
-        if (dec_keys == NULL)
-                dec_keys = keys; /* DES, 3DES and GCM use one schedule both ways */
-        if (mode == IMB_CIPHER_GCM)
-                hash = IMB_AUTH_AES_GMAC;
+        if (t->dec_keys == NULL)
+                t->dec_keys = t->enc_keys; /* DES, 3DES and GCM use one schedule both ways */
+        t->gcm = cipher == GW_C_GCM128 ? 1 : cipher == GW_C_GCM256 ? 2 : 0;
+        if (t->gcm)
+                t->hash = IMB_AUTH_AES_GMAC;
+        t->ipad = k->ipad;
+        t->opad = k->opad;
+        t->tag_len = t->hash == IMB_AUTH_NULL ? 0 : tag_len;
+}
+
+/*
+ * Seals (encrypt != 0) or opens n jobs, each with its own SA's keys: submits every job, then
+ * flushes, writing each descriptor's status. Opening computes the ICV into `tag`; the caller
+ * compares. At most IMB_MAX_JOBS / 2 jobs per call, so the queue never fills. The Rust side
+ * checked every region against its packet, so the library's own checks are skipped.
+ *
+ * GCM runs one packet at a time in the library whatever the API, so GCM jobs call its direct
+ * functions (RFC 4106 nonces are 12 bytes, which they take) and skip the job manager; other
+ * jobs share the multi-buffer lanes.
+ */
+void gw_mb_burst(IMB_MGR *m, int encrypt, struct gw_mb_job *jobs, uint32_t n)
+{
+        const IMB_CIPHER_DIRECTION dir = encrypt ? IMB_DIR_ENCRYPT : IMB_DIR_DECRYPT;
+        const IMB_CHAIN_ORDER order = encrypt ? IMB_ORDER_CIPHER_HASH : IMB_ORDER_HASH_CIPHER;
+        const aes_gcm_enc_dec_t gcm[3] = {
+                NULL,
+                encrypt ? m->gcm128_enc : m->gcm128_dec,
+                encrypt ? m->gcm256_enc : m->gcm256_dec,
+        };
+        IMB_JOB *j;
+        uint32_t i;
+
         if (n > IMB_MAX_JOBS / 2)
                 n = IMB_MAX_JOBS / 2;
 
         for (i = 0; i < n; i++) {
                 struct gw_mb_job *d = &jobs[i];
+                const struct gw_mb_sa *t = &d->keys->sa.s;
 
+                if (t->gcm) {
+                        struct gcm_context_data ctx;
+                        uint8_t *p = d->buf + d->cipher_off;
+
+                        gcm[t->gcm](&d->keys->gcm.k, &ctx, p, p, d->cipher_len, d->iv, d->aad, d->aad_len,
+                                        d->tag, t->tag_len);
+                        d->status = GW_ST_OK;
+                        continue;
+                }
                 d->status = GW_ST_PENDING;
                 j = IMB_GET_NEXT_JOB(m);
-                j->cipher_direction = encrypt ? IMB_DIR_ENCRYPT : IMB_DIR_DECRYPT;
-                j->chain_order = encrypt ? IMB_ORDER_CIPHER_HASH : IMB_ORDER_HASH_CIPHER;
+                j->cipher_direction = dir;
+                j->chain_order = order;
                 j->src = d->buf;
                 j->dst = d->buf + d->cipher_off;
                 j->cipher_start_src_offset_in_bytes = d->cipher_off;
                 j->msg_len_to_cipher_in_bytes = d->cipher_len;
-                j->hash_start_src_offset_in_bytes = d->hash_off;
-                j->msg_len_to_hash_in_bytes = d->hash_len;
                 j->iv = d->iv;
-                j->iv_len_in_bytes = iv_len;
-                j->enc_keys = keys;
-                j->dec_keys = dec_keys;
-                j->key_len_in_bytes = key_len;
-                j->cipher_mode = mode;
-                j->hash_alg = hash;
+                j->iv_len_in_bytes = t->iv_len;
+                j->enc_keys = t->enc_keys;
+                j->dec_keys = t->dec_keys;
+                j->key_len_in_bytes = t->key_len;
+                j->cipher_mode = (IMB_CIPHER_MODE)t->mode;
+                j->hash_alg = (IMB_HASH_ALG)t->hash;
                 j->auth_tag_output = d->tag;
-                j->auth_tag_output_len_in_bytes = tag_len;
-                if (mode == IMB_CIPHER_GCM) {
+                j->auth_tag_output_len_in_bytes = t->tag_len;
+                if (t->gcm) {
                         /* RFC 4106: the tag covers the AAD and the ciphertext. */
                         j->hash_start_src_offset_in_bytes = d->cipher_off;
                         j->msg_len_to_hash_in_bytes = d->cipher_len;
                         j->u.GCM.aad = d->aad;
                         j->u.GCM.aad_len_in_bytes = d->aad_len;
                         j->u.GCM.ctx = NULL;
-                } else if (hash != IMB_AUTH_NULL) {
-                        j->u.HMAC._hashed_auth_key_xor_ipad = k->ipad;
-                        j->u.HMAC._hashed_auth_key_xor_opad = k->opad;
-                }
-                if (mode != IMB_CIPHER_GCM && d->cipher_len == 0) {
-                        /* Nothing to cipher: the library refuses empty CBC jobs. */
-                        j->cipher_mode = IMB_CIPHER_NULL;
-                }
-                if (hash == IMB_AUTH_NULL || (mode != IMB_CIPHER_GCM && d->hash_len == 0)) {
-                        /* The library refuses empty HMAC jobs: Rust supplies that ICV. */
-                        j->hash_alg = IMB_AUTH_NULL;
-                        j->auth_tag_output = NULL;
-                        j->auth_tag_output_len_in_bytes = 0;
-                        j->msg_len_to_hash_in_bytes = 0;
+                } else {
+                        j->hash_start_src_offset_in_bytes = d->hash_off;
+                        j->msg_len_to_hash_in_bytes = d->hash_len;
+                        j->u.HMAC._hashed_auth_key_xor_ipad = t->ipad;
+                        j->u.HMAC._hashed_auth_key_xor_opad = t->opad;
+                        if (d->cipher_len == 0) {
+                                /* Nothing to cipher: the library refuses empty CBC jobs. */
+                                j->cipher_mode = IMB_CIPHER_NULL;
+                        }
+                        if (t->hash == IMB_AUTH_NULL || d->hash_len == 0) {
+                                /* The library refuses empty HMAC jobs: Rust supplies that ICV. */
+                                j->hash_alg = IMB_AUTH_NULL;
+                                j->auth_tag_output = NULL;
+                                j->auth_tag_output_len_in_bytes = 0;
+                                j->msg_len_to_hash_in_bytes = 0;
+                        }
                 }
                 j->user_data = d;
                 j->user_data2 = NULL;
 
-                j = IMB_SUBMIT_JOB(m);
+                j = IMB_SUBMIT_JOB_NOCHECK(m);
                 while (j != NULL) {
                         gw_complete(j);
                         j = IMB_GET_COMPLETED_JOB(m);

@@ -488,3 +488,74 @@ fn empty_regions_agree_with_rust_engine() {
         }
     }
 }
+
+#[test]
+fn one_submission_over_many_sessions_agrees_with_one_session_at_a_time() {
+    // Jobs of every transform, interleaved in one call, DES ones (the RustCrypto fallback)
+    // included, more than one round of BATCH: each job sealed with its own session's keys.
+    let mut rng = Rng(0x5e55);
+    let mut mb = MbEngine::new().unwrap();
+    let mut rs = RustEngine;
+    let xfs = transforms();
+    let mut mb_sessions = Vec::new();
+    let mut rs_sessions = Vec::new();
+    let mut plain = Vec::new();
+    let mut which = Vec::new();
+    for (k, &xf) in xfs.iter().enumerate() {
+        let (ek, ak) = keys(&mut rng, xf);
+        mb_sessions.push(mb.session(xf, &ek, &ak).unwrap());
+        rs_sessions.push(rs.session(xf, &ek, &ak).unwrap());
+        for _ in 0..2 {
+            plain.push(packet(&mut rng, xf, &ek));
+            which.push(k);
+        }
+    }
+    // Interleave: jobs of one session are not adjacent.
+    let order: Vec<usize> = (0..plain.len()).map(|i| (i * 7) % plain.len()).collect();
+    let plain: Vec<Pkt> = order.iter().map(|&i| plain[i].clone()).collect();
+    let which: Vec<usize> = order.iter().map(|&i| which[i]).collect();
+    let each = |e: &mut dyn FnMut(&mut [Job<'_>]), pkts: &mut [Pkt]| -> Vec<JobStatus> {
+        let mut jobs: Vec<Job<'_>> = pkts
+            .iter_mut()
+            .map(|p| {
+                let mut j = Job::new(&mut p.data, p.cipher, p.auth);
+                (j.iv, j.aad, j.aad_len, j.icv) = (p.iv, p.aad, p.aad_len, p.icv);
+                j
+            })
+            .collect();
+        e(&mut jobs);
+        let out: Vec<(JobStatus, [u8; MAX_ICV_LEN])> = jobs.iter().map(|j| (j.status, j.icv)).collect();
+        drop(jobs);
+        out.into_iter()
+            .zip(pkts.iter_mut())
+            .map(|((st, icv), p)| {
+                p.icv = icv;
+                st
+            })
+            .collect()
+    };
+    let ms: Vec<&MbSession> = which.iter().map(|&k| &mb_sessions[k]).collect();
+    let mut a = plain.clone();
+    let st = each(&mut |jobs| mb.seal_each(&ms, jobs), &mut a);
+    assert!(st.iter().all(|&s| s == JobStatus::Done), "{st:?}");
+    for (i, p) in plain.iter().enumerate() {
+        let mut one = vec![p.clone()];
+        assert_eq!(run(&mut rs, &rs_sessions[which[i]], &mut one, true), [JobStatus::Done]);
+        let icv_len = xfs[which[i]].icv_len();
+        assert_eq!(a[i].data, one[0].data, "{:?} job {i}", xfs[which[i]]);
+        assert_eq!(a[i].icv[..icv_len], one[0].icv[..icv_len], "{:?} ICV of job {i}", xfs[which[i]]);
+    }
+    // And open them the same way, one tampered.
+    // The first byte is under the HMAC of a packet whose transform has one.
+    let hmac = |i: usize| xfs[which[i]].auth() != Auth::Null && a[i].auth.len > 0;
+    let flip = (0..a.len()).find(|&i| hmac(i)).unwrap();
+    a[flip].data[0] ^= 1;
+    let st = each(&mut |jobs| mb.open_each(&ms, jobs), &mut a);
+    for (i, s) in st.iter().enumerate() {
+        let want = if i == flip { JobStatus::AuthFailed } else { JobStatus::Done };
+        assert_eq!(*s, want, "{:?} job {i}", xfs[which[i]]);
+        if i != flip {
+            assert_eq!(a[i].data, plain[i].data, "{:?} plaintext of job {i}", xfs[which[i]]);
+        }
+    }
+}
