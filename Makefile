@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup demo test build bench fmt clippy unit valgrind
+.PHONY: setup demo test build bench fmt clippy unit valgrind fuzz fuzz-cmin fuzz-tools
 
 setup:
 	bash scripts/setup.sh
@@ -20,7 +20,8 @@ fmt:
 clippy: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Unit, property and known-answer tests, and the interop tests against independent peers
+# Unit, property and known-answer tests (control/tests/fuzz_replay.rs replays every fuzz corpus
+# and regression input on stable), and the interop tests against independent peers
 # (Wireshark's ESP dissector and scapy's IPsec layer), which are integration tests of the binary.
 unit: setup
 	$(CARGO) test --workspace
@@ -39,3 +40,22 @@ bench: setup
 	$(CARGO) bench -p bench --bench crypto
 	python3 scripts/bench-table.py
 	bash scripts/bench-gateway.sh
+
+# Fuzzing (libFuzzer through cargo fuzz, nightly Rust): each target of fuzz/ for FUZZ_SECONDS,
+# one after the other; new inputs land in fuzz/corpus/<target>/ (shrink them with `make
+# fuzz-cmin` before committing), a crash in fuzz/artifacts/<target>/ and stops the run.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= wire pipeline ike_wire ike_engine console config ctl_wire
+FUZZ_FLAGS ?= -max_len=4096 -timeout=10 -rss_limit_mb=2048
+
+fuzz-tools:
+	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+
+fuzz: fuzz-tools
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  $(CARGO) +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) || exit 1; \
+	done
+
+fuzz-cmin: fuzz-tools
+	cd fuzz && for t in $(FUZZ_TARGETS); do $(CARGO) +nightly fuzz cmin $$t corpus/$$t -- $(FUZZ_FLAGS) || exit 1; done
