@@ -6,9 +6,46 @@
 #[path = "../../fuzz/src/lib.rs"]
 mod targets;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Records the largest single allocation of each thread, so a replay can check that decoding
+/// never allocates far more than its input holds (a garbled count must not reserve gigabytes).
+struct Largest;
+
+thread_local! {
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping only
+// touches a const-initialised thread-local that never allocates.
+unsafe impl GlobalAlloc for Largest {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(layout.size())));
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(new_size)));
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Largest = Largest;
+
+/// The most a wire decoder may allocate at once for an input of `len` bytes.
+fn alloc_bound(len: usize) -> usize {
+    16 * len + (64 << 10)
+}
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
@@ -41,7 +78,13 @@ fn every_corpus_and_regression_replays() {
         let start = Instant::now();
         for path in corpus.iter().chain(&regressions) {
             let input = std::fs::read(path).expect("a corpus file reads");
+            LARGEST.with(|l| l.set(0));
             run(f, &input, &path.display());
+            let largest = LARGEST.with(Cell::get);
+            if name == "ctl_wire" {
+                let (n, bound) = (input.len(), alloc_bound(input.len()));
+                assert!(largest <= bound, "{}: {n} bytes made one allocation of {largest}", path.display());
+            }
         }
         eprintln!(
             "{name}: {} corpus and {} regression inputs in {:?}",

@@ -258,7 +258,9 @@ impl<T: Wire> Wire for Vec<T> {
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let n = r.count(1)?;
-        let mut v = Vec::with_capacity(n);
+        // The count is only known to fit the frame at one byte per item: reserve no more than
+        // the frame's bytes' worth of items, or a 16 MiB frame could reserve gigabytes.
+        let mut v = Vec::with_capacity(n.min(r.buf.len() / size_of::<T>().max(1) + 1));
         for _ in 0..n {
             v.push(T::get(r)?);
         }
