@@ -863,7 +863,9 @@ impl DeleteRepr {
         }
         let spi_len = body[5] as usize;
         let count = be16(&body[6..]) as usize;
-        if spi_len == 0 || count > MAX_DELETE_SPIS || body.len() != 8 + spi_len * count {
+        // A delete of no SPI says nothing, and could not be emitted again (emit takes the SPI
+        // size from the first SPI).
+        if spi_len == 0 || count == 0 || count > MAX_DELETE_SPIS || body.len() != 8 + spi_len * count {
             return Err(Malformed("delete SPI list does not fit the payload"));
         }
         Ok(DeleteRepr { protocol: body[4], spis: body[8..].chunks(spi_len).map(<[u8]>::to_vec).collect() })
@@ -959,5 +961,13 @@ mod tests {
             data: vec![10, 0, 0, 0, 255, 0, 255, 0],
         };
         assert_eq!(bad_mask.ipv4_net(), None);
+    }
+
+    #[test]
+    fn delete_round_trips_and_refuses_an_empty_list() {
+        let d = DeleteRepr { protocol: proto::ESP, spis: vec![vec![0, 0, 1, 0], vec![0, 0, 1, 1]] };
+        assert_eq!(DeleteRepr::parse(&d.emit()), Ok(d));
+        // Found by fuzzing: one-byte SPIs, none of them, parsed, and emitted as SPI size 0.
+        assert!(DeleteRepr::parse(&[0, 0, 0, 1, 0, 1, 0, 0]).is_err());
     }
 }
