@@ -8,7 +8,7 @@
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use dataplane::buf::HeapBuf;
@@ -127,8 +127,9 @@ fn sa_and_policy_churn_loses_nothing_on_the_unchanged_sa() {
     });
 
     let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicU64::new(0));
     let worker = {
-        let stop = stop.clone();
+        let (stop, progress, down) = (stop.clone(), progress.clone(), down.clone());
         std::thread::spawn(move || {
             // The worker's own traffic: a burst in, a poll, what came out checked.
             let (mut sent, mut sealed, mut next_seq) = (0u64, 0u64, 1u32);
@@ -150,13 +151,21 @@ fn sa_and_policy_churn_loses_nothing_on_the_unchanged_sa() {
                     next_seq += 1;
                     sealed += 1;
                 }
+                progress.store(sealed, Ordering::Relaxed);
             }
-            w.poll_once(0);
+            // Every control message still queued is applied, so what it replaced comes back.
+            while !down.is_empty() {
+                w.poll_once(0);
+            }
             let drops = w.stats().drops.total_dropped();
             (sent, sealed, drops)
         })
     };
 
+    // Traffic flows before the churn starts (under valgrind the threads take turns).
+    while progress.load(Ordering::Relaxed) < 100 {
+        std::thread::yield_now();
+    }
     // The control side: other policies' SAs in and out, and SPD swaps, as fast as it goes.
     let start = Instant::now();
     let mut retired = 0u64;
