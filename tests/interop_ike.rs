@@ -204,6 +204,25 @@ impl Lab {
         self.gateway = Some(gw);
     }
 
+    /// Waits until both sides list the same single SA pair, other than `not`; returns its SPIs.
+    fn wait_for_one_pair(&self, limit: Duration, not: &[u32], log: &str) -> Vec<u32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let ours = our_spis(&self.exec("/ip ipsec installed-sa print"));
+            let theirs = charon_spis(&self.swanctl(&["--list-sas"]).1);
+            if ours.len() == 2 && ours == theirs && ours != not {
+                return ours;
+            }
+            assert!(Instant::now() < deadline, "ours {ours:x?} charon {theirs:x?}\n{log}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Returns one `stats` counter of our gateway.
+    fn stat(&self, name: &str) -> u64 {
+        self.exec("stats").lines().find_map(|l| l.strip_prefix(&format!("{name}="))?.parse().ok()).unwrap_or(0)
+    }
+
     /// Runs console commands on our gateway.
     fn exec(&self, cmd: &str) -> String {
         let bin = env!("CARGO_BIN_EXE_ipsecgw");
@@ -340,6 +359,20 @@ fn run(c: &Case, tag: &str) {
     }
 }
 
+/// We initiate, main mode aes128-sha1-modp1024, ESP aes128-sha1, 30 minutes.
+fn we_initiate_aes128_sha1(name: &'static str) -> Case {
+    Case {
+        name,
+        charon_initiates: false,
+        aggressive: false,
+        ike: "aes128-sha1-modp1024",
+        esp: "aes128-sha1",
+        peer: "enc-algorithm=aes-128 hash-algorithm=sha dh-group=modp1024",
+        proposal: "enc-algorithms=aes-128 auth-algorithms=sha1 pfs-group=none lifetime=30m",
+        secret: SECRET,
+    }
+}
+
 const CISCO_PEER: &str = "enc-algorithm=3des hash-algorithm=sha dh-group=modp1024";
 
 #[test]
@@ -448,14 +481,8 @@ fn our_rekey_at_the_soft_lifetime_keeps_the_ping_going() {
     // Our phase 2 lifetime is 20 s: at 16 s (80 %) we negotiate a new pair, send on it at once,
     // and keep decrypting on the old one until its hard lifetime; the peer is told to drop it.
     let c = Case {
-        name: "rekey",
-        charon_initiates: false,
-        aggressive: false,
-        ike: "aes128-sha1-modp1024",
-        esp: "aes128-sha1",
-        peer: "enc-algorithm=aes-128 hash-algorithm=sha dh-group=modp1024",
         proposal: "enc-algorithms=aes-128 auth-algorithms=sha1 pfs-group=none lifetime=20s",
-        secret: SECRET,
+        ..we_initiate_aes128_sha1("rekey")
     };
     let mut lab = Lab::new("r");
     lab.start_charon(&c);
@@ -473,41 +500,24 @@ fn our_rekey_at_the_soft_lifetime_keeps_the_ping_going() {
     let ups = log.matches("SAs with 192.0.2.2 up").count();
     assert!(ups >= 2, "a second pair: {log}");
     // The old pair is gone on both sides: one SA each way, the same SPIs.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ours = our_spis(&lab.exec("/ip ipsec installed-sa print"));
-        let theirs = charon_spis(&lab.swanctl(&["--list-sas"]).1);
-        if ours.len() == 2 && ours == theirs {
-            println!("rekey: {got} of {answered_after_first} echo requests answered across it; SPIs now {ours:x?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "ours {ours:x?} charon {theirs:x?}\n{log}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let ours = lab.wait_for_one_pair(Duration::from_secs(10), &[], &log);
+    println!("rekey: {got} of {answered_after_first} echo requests answered across it; SPIs now {ours:x?}");
 }
 
 #[test]
 fn killing_the_control_process_keeps_the_negotiated_tunnel_up() {
     // The dataplane keeps the SAs; the restarted control process adopts them and negotiates new
     // ones with charon (INITIAL-CONTACT makes charon drop the old ones), traffic flowing.
-    let c = Case {
-        name: "control restart",
-        charon_initiates: false,
-        aggressive: false,
-        ike: "aes128-sha1-modp1024",
-        esp: "aes128-sha1",
-        peer: "enc-algorithm=aes-128 hash-algorithm=sha dh-group=modp1024",
-        proposal: "enc-algorithms=aes-128 auth-algorithms=sha1 pfs-group=none lifetime=30m",
-        secret: SECRET,
-    };
+    let c = we_initiate_aes128_sha1("control restart");
     let mut lab = Lab::new("k");
     lab.start_charon(&c);
     lab.start_gateway(&c);
     let (first, _, _, out) = lab.ping(10);
     assert!(first.is_some(), "tunnel up first: {out}");
     let before = our_spis(&lab.exec("/ip ipsec installed-sa print"));
-    let pid =
-        lab.exec("stats").lines().find_map(|l| l.strip_prefix("control-pid=").map(str::to_owned)).expect("control-pid");
+    let pid = lab.stat("control-pid");
+    assert!(pid > 0, "the control process's pid in stats");
+    let pid = pid.to_string();
     let count = 100u32;
     let pinger = std::thread::scope(|s| {
         let h1 = lab.h1.clone();
@@ -520,35 +530,15 @@ fn killing_the_control_process_keeps_the_negotiated_tunnel_up() {
     let log = lab.gateway.as_mut().map(Proc::output).unwrap_or_default();
     assert!(log.contains("adopted from the dataplane"), "{log}");
     assert!(got + 2 >= count, "at most two echo requests lost across the restart: {got} of {count}\n{out}\n{log}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let ours = our_spis(&lab.exec("/ip ipsec installed-sa print"));
-        let theirs = charon_spis(&lab.swanctl(&["--list-sas"]).1);
-        if ours.len() == 2 && ours == theirs && ours != before {
-            println!(
-                "control restart: {got} of {count} echo requests answered across it; SPIs {before:x?} -> {ours:x?}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "ours {ours:x?} charon {theirs:x?}\n{log}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let ours = lab.wait_for_one_pair(Duration::from_secs(15), &before, &log);
+    println!("control restart: {got} of {count} echo requests answered across it; SPIs {before:x?} -> {ours:x?}");
 }
 
 #[test]
 fn replayed_esp_from_the_peer_is_dropped_and_counted() {
     // charon's ESP (in UDP 4500) captured on the wire and sent again, five times over: the
     // negotiated inbound SA's anti-replay window drops every copy, the tunnel carries on.
-    let c = Case {
-        name: "replays",
-        charon_initiates: false,
-        aggressive: false,
-        ike: "aes128-sha1-modp1024",
-        esp: "aes128-sha1",
-        peer: "enc-algorithm=aes-128 hash-algorithm=sha dh-group=modp1024",
-        proposal: "enc-algorithms=aes-128 auth-algorithms=sha1 pfs-group=none lifetime=30m",
-        secret: SECRET,
-    };
+    let c = we_initiate_aes128_sha1("replays");
     let mut lab = Lab::new("p");
     lab.start_charon(&c);
     lab.start_gateway(&c);
@@ -566,10 +556,7 @@ fn replayed_esp_from_the_peer_is_dropped_and_counted() {
     assert_eq!(got, 20, "{out}");
     std::thread::sleep(Duration::from_millis(300));
     dumpcap.stop("-INT");
-    let counter = |lab: &Lab, name: &str| -> u64 {
-        lab.exec("stats").lines().find_map(|l| l.strip_prefix(&format!("{name}="))?.parse().ok()).unwrap_or(0)
-    };
-    let before = (counter(&lab, "drop-replayed"), counter(&lab, "drop-too-old"));
+    let before = (lab.stat("drop-replayed"), lab.stat("drop-too-old"));
     let script = format!(
         "from scapy.all import rdpcap, sendp, UDP\n\
          p = [x for x in rdpcap('{capture}') if UDP in x and len(x[UDP].payload) > 8 \\\n\
@@ -581,7 +568,7 @@ fn replayed_esp_from_the_peer_is_dropped_and_counted() {
     let sent = must(&["ip", "netns", "exec", &lab.sw, "/usr/bin/python3", "-c", &script]);
     let n: u64 = sent.trim().strip_prefix("sent ").and_then(|v| v.parse().ok()).expect("scapy's count");
     std::thread::sleep(Duration::from_millis(500));
-    let after = (counter(&lab, "drop-replayed"), counter(&lab, "drop-too-old"));
+    let after = (lab.stat("drop-replayed"), lab.stat("drop-too-old"));
     let dropped = (after.0 - before.0) + (after.1 - before.1);
     println!("replays: {n} copies of charon's ESP sent again, {dropped} dropped as replayed or too old");
     assert_eq!(dropped, n, "every replayed copy dropped and counted (none forwarded)");
