@@ -2,7 +2,7 @@
 //!
 //! Packet bytes are touched only through [`wire`] views; crypto goes through the batch
 //! [`crypto::Engine`] trait; every drop is counted under a [`stats::DropReason`].
-//! Unsafe code is confined to the `crypto::ipsec_mb` FFI boundary.
+//! Unsafe code is confined to the `crypto::ipsec_mb` FFI boundary and the [`prefetch`] hint.
 #![deny(unsafe_code)]
 
 pub mod ah;
@@ -15,6 +15,7 @@ pub mod esp;
 pub mod fasthash;
 pub mod pipeline;
 pub mod port;
+pub mod prefetch;
 pub mod replay;
 pub mod route;
 pub mod sa;

@@ -580,3 +580,45 @@ fn one_burst_over_several_policies_seals_each_with_its_sa_and_nests_only_what_a_
     let opened = lan.len() as u64 + r2.w.stats().punted;
     assert_eq!(opened, 4, "{:?}", r2.w.stats().drops.nonzero().collect::<Vec<_>>());
 }
+
+#[test]
+fn outbound_sas_follow_their_policy_id_across_spd_changes() {
+    let encrypt = tunnel_policy(1, Level::Require, IpsecProtocols::Esp);
+    let other = |id| Policy {
+        id,
+        selector: Selector { dst: lan_net(9), ..Selector::ANY },
+        ..Policy::accept(id, Selector::ANY)
+    };
+    // The SA arrives before its policy: the worker keeps it aside.
+    let mut r1 = Gw::new(1, vec![]);
+    let s = r1.sa(0x100, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 1);
+    r1.install_out(1, Some(s), None);
+    let p = ip_packet(H1, H2, Protocol::Udp, 64, &udp(1000, 53, 10));
+    let send = |r: &mut Gw| {
+        let [_, wan] = r.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p)]);
+        wan.first().map(|f| {
+            let ip = ipv4::Packet::new_checked(l3(f)).unwrap();
+            match ip.protocol() {
+                Protocol::Esp => Some(esp::Packet::new_checked(ip.payload()).unwrap().seq_number()),
+                _ => None,
+            }
+        })
+    };
+    assert_eq!(send(&mut r1), Some(None), "no policy: in clear");
+    // The policy comes second in the list, then first after another change, then goes and
+    // comes back: the same SA seals every time, its sequence numbers carry on.
+    let spds = [vec![other(7), encrypt], vec![encrypt, other(7), other(8)], vec![other(8)], vec![encrypt]];
+    let want = [Some(Some(1)), Some(Some(2)), Some(None), Some(Some(3))];
+    for (spd, want) in spds.into_iter().zip(want) {
+        r1.msg(ToWorker::Spd(Arc::new(Spd::new(spd))));
+        assert_eq!(send(&mut r1), want);
+    }
+    let mut seen = Vec::new();
+    r1.w.pipeline().for_each_sa(|d, id, sa| seen.push((d, id, sa.spi())));
+    assert_eq!(seen, vec![(Direction::Out, 1, 0x100)]);
+    // Removed: level require drops.
+    r1.msg(ToWorker::Outbound { policy_id: 1, bundle: None });
+    assert_eq!(send(&mut r1), None);
+    assert_eq!(r1.dropped(DropReason::NoSa), 1);
+    r1.w.pipeline().for_each_sa(|_, id, _| panic!("SA of policy {id} left"));
+}

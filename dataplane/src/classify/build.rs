@@ -49,7 +49,7 @@ pub(super) fn build(rules: &[Rule]) -> Classifier {
     }
     let boxes: Vec<Bounds> = boxes.into_iter().map(|b| b.unwrap_or([(0, 0); DIMS])).collect();
     if live.is_empty() {
-        return Classifier { trees: Vec::new(), rules: rules.len(), envelope: None };
+        return Classifier { trees: Vec::new(), rules: rules.len(), envelope: None, serial: 0 };
     }
     // The smallest box holding every live rule: a key outside it matches nothing.
     let mut hull = boxes[live[0] as usize];
@@ -79,7 +79,7 @@ pub(super) fn build(rules: &[Rule]) -> Classifier {
         }
     };
     trees.sort_by_key(|t| t.min_id);
-    Classifier { trees, rules: rules.len(), envelope }
+    Classifier { trees, rules: rules.len(), envelope, serial: 0 }
 }
 
 struct Builder<'a> {

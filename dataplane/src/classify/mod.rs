@@ -20,10 +20,12 @@
 //! Building allocates and runs off the worker; lookups never allocate, lock or make a syscall.
 
 mod build;
+mod cache;
 mod key;
 #[cfg(test)]
 mod tests;
 
+pub use cache::{CacheStats, FlowCache};
 pub use key::Key;
 
 use crate::buf::BURST;
@@ -337,12 +339,16 @@ pub struct Classifier {
     /// nothing and skips the trees: the outer header of a packet just encrypted, or a packet
     /// the reversed selectors cannot concern, costs a few compares.
     envelope: Option<[(u32, u32); DIMS]>,
+    /// Tells this classifier from every other built in the process (a [`FlowCache`] holds the
+    /// answers of one).
+    serial: u64,
 }
 
 impl Classifier {
     /// Compiles `rules`; a rule's priority is its index. Allocates; call it off the worker.
     pub fn build(rules: &[Rule]) -> Classifier {
-        build::build(rules)
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Classifier { serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed), ..build::build(rules) }
     }
 
     /// Returns the number of rules the classifier was built from.

@@ -57,6 +57,12 @@ fn key_for(rules: &[Rule], pick: usize, bits: [u32; 4], proto: u8, random: bool)
     }
 }
 
+thread_local! {
+    /// A flow cache kept from case to case (each case's classifier must make the last one's
+    /// answers stale), small enough that it keeps evicting.
+    static CACHE: std::cell::RefCell<FlowCache> = std::cell::RefCell::new(FlowCache::new(48));
+}
+
 fn check(rules: &[Rule], keys: &[Key]) -> Result<(), TestCaseError> {
     let c = Classifier::build(rules);
     let mut out = vec![None; keys.len()];
@@ -66,7 +72,46 @@ fn check(rules: &[Rule], keys: &[Key]) -> Result<(), TestCaseError> {
         prop_assert_eq!(*got, want, "burst lookup of {:?}", k);
         prop_assert_eq!(c.classify(k), want, "single lookup of {:?}", k);
     }
+    // Through the flow cache, twice: first mostly misses, then mostly hits.
+    for pass in 0..2 {
+        let mut cached = vec![None; keys.len()];
+        CACHE.with_borrow_mut(|cache| cache.classify_burst(&c, keys, &mut cached));
+        for (k, got) in keys.iter().zip(&cached) {
+            prop_assert_eq!(*got, linear_first_match(rules, k), "cached lookup of {:?}, pass {}", k, pass);
+        }
+    }
     Ok(())
+}
+
+#[test]
+fn flow_cache_remembers_and_forgets_a_replaced_rule_list() {
+    let k = Key { src: 0x0a00_0001, dst: 0x0a01_0001, proto: 17, src_port: 1024, dst_port: 53 };
+    let dns = Rule { proto: Some(17), dst_port: PortRange::exact(53), ..Rule::ANY };
+    let web = Rule { proto: Some(6), dst_port: PortRange::exact(80), ..Rule::ANY };
+    let a = Classifier::build(&[dns]);
+    let b = Classifier::build(&[web, Rule::ANY]);
+    let mut cache = FlowCache::new(1024);
+    let ask = |cache: &mut FlowCache, c: &Classifier| {
+        let mut out = [None; 2];
+        cache.classify_burst(c, &[k, k], &mut out);
+        assert_eq!(out[0], out[1]);
+        out[0]
+    };
+    assert_eq!(ask(&mut cache, &a), Some(0));
+    assert_eq!(cache.stats, CacheStats { hits: 0, misses: 2 });
+    assert_eq!(ask(&mut cache, &a), Some(0));
+    assert_eq!(cache.stats, CacheStats { hits: 2, misses: 2 });
+    // A new rule list: the remembered answer is stale.
+    assert_eq!(ask(&mut cache, &b), Some(1));
+    assert_eq!(cache.stats.misses, 4);
+    // Negative answers are kept too.
+    let none = Classifier::build(&[web]);
+    assert_eq!(ask(&mut cache, &none), None);
+    assert_eq!(ask(&mut cache, &none), None);
+    assert_eq!(cache.stats, CacheStats { hits: 4, misses: 6 });
+    // Rebuilding the same list makes a new classifier: asked again, not trusted.
+    assert_eq!(ask(&mut cache, &Classifier::build(&[dns])), Some(0));
+    assert_eq!(cache.stats.misses, 8);
 }
 
 fn keys_strategy(n: usize) -> impl Strategy<Value = Vec<(usize, [u32; 4], u8, bool)>> {

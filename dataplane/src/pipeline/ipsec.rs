@@ -11,12 +11,13 @@ use arrayvec::ArrayVec;
 use super::Io;
 use crate::buf::{BURST, Burst, PacketBuf};
 use crate::bundle::Bundle;
+use crate::classify::FlowCache;
 use crate::crypto::Engine;
 use crate::ctl::{FromWorker, InboundSa, Ring, SaKey};
 use crate::fasthash::{FxHashMap, map_with_capacity};
 use crate::route::Ifaces;
 use crate::sa::{IpsecProto, Sa};
-use crate::spd::{Decision, Decrypted, Incoming, Key, Outgoing, PolicyCounters, PolicyIdx, Spd, Verdict};
+use crate::spd::{Decision, Decrypted, Incoming, Key, Outgoing, PolicyCounters, PolicyIdx, SaLookup, Spd, Verdict};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Protocol, ah, esp, ipv4, udp};
 use crate::xform;
@@ -75,11 +76,22 @@ pub(crate) struct State<E: Engine> {
     spd: Arc<Spd>,
     counters: PolicyCounters,
     id_to_idx: FxHashMap<u32, PolicyIdx>,
-    outbound: FxHashMap<u32, Box<Bundle<E::Session>>>,
+    /// Outbound bundles by the index of their policy in `spd`: the per-packet path reaches
+    /// them without a hash lookup.
+    outbound: Vec<Option<Box<Bundle<E::Session>>>>,
+    /// Outbound bundles whose policy id the current SPD does not have (installed before their
+    /// policy, or kept across an SPD without it), by policy id.
+    detached: FxHashMap<u32, Box<Bundle<E::Session>>>,
     inbound: FxHashMap<SaKey, Box<InboundSa<E::Session>>>,
     last_acquire: FxHashMap<u32, u64>,
     now_secs: u64,
+    /// Outbound and incoming-check answers of the classifiers, by flow.
+    out_cache: FlowCache,
+    in_cache: FlowCache,
 }
+
+/// Flows each of a worker's classifier caches holds (512 KiB each).
+const CACHED_FLOWS: usize = 24 * 1024;
 
 /// SAs a worker expects; more only make the maps grow, between bursts.
 const EXPECTED_SAS: usize = 1024;
@@ -97,11 +109,14 @@ impl<E: Engine> State<E> {
             engine,
             counters: spd.counters(),
             id_to_idx: index_ids(&spd),
+            outbound: std::iter::repeat_with(|| None).take(spd.len()).collect(),
             spd,
-            outbound: map_with_capacity(EXPECTED_SAS),
+            detached: map_with_capacity(EXPECTED_SAS),
             inbound: map_with_capacity(EXPECTED_SAS),
             last_acquire: map_with_capacity(EXPECTED_SAS),
             now_secs: 0,
+            out_cache: FlowCache::new(CACHED_FLOWS),
+            in_cache: FlowCache::new(CACHED_FLOWS),
         }
     }
 
@@ -113,11 +128,24 @@ impl<E: Engine> State<E> {
         &self.counters
     }
 
-    /// Swaps in a new SPD and returns the old one.
+    /// Swaps in a new SPD and returns the old one; the bundles follow their policy ids to
+    /// their new indices. Allocates (between bursts, as a control message).
     pub(crate) fn set_spd(&mut self, spd: Arc<Spd>) -> Arc<Spd> {
         self.counters = spd.counters();
         self.id_to_idx = index_ids(&spd);
-        std::mem::replace(&mut self.spd, spd)
+        let old = std::mem::replace(&mut self.spd, spd);
+        let by_idx =
+            std::mem::replace(&mut self.outbound, std::iter::repeat_with(|| None).take(self.spd.len()).collect());
+        let placed: Vec<(u32, Box<Bundle<E::Session>>)> = by_idx
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, b)| Some((old.policy(i as PolicyIdx)?.id, b?)))
+            .chain(std::mem::take(&mut self.detached))
+            .collect();
+        for (id, b) in placed {
+            self.set_outbound(id, Some(b));
+        }
+        old
     }
 
     pub(crate) fn set_outbound(
@@ -125,9 +153,10 @@ impl<E: Engine> State<E> {
         policy_id: u32,
         bundle: Option<Box<Bundle<E::Session>>>,
     ) -> Option<Box<Bundle<E::Session>>> {
-        match bundle {
-            Some(b) => self.outbound.insert(policy_id, b),
-            None => self.outbound.remove(&policy_id),
+        match (self.id_to_idx.get(&policy_id).and_then(|&i| self.outbound.get_mut(i as usize)), bundle) {
+            (Some(slot), b) => std::mem::replace(slot, b),
+            (None, Some(b)) => self.detached.insert(policy_id, b),
+            (None, None) => self.detached.remove(&policy_id),
         }
     }
 
@@ -143,7 +172,12 @@ impl<E: Engine> State<E> {
     }
 
     pub(crate) fn for_each_sa(&self, mut f: impl FnMut(Direction, u32, &Sa<E::Session>)) {
-        for (&id, b) in &self.outbound {
+        let by_idx = self
+            .outbound
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| Some((self.spd.policy(i as PolicyIdx)?.id, b.as_ref()?)));
+        for (id, b) in by_idx.chain(self.detached.iter().map(|(&id, b)| (id, b))) {
             for sa in b.esp.iter().chain(b.ah.iter()) {
                 f(Direction::Out, id, sa);
             }
@@ -160,7 +194,7 @@ impl<E: Engine> State<E> {
         }
         self.now_secs = now_secs;
         let worker = self.worker;
-        for b in self.outbound.values_mut() {
+        for b in self.outbound.iter_mut().flatten().chain(self.detached.values_mut()) {
             for sa in b.sas_mut() {
                 sa.tick(now_secs);
                 report(worker, sa, up);
@@ -194,10 +228,10 @@ impl<E: Engine> State<E> {
         }
         let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
         if m > 0 {
-            let (spd, outbound) = (&self.spd, &self.outbound);
+            let outbound = &self.outbound;
             let memo = Memo::default();
-            let has = |idx| memo.get(idx, || has_sa(spd, outbound, idx));
-            spd.incoming(&inc[..m], has, &mut self.counters, &mut dec[..m]);
+            let has = |idx| memo.get(idx, || has_sa(outbound, idx));
+            self.spd.incoming(&inc[..m], has, &mut self.counters, &mut self.in_cache, &mut dec[..m]);
         }
         let mut i = 0;
         pkts.retain(|_| {
@@ -333,10 +367,8 @@ impl<E: Engine> State<E> {
         }
         let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
         if m > 0 {
-            let (spd, outbound) = (&self.spd, &self.outbound);
-            let memo = Memo::default();
-            let has = |idx| memo.get(idx, || has_sa(spd, outbound, idx));
-            spd.outbound(&outg[..m], has, &mut self.counters, &mut dec[..m]);
+            let sas: Sas<'_, E> = Sas { outbound: &self.outbound, memo: Memo::default() };
+            self.spd.outbound(&outg[..m], sas, &mut self.counters, &mut self.out_cache, &mut dec[..m]);
         }
         for (buf, f) in pkts.drain(..).zip(fate) {
             let d = match f {
@@ -382,40 +414,37 @@ impl<E: Engine> State<E> {
         drops: &mut Stats,
         up: &Ring<FromWorker<B, E::Session>>,
     ) {
-        let mut ids: ArrayVec<u32, BURST> = ArrayVec::new();
         let mut policies: ArrayVec<PolicyIdx, BURST> = ArrayVec::new();
         let mut bounds: ArrayVec<usize, { BURST + 1 }> = ArrayVec::new();
         bounds.push(0);
         for (policy, group) in groups.iter_mut() {
-            let id = self.spd.policy(*policy).map(|p| p.id).filter(|id| self.outbound.contains_key(id));
-            let Some(id) = id else {
+            if bundle(&self.outbound, *policy).is_none() {
                 for _ in group.drain(..) {
                     drops.drop(DropReason::NoSa);
                 }
                 continue;
-            };
+            }
             sealed.extend(group.drain(..));
-            ids.push(id);
             policies.push(*policy);
             bounds.push(sealed.len());
         }
-        if ids.len() > 1 {
-            for b in ids.iter().filter_map(|id| self.outbound.get(id)) {
+        if policies.len() > 1 {
+            for b in policies.iter().filter_map(|&p| bundle(&self.outbound, p)) {
                 for sa in b.esp.iter().chain(b.ah.iter()) {
                     sa.touch();
                     self.engine.prefetch(&sa.session);
                 }
             }
         }
-        let mut esp = BundleSas { map: &mut self.outbound, ids: &ids, ah: false };
+        let mut esp = BundleSas { outbound: &mut self.outbound, policies: &policies, ah: false };
         xform::run_groups::<E, B, esp_xf::Seal, _>(&mut esp, &mut bounds, &mut self.engine, sealed, drops);
-        if ids.iter().any(|id| self.outbound.get(id).is_some_and(|b| b.ah.is_some())) {
-            let mut ah = BundleSas { map: &mut self.outbound, ids: &ids, ah: true };
+        if policies.iter().any(|&p| bundle(&self.outbound, p).is_some_and(|b| b.ah.is_some())) {
+            let mut ah = BundleSas { outbound: &mut self.outbound, policies: &policies, ah: true };
             xform::run_groups::<E, B, ah_xf::Seal, _>(&mut ah, &mut bounds, &mut self.engine, sealed, drops);
         }
-        for (g, (id, policy)) in ids.iter().zip(&policies).enumerate() {
-            sealed_by[bounds[g]..bounds[g + 1]].fill(Some(*policy));
-            if let Some(b) = self.outbound.get_mut(id) {
+        for (g, &policy) in policies.iter().enumerate() {
+            sealed_by[bounds[g]..bounds[g + 1]].fill(Some(policy));
+            if let Some(Some(b)) = self.outbound.get_mut(policy as usize) {
                 for sa in b.sas_mut() {
                     report(self.worker, sa, up);
                 }
@@ -424,20 +453,48 @@ impl<E: Engine> State<E> {
     }
 }
 
-/// The ESP or the AH SAs of the policies (by id) of a burst's encrypt groups.
+/// Returns the outbound bundle of policy `idx`.
+#[inline]
+fn bundle<S>(outbound: &[Option<Box<Bundle<S>>>], idx: PolicyIdx) -> Option<&Bundle<S>> {
+    outbound.get(idx as usize)?.as_deref()
+}
+
+/// The worker's answers to the SPD about outbound SAs, for one burst.
+struct Sas<'a, E: Engine> {
+    outbound: &'a [Option<Box<Bundle<E::Session>>>],
+    memo: Memo,
+}
+
+impl<E: Engine> SaLookup for Sas<'_, E> {
+    #[inline]
+    fn has_sa(&self, idx: PolicyIdx) -> bool {
+        self.memo.get(idx, || has_sa(self.outbound, idx))
+    }
+
+    /// Starts loading the policy's bundle, whose state `has_sa` reads next; the SAs' keys are
+    /// prefetched again just before sealing.
+    #[inline]
+    fn prefetch(&self, idx: PolicyIdx) {
+        if let Some(b) = bundle(self.outbound, idx) {
+            crate::prefetch::lines(b);
+        }
+    }
+}
+
+/// The ESP or the AH SAs of the policies of a burst's encrypt groups.
 struct BundleSas<'a, S> {
-    map: &'a mut FxHashMap<u32, Box<Bundle<S>>>,
-    ids: &'a [u32],
+    outbound: &'a mut [Option<Box<Bundle<S>>>],
+    policies: &'a [PolicyIdx],
     ah: bool,
 }
 
 impl<S> xform::SaGroups<S> for BundleSas<'_, S> {
     fn sa_mut(&mut self, g: usize) -> Option<&mut Sa<S>> {
-        let b = self.map.get_mut(self.ids.get(g)?)?;
+        let b = self.outbound.get_mut(*self.policies.get(g)? as usize)?.as_deref_mut()?;
         if self.ah { b.ah.as_mut() } else { b.esp.as_mut() }
     }
     fn sa(&self, g: usize) -> Option<&Sa<S>> {
-        let b = self.map.get(self.ids.get(g)?)?;
+        let b = bundle(self.outbound, *self.policies.get(g)?)?;
         if self.ah { b.ah.as_ref() } else { b.esp.as_ref() }
     }
 }
@@ -476,9 +533,9 @@ impl Memo {
     }
 }
 
-/// Returns true when policy `idx` of `spd` has usable outbound SAs.
-fn has_sa<S>(spd: &Spd, outbound: &FxHashMap<u32, Box<Bundle<S>>>, idx: PolicyIdx) -> bool {
-    spd.policy(idx).is_some_and(|p| outbound.get(&p.id).is_some_and(|b| b.is_usable()))
+/// Returns true when policy `idx` has usable outbound SAs.
+fn has_sa<S>(outbound: &[Option<Box<Bundle<S>>>], idx: PolicyIdx) -> bool {
+    bundle(outbound, idx).is_some_and(Bundle::is_usable)
 }
 
 /// Sends an SA's pending events to the control plane.

@@ -18,7 +18,7 @@ use std::ops::Range;
 pub use counters::{Count, Outcome, PolicyCounters};
 
 use crate::buf::BURST;
-use crate::classify::{Classifier, PortRange, Rule};
+use crate::classify::{Classifier, FlowCache, PortRange, Rule};
 pub use crate::classify::{Key, Prefix};
 pub use crate::sa::{DontFragment, Mode};
 use crate::stats::DropReason;
@@ -244,26 +244,30 @@ pub struct Decrypted {
     pub policy: PolicyIdx,
 }
 
-/// Classifies the keys of `pkts` into `hits`, looking up each run of equal consecutive keys
-/// once: a burst is often one flow, and packets just encrypted by one SA all share their outer
-/// header's key.
-fn classify_distinct<P>(c: &Classifier, pkts: &[P], key: impl Fn(&P) -> Key, hits: &mut [Option<u32>]) {
+/// What the outbound stage asks the worker about its SAs. Any `Fn(PolicyIdx) -> bool` answers
+/// `has_sa` and ignores prefetches.
+pub trait SaLookup {
+    /// Tells whether policy `idx` has a usable SA.
+    fn has_sa(&self, idx: PolicyIdx) -> bool;
+    /// Hints that `has_sa(idx)` comes soon: the worker may start loading the SA state.
+    fn prefetch(&self, _idx: PolicyIdx) {}
+}
+
+impl<F: Fn(PolicyIdx) -> bool> SaLookup for F {
+    #[inline]
+    fn has_sa(&self, idx: PolicyIdx) -> bool {
+        self(idx)
+    }
+}
+
+/// Classifies the keys of `pkts` into `hits` through the worker's flow cache.
+fn classify<P>(c: &Classifier, cache: &mut FlowCache, pkts: &[P], key: impl Fn(&P) -> Key, hits: &mut [Option<u32>]) {
     let mut keys = [Key::default(); BURST];
-    let mut slot = [0u8; BURST];
-    let mut distinct = 0;
-    for (i, p) in pkts.iter().enumerate() {
-        let k = key(p);
-        if distinct == 0 || keys[distinct - 1] != k {
-            keys[distinct] = k;
-            distinct += 1;
-        }
-        slot[i] = (distinct - 1) as u8;
+    let n = pkts.len().min(BURST);
+    for (k, p) in keys.iter_mut().zip(pkts) {
+        *k = key(p);
     }
-    let mut found = [None; BURST];
-    c.classify_burst(&keys[..distinct], &mut found[..distinct]);
-    for (h, &s) in hits.iter_mut().zip(slot.iter()) {
-        *h = found[usize::from(s)];
-    }
+    cache.classify_burst(c, &keys[..n], hits);
 }
 
 /// The compiled policy list: one classifier for outgoing selectors, one for the reversed ones.
@@ -367,18 +371,30 @@ impl Spd {
 
     /// Decides for outgoing packets (forwarded, or originated here): `out[i]` for `pkts[i]`.
     /// `has_sa(p)` tells whether policy `p` has a usable SA. Writes `min(pkts.len(), out.len())`
-    /// decisions and counts them in `counters`. Allocates nothing.
-    pub fn outbound<F: Fn(PolicyIdx) -> bool>(
+    /// decisions and counts them in `counters`. `cache` is the caller's cache of outbound
+    /// lookups (any cache: it forgets what another SPD taught it). Allocates nothing.
+    pub fn outbound<L: SaLookup>(
         &self,
         pkts: &[Outgoing],
-        has_sa: F,
+        has_sa: L,
         counters: &mut PolicyCounters,
+        cache: &mut FlowCache,
         out: &mut [Decision],
     ) {
         for (pkts, out) in pkts.chunks(BURST).zip(out.chunks_mut(BURST)) {
             let mut hits = [None; BURST];
             let n = pkts.len().min(out.len());
-            classify_distinct(&self.out, &pkts[..n], |p| p.key, &mut hits[..n]);
+            classify(&self.out, cache, &pkts[..n], |p| p.key, &mut hits[..n]);
+            // Every encrypt policy of the burst starts loading its SA state before the first
+            // is asked about, so that the misses overlap.
+            let mut last = PolicyIdx::MAX;
+            for &rule in hits[..n].iter().flatten() {
+                let idx = self.out_policy[rule as usize];
+                if idx != last && self.policies[idx as usize].action == Action::Encrypt {
+                    has_sa.prefetch(idx);
+                    last = idx;
+                }
+            }
             for ((p, o), hit) in pkts.iter().zip(out.iter_mut()).zip(hits) {
                 *o = self.outbound_one(p, hit, &has_sa, counters);
             }
@@ -389,7 +405,7 @@ impl Spd {
         &self,
         p: &Outgoing,
         hit: Option<u32>,
-        has_sa: &impl Fn(PolicyIdx) -> bool,
+        has_sa: &impl SaLookup,
         counters: &mut PolicyCounters,
     ) -> Decision {
         let k = &p.key;
@@ -405,7 +421,7 @@ impl Spd {
             Action::Drop => (Outcome::Dropped, Decision::drop(DropReason::PolicyDrop)),
             // Manual: a packet matching the rule that just encrypted it goes out as it is.
             Action::Encrypt if p.prev == Some(idx) => (Outcome::LoopClear, Decision::CLEAR),
-            Action::Encrypt if has_sa(idx) => {
+            Action::Encrypt if has_sa.has_sa(idx) => {
                 (Outcome::Encrypted, Decision { verdict: Verdict::Encrypt(idx), acquire: None })
             }
             Action::Encrypt => match policy.level {
@@ -423,18 +439,20 @@ impl Spd {
     /// Runs the incoming policy check on cleartext packets that were not decrypted here: the
     /// first policy matching with source and destination reversed decides; if it says encrypt
     /// and `has_sa` says it has a usable SA, the packet should have come encrypted and is
-    /// dropped. IKE to this host (UDP destination port 500 or 4500) is exempt.
+    /// dropped. IKE to this host (UDP destination port 500 or 4500) is exempt. `cache` is the
+    /// caller's cache of incoming lookups.
     pub fn incoming<F: Fn(PolicyIdx) -> bool>(
         &self,
         pkts: &[Incoming],
         has_sa: F,
         counters: &mut PolicyCounters,
+        cache: &mut FlowCache,
         out: &mut [Decision],
     ) {
         for (pkts, out) in pkts.chunks(BURST).zip(out.chunks_mut(BURST)) {
             let mut hits = [None; BURST];
             let n = pkts.len().min(out.len());
-            classify_distinct(&self.incoming, &pkts[..n], |p| p.key, &mut hits[..n]);
+            classify(&self.incoming, cache, &pkts[..n], |p| p.key, &mut hits[..n]);
             for ((p, o), hit) in pkts.iter().zip(out.iter_mut()).zip(hits) {
                 let k = &p.key;
                 *o = if p.to_us && k.proto == PROTO_UDP && (k.dst_port == IKE_PORT || k.dst_port == IKE_NATT_PORT) {

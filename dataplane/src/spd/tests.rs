@@ -42,7 +42,7 @@ fn key(src: &str, dst: &str, proto: u8, sp: u16, dp: u16) -> Key {
 
 fn out1(spd: &Spd, pkt: Outgoing, has_sa: bool, c: &mut PolicyCounters) -> Decision {
     let mut d = [Decision::CLEAR];
-    spd.outbound(&[pkt], |_| has_sa, c, &mut d);
+    spd.outbound(&[pkt], |_| has_sa, c, &mut FlowCache::new(4), &mut d);
     d[0]
 }
 
@@ -56,7 +56,7 @@ fn local(key: Key, prev: Option<PolicyIdx>) -> Outgoing {
 
 fn in1(spd: &Spd, key: Key, to_us: bool, has_sa: bool, c: &mut PolicyCounters) -> Decision {
     let mut d = [Decision::CLEAR];
-    spd.incoming(&[Incoming { key, len: 60, to_us }], |_| has_sa, c, &mut d);
+    spd.incoming(&[Incoming { key, len: 60, to_us }], |_| has_sa, c, &mut FlowCache::new(4), &mut d);
     d[0]
 }
 
@@ -129,7 +129,7 @@ fn has_sa_is_asked_about_the_matched_policy() {
     let flags = [false, true];
     let pkts = [fwd(key("10.1.0.1", "10.2.0.1", TCP, 1, 2)), fwd(key("10.1.0.1", "10.3.0.1", TCP, 1, 2))];
     let mut d = [Decision::CLEAR; 2];
-    spd.outbound(&pkts, |p| flags[p as usize], &mut c, &mut d);
+    spd.outbound(&pkts, |p| flags[p as usize], &mut c, &mut FlowCache::new(64), &mut d);
     assert_eq!(d, [Decision { verdict: Verdict::Drop(DropReason::NoSa), acquire: Some(0) }, encrypted(1)]);
 }
 
@@ -310,14 +310,14 @@ fn bursts_longer_than_32_and_counter_merge() {
         .collect();
     let mut d = vec![Decision::CLEAR; 70];
     let mut a = spd.counters();
-    spd.outbound(&pkts, |_| false, &mut a, &mut d);
+    spd.outbound(&pkts, |_| false, &mut a, &mut FlowCache::new(64), &mut d);
     for (i, d) in d.iter().enumerate() {
         let want = if i % 2 == 0 { Some(0) } else { None };
         assert_eq!(d.acquire, want, "packet {i}");
         assert_eq!(d.verdict, Verdict::Clear);
     }
     let mut b = spd.counters();
-    spd.outbound(&pkts[..10], |_| true, &mut b, &mut d[..10]);
+    spd.outbound(&pkts[..10], |_| true, &mut b, &mut FlowCache::new(64), &mut d[..10]);
     a.merge(&b);
     assert_eq!(a.get(0, Outcome::ClearNoSa), Count { packets: 35, bytes: 3500 });
     assert_eq!(a.get(0, Outcome::Encrypted), Count { packets: 5, bytes: 500 });
@@ -380,6 +380,13 @@ fn key_strategy() -> impl Strategy<Value = (Key, bool, Option<u32>, bool)> {
     )
 }
 
+thread_local! {
+    /// Flow caches kept across the cases, so that stale answers of earlier SPDs (the keys come
+    /// from a small set) would show: a tiny outbound one that keeps evicting, a roomy incoming one.
+    static CACHES: std::cell::RefCell<(FlowCache, FlowCache)> =
+        std::cell::RefCell::new((FlowCache::new(4), FlowCache::new(4096)));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -395,7 +402,7 @@ proptest! {
         for &(k, local, prev, to_us) in &pkts {
             // Outbound.
             let mut d = [Decision::CLEAR];
-            spd.outbound(&[Outgoing { key: k, len: 1, local, prev }], has_sa, &mut c, &mut d);
+            CACHES.with_borrow_mut(|(o, _)| spd.outbound(&[Outgoing { key: k, len: 1, local, prev }], has_sa, &mut c, o, &mut d));
             let want = if local && k.proto == UDP && (k.src_port == 500 || k.src_port == 4500) {
                 Decision::BYPASS
             } else {
@@ -422,7 +429,7 @@ proptest! {
 
             // Incoming check.
             let mut d = [Decision::CLEAR];
-            spd.incoming(&[Incoming { key: k, len: 1, to_us }], has_sa, &mut c, &mut d);
+            CACHES.with_borrow_mut(|(_, i)| spd.incoming(&[Incoming { key: k, len: 1, to_us }], has_sa, &mut c, i, &mut d));
             let want = if to_us && k.proto == UDP && (k.dst_port == 500 || k.dst_port == 4500) {
                 Decision::BYPASS
             } else {
