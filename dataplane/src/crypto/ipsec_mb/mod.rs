@@ -319,18 +319,15 @@ impl Engine for MbEngine {
     }
 
     fn prefetch(&self, s: &MbSession) {
-        // The cache lines a job reads: the job template, and the round keys and hash keys of
-        // GCM (the front of the GCM key data) or of CBC and HMAC.
+        // The cache lines a job reads: the job template (two lines: the mode, hash and GCM
+        // fields are in the second), and the round keys and hash keys of GCM (the front of
+        // the GCM key data) or of CBC and HMAC.
         const GCM: std::ops::Range<usize> = 0..512;
         const CBC_HMAC: [usize; 6] = [1024, 1088, 1152, 1216, 1920, 1984];
-        const TEMPLATE: usize = 2048;
-        let base: *const u8 = s.keys.0.as_ptr();
-        let fetch = |off: usize| {
-            // SAFETY: `off` is inside the 2176-byte key block (a constant below KEYS_SIZE), so
-            // the pointer stays within the allocation; a prefetch reads nothing architecturally.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(base.add(off).cast()) }
-        };
-        fetch(TEMPLATE);
+        const TEMPLATE: [usize; 2] = [2048, 2112];
+        let keys = &s.keys.0;
+        let fetch = |off: usize| crate::prefetch::line(keys[off..].as_ptr());
+        TEMPLATE.into_iter().for_each(fetch);
         if s.xf.cipher().is_aead() {
             GCM.step_by(64).for_each(fetch);
         } else {
