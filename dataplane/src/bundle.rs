@@ -8,7 +8,9 @@ use crate::sa::Sa;
 use crate::stats::Stats;
 use crate::{ah, esp};
 
-/// One direction of a policy's SAs: `esp`, `ah`, or both.
+/// One direction of a policy's SAs: `esp`, `ah`, or both. ESP comes first in memory (`repr(C)`):
+/// the front of a bundle is the hot part of its first SA, what the worker prefetches.
+#[repr(C)]
 pub struct Bundle<S> {
     /// The ESP SA, applied first outbound.
     pub esp: Option<Sa<S>>,

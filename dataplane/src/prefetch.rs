@@ -2,14 +2,11 @@
 //! cached, and asking for all of a burst's lines before using any lets their misses overlap.
 #![allow(unsafe_code)]
 
-/// Lines of one object prefetched at most (the hot part of an SA bundle fits).
-const MAX_LINES: usize = 24;
-
-/// Hints that the first lines of `obj` (at most `MAX_LINES`) are needed soon.
+/// Hints that the first `bytes` of `obj` (at most all of it) are needed soon.
 #[inline(always)]
-pub fn lines<T>(obj: &T) {
+pub fn front<T>(obj: &T, bytes: usize) {
     let p = (obj as *const T).cast::<u8>();
-    for i in 0..size_of::<T>().div_ceil(64).min(MAX_LINES) {
+    for i in 0..bytes.min(size_of::<T>()).div_ceil(64) {
         line(p.wrapping_add(i * 64));
     }
 }

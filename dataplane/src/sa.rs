@@ -136,39 +136,48 @@ struct Shared {
 const MIN_RESERVE: u64 = 1;
 
 /// A unidirectional SA with its engine session `S`.
+///
+/// The fields every packet reads or writes come first, in declaration order (`repr(C)`), so
+/// that they share the SA's first few cache lines ([`HOT_BYTES`]): with thousands of SAs those
+/// are the lines prefetched ahead of a burst.
+#[repr(C)]
 pub struct Sa<S> {
-    pub(crate) spi: u32,
-    pub(crate) proto: IpsecProto,
-    pub(crate) mode: Mode,
-    pub(crate) src: Ipv4Addr,
-    pub(crate) dst: Ipv4Addr,
-    pub(crate) xf: Transform,
-    pub(crate) dont_fragment: DontFragment,
-    /// ESP in UDP (RFC 3948) when set.
-    pub(crate) encap: Option<UdpEncap>,
     pub(crate) session: S,
-    /// RFC 4106 section 4: the last four bytes of the GCM key material.
-    pub(crate) salt: [u8; GCM_SALT_LEN],
-    /// Outbound: counters shared with the SA's copies on other workers.
-    shared: Arc<Shared>,
     /// Outbound: the range of sequence numbers this copy reserved and has not used yet.
     reserved: std::ops::Range<u64>,
     /// Bytes accounted here and not yet added to the shared count.
     unshared_bytes: u64,
-    pub(crate) replay: ReplayWindow,
-    /// Outbound: identification of the next outer IPv4 header.
-    pub(crate) ip_id: u16,
-    /// Outbound CBC IVs: seeded once from the OS, then no syscall per packet.
-    pub(crate) iv_rng: ChaCha12Rng,
     /// Outbound GCM explicit IVs count from this random base, so that two SAs sharing a manual
     /// key (both directions, or the same SA re-installed after a restart) never share an IV.
     gcm_iv_base: u64,
-    lifetimes: Lifetimes,
-    added_at: u64,
     counters: SaCounters,
+    lifetimes: Lifetimes,
+    /// Outbound: counters shared with the SA's copies on other workers.
+    shared: Arc<Shared>,
+    pub(crate) spi: u32,
+    pub(crate) src: Ipv4Addr,
+    pub(crate) dst: Ipv4Addr,
+    /// RFC 4106 section 4: the last four bytes of the GCM key material.
+    pub(crate) salt: [u8; GCM_SALT_LEN],
+    pub(crate) xf: Transform,
+    /// ESP in UDP (RFC 3948) when set.
+    pub(crate) encap: Option<UdpEncap>,
+    /// Outbound: identification of the next outer IPv4 header.
+    pub(crate) ip_id: u16,
+    pub(crate) proto: IpsecProto,
+    pub(crate) mode: Mode,
+    pub(crate) dont_fragment: DontFragment,
     state: SaState,
     pending: [Option<SaEvent>; 3],
+    added_at: u64,
+    pub(crate) replay: ReplayWindow,
+    /// Outbound CBC IVs: seeded once from the OS, then no syscall per packet.
+    pub(crate) iv_rng: ChaCha12Rng,
 }
+
+/// The bytes at the start of an [`Sa`] that hold what every packet touches (checked by a test
+/// against the field offsets).
+pub const HOT_BYTES: usize = 256;
 
 impl<S> std::fmt::Debug for Sa<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -362,19 +371,10 @@ impl<S> Sa<S> {
         self.reserved = first..first + n;
     }
 
-    /// Loads the fields a seal touches (and the shared sequence counter) ahead of a burst: with
-    /// thousands of SAs each is rarely cached, and touching all SAs of a burst first lets
-    /// their cache misses overlap instead of queueing one SA after another.
-    pub(crate) fn touch(&self) {
-        std::hint::black_box((
-            self.spi,
-            self.reserved.start,
-            self.ip_id,
-            self.counters.packets,
-            self.state,
-            self.lifetimes.hard_bytes,
-            self.shared.seq.load(Ordering::Relaxed),
-        ));
+    /// Hints that the counters shared with other workers (a separate allocation, which
+    /// reserving sequence numbers updates) are needed soon.
+    pub(crate) fn prefetch_shared(&self) {
+        crate::prefetch::front(&*self.shared, size_of::<Shared>());
     }
 
     /// Returns true while the SA may process packets.
@@ -440,6 +440,16 @@ fn fallback_seed(now: u64) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_packet_fields_sit_in_the_first_lines() {
+        fn last_hot<S>() -> usize {
+            std::mem::offset_of!(Sa<S>, pending)
+        }
+        for end in [last_hot::<crate::crypto::ipsec_mb::MbSession>(), last_hot::<crate::crypto::rust::RustSession>()] {
+            assert!(end <= HOT_BYTES, "the per-packet fields end at {end}");
+        }
+    }
     use crate::crypto::{Auth, Cipher, rust::RustEngine};
 
     fn sa(lifetimes: Lifetimes) -> Sa<<RustEngine as Engine>::Session> {

@@ -428,12 +428,12 @@ impl<E: Engine> State<E> {
             policies.push(*policy);
             bounds.push(sealed.len());
         }
-        if policies.len() > 1 {
-            for b in policies.iter().filter_map(|&p| bundle(&self.outbound, p)) {
-                for sa in b.esp.iter().chain(b.ah.iter()) {
-                    sa.touch();
-                    self.engine.prefetch(&sa.session);
-                }
+        // The SAs' fronts are cached (`has_sa` read them): start on what they point to, the
+        // keys and the shared sequence counter, while the packets are prepared.
+        for b in policies.iter().filter_map(|&p| bundle(&self.outbound, p)) {
+            for sa in b.esp.iter().chain(b.ah.iter()) {
+                sa.prefetch_shared();
+                self.engine.prefetch(&sa.session);
             }
         }
         let mut esp = BundleSas { outbound: &mut self.outbound, policies: &policies, ah: false };
@@ -471,12 +471,12 @@ impl<E: Engine> SaLookup for Sas<'_, E> {
         self.memo.get(idx, || has_sa(self.outbound, idx))
     }
 
-    /// Starts loading the policy's bundle, whose state `has_sa` reads next; the SAs' keys are
-    /// prefetched again just before sealing.
+    /// Starts loading the hot front of the policy's bundle (its first SA's per-packet fields),
+    /// which `has_sa` reads next; the keys follow when the burst is sealed.
     #[inline]
     fn prefetch(&self, idx: PolicyIdx) {
         if let Some(b) = bundle(self.outbound, idx) {
-            crate::prefetch::lines(b);
+            crate::prefetch::front(b, crate::sa::HOT_BYTES);
         }
     }
 }
