@@ -216,15 +216,21 @@ impl<E: Engine> State<E> {
         let mut fate = [Fate::Truncated; BURST];
         let mut inc = [Incoming { key: Key::default(), len: 0, to_us }; BURST];
         let mut m = 0;
+        let mut clear = 0;
         for (f, p) in fate.iter_mut().zip(pkts.iter()) {
             let Some(key) = Key::from_ipv4(p.data()) else { continue };
             if !self.spd.incoming_may_match(&key) {
                 *f = Fate::Clear;
+                clear += 1;
                 continue;
             }
             inc[m] = Incoming { key, len: p.len() as u32, to_us };
             *f = Fate::Check(m as u8);
             m += 1;
+        }
+        // Usually no reversed selector concerns the burst: every packet passes as it is.
+        if clear == pkts.len() {
+            return;
         }
         let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
         if m > 0 {

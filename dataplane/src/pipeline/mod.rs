@@ -748,27 +748,17 @@ fn is_echo_request(d: &[u8]) -> bool {
         && wicmp::Packet::new_checked(ip.payload()).is_ok_and(|m| m.msg_type() == wicmp::Message::EchoRequest)
 }
 
-/// Decrements the TTL and updates the checksum incrementally (RFC 1624 equation 3).
+/// Decrements the TTL and updates the checksum incrementally.
 fn decrement_ttl(d: &mut [u8]) {
-    let ttl = ipv4::Packet::new_unchecked(&*d).ttl();
-    set_ttl(d, ttl - 1);
+    let mut ip = ipv4::Packet::new_unchecked(d);
+    let ttl = ip.ttl();
+    ip.set_ttl_update_checksum(ttl - 1);
 }
 
 /// Gives back the TTL a forwarded packet arrived with, so that an ICMP error quotes the
 /// header as it was received.
 fn restore_ttl(d: &mut [u8]) {
-    let ttl = ipv4::Packet::new_unchecked(&*d).ttl();
-    set_ttl(d, ttl.saturating_add(1));
-}
-
-fn set_ttl(d: &mut [u8], new: u8) {
     let mut ip = ipv4::Packet::new_unchecked(d);
-    let proto = u8::from(ip.protocol());
-    let old_word = u16::from_be_bytes([ip.ttl(), proto]);
-    let new_word = u16::from_be_bytes([new, proto]);
-    let mut sum = u32::from(!ip.checksum()) + u32::from(!old_word) + u32::from(new_word);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    ip.set_ttl(new);
-    ip.set_checksum(!(sum as u16));
+    let ttl = ip.ttl();
+    ip.set_ttl_update_checksum(ttl.saturating_add(1));
 }

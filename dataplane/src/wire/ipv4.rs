@@ -423,6 +423,20 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         write_ipv4(self.buffer.as_mut(), field::DST_ADDR, value);
     }
 
+    /// Sets the TTL and updates the header checksum incrementally (RFC 1624 equation 3): the
+    /// TTL shares a 16-bit word with the protocol, the only word that changes.
+    #[inline]
+    pub fn set_ttl_update_checksum(&mut self, ttl: u8) {
+        let b = self.buffer.as_mut();
+        let old_word = u16::from_be_bytes([b[field::TTL], b[field::PROTOCOL]]);
+        let new_word = u16::from_be_bytes([ttl, b[field::PROTOCOL]]);
+        let mut sum = u32::from(!read_u16(b, field::CHECKSUM.start)) + u32::from(!old_word) + u32::from(new_word);
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        b[field::TTL] = ttl;
+        write_u16(b, field::CHECKSUM.start, !(sum as u16));
+    }
+
     /// Computes the header checksum over the header length and stores it (RFC 791 3.1).
     #[inline]
     pub fn fill_checksum(&mut self) {
@@ -564,6 +578,19 @@ mod tests {
         0x46, 0xc0, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x3a, 0x01, 0x0a, 0x00, 0x00, 0x01, 0xe0, 0x00,
         0x00, 0x16, 0x94, 0x04, 0x00, 0x00, 0x22, 0x00, 0xfa, 0x02, 0x00, 0x00, 0x00, 0x01,
     ];
+
+    proptest! {
+        #[test]
+        fn incremental_ttl_update_matches_a_full_checksum(header in any::<[u8; 20]>(), ttl in any::<u8>()) {
+            let mut h = header;
+            h[0] = 0x45;
+            let mut p = Packet::new_unchecked(&mut h[..]);
+            p.fill_checksum();
+            p.set_ttl_update_checksum(ttl);
+            prop_assert_eq!(p.ttl(), ttl);
+            prop_assert!(p.verify_checksum());
+        }
+    }
 
     #[test]
     fn header_bytes_equal_what_emit_writes() {
