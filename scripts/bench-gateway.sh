@@ -16,6 +16,7 @@ printf "ipsecgw bench, %s rounds of %s s per row, %s\n\n" "$rounds" "$secs" "$(d
 printf "| transform | frame | direction | policies | ipsec-secgw 22.11 Mpps (issue) | secgw / crypto-perf (issue) | crypto-perf Mops (this run) | ours Mpps | ours Gbit/s | ours cycles/packet (on the CPU) | ours / crypto-perf | same, per time on the CPU |\n"
 printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 runtimes=""
+installs=""
 for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes-gcm-128 1420 out 1 3.43 61%" \
            "aes-cbc-128+sha1 64 out 1 3.68 67%" "aes-cbc-128+sha1 512 out 1 2.72 81%" \
            "aes-cbc-128+sha1 1420 out 1 1.57 84%" "3des+sha1 1420 out 1 0.056 98%" \
@@ -33,7 +34,12 @@ for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes
   ratio=$(echo "$ceil" | sed -E 's/.*= ([0-9]+%).*/\1/')
   adj=$(echo "$ceil" | sed -E 's/.*per time on the CPU ([0-9]+%|NaN%).*/\1/')
   printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$1" "$2" "$3" "$4" "$5" "$6" "$mops" "$mpps" "$gbps" "$cpp" "$ratio" "$adj"
+  # New inbound SAs built and pushed through the rings while the worker forwards (as many as
+  # the row has policies, at least 1,000): the median of the rounds.
+  inst=$(echo "$out" | sed -nE 's/^round [0-9]+: ([0-9]+) inbound SAs .* ([0-9]+) SAs\/s$/\2 \1/p' | sort -n | awk '{r[NR]=$1; n=$2} END {if (NR) print r[int((NR+1)/2)] " SAs/s (" n " SAs per round)"}')
+  installs+=$(printf "\n%s %s %s, %s policies: %s" "$1" "$2" "$3" "$4" "$inst")
   # Where the cycles go: the worker's own per-stage accounting of the row's last round.
   runtimes+=$(printf "\n%s %s %s, %s policies:\n%s\n" "$1" "$2" "$3" "$4" "$(echo "$out" | sed -n '/^stage /,/^total /p')")
 done
 printf "\nPer-stage cycles of each row's last round (the worker's own accounting, TSC cycles):\n%s\n" "$runtimes"
+printf "\nSA installation through the rings while forwarding (median of the rounds):%s\n" "$installs"
