@@ -292,6 +292,10 @@ fn stats(gw: &Gateway, sup: &Supervisor) -> Vec<(String, u64)> {
     .into_iter()
     .map(|(k, n)| (k.to_owned(), n))
     .collect();
+    for (what, c) in [("outbound", s.outbound_cache), ("incoming", s.incoming_cache)] {
+        v.push((format!("flow-cache-{what}-hits"), c.hits));
+        v.push((format!("flow-cache-{what}-misses"), c.misses));
+    }
     for (reason, n) in s.drops.nonzero() {
         v.push((format!("drop-{}", reason.label()), n));
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::buf::{BURST, Burst, PacketBuf};
+use crate::classify::CacheStats;
 use crate::crypto::Engine;
 use crate::ctl::{FromWorker, Ring, Tables, ToWorker};
 use crate::pipeline::{Clock, Outputs, Pipeline, Runtime, Stage, WorkerStats};
@@ -178,6 +179,8 @@ pub struct StatsCell {
     icmp_out: AtomicU64,
     arp_replies: AtomicU64,
     fragmented: AtomicU64,
+    /// Hits and misses of the outbound, then the incoming flow cache.
+    flow_cache: [AtomicU64; 4],
     drops: [AtomicU64; DropReason::COUNT],
     runtime: [[AtomicU64; 6]; 3],
 }
@@ -194,6 +197,7 @@ impl Default for StatsCell {
             icmp_out: AtomicU64::new(0),
             arp_replies: AtomicU64::new(0),
             fragmented: AtomicU64::new(0),
+            flow_cache: std::array::from_fn(|_| AtomicU64::new(0)),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             runtime: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
         }
@@ -212,6 +216,10 @@ impl StatsCell {
         self.icmp_out.store(s.icmp_out, r);
         self.arp_replies.store(s.arp_replies, r);
         self.fragmented.store(s.fragmented, r);
+        let (o, i) = (&s.outbound_cache, &s.incoming_cache);
+        for (cell, v) in self.flow_cache.iter().zip([o.hits, o.misses, i.hits, i.misses]) {
+            cell.store(v, r);
+        }
         for (cell, &reason) in self.drops.iter().zip(DropReason::ALL) {
             cell.store(s.drops.dropped(reason), r);
         }
@@ -242,6 +250,8 @@ impl StatsCell {
             icmp_out: self.icmp_out.load(r),
             arp_replies: self.arp_replies.load(r),
             fragmented: self.fragmented.load(r),
+            outbound_cache: CacheStats { hits: self.flow_cache[0].load(r), misses: self.flow_cache[1].load(r) },
+            incoming_cache: CacheStats { hits: self.flow_cache[2].load(r), misses: self.flow_cache[3].load(r) },
             drops,
             runtime,
         }

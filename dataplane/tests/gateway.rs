@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use dataplane::buf::HeapBuf;
 use dataplane::bundle::Bundle;
+use dataplane::classify::CacheStats;
 use dataplane::crypto::rust::RustEngine;
 use dataplane::crypto::{Auth, Cipher, Engine, Transform};
 use dataplane::ctl::{FromWorker, InboundSa, Ring, SaKey, Tables, ToWorker};
@@ -621,4 +622,7 @@ fn outbound_sas_follow_their_policy_id_across_spd_changes() {
     assert_eq!(send(&mut r1), None);
     assert_eq!(r1.dropped(DropReason::NoSa), 1);
     r1.w.pipeline().for_each_sa(|_, id, _| panic!("SA of policy {id} left"));
+    // The flow cache: a miss under each SPD whose rules could match the packet (a new SPD
+    // forgets the last one's answers), then a hit for the same flow under the same SPD.
+    assert_eq!(r1.w.stats().outbound_cache, CacheStats { hits: 1, misses: 3 });
 }

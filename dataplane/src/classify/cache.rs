@@ -81,6 +81,14 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
+impl CacheStats {
+    /// Adds another worker's counts.
+    pub fn merge(&mut self, o: &CacheStats) {
+        self.hits += o.hits;
+        self.misses += o.misses;
+    }
+}
+
 /// The cache of one worker for one kind of lookup (outbound, or the incoming check).
 #[derive(Debug)]
 pub struct FlowCache {

@@ -11,7 +11,7 @@ use arrayvec::ArrayVec;
 use super::Io;
 use crate::buf::{BURST, Burst, PacketBuf};
 use crate::bundle::Bundle;
-use crate::classify::FlowCache;
+use crate::classify::{CacheStats, FlowCache};
 use crate::crypto::Engine;
 use crate::ctl::{FromWorker, InboundSa, Ring, SaKey};
 use crate::fasthash::{FxHashMap, map_with_capacity};
@@ -126,6 +126,11 @@ impl<E: Engine> State<E> {
 
     pub(crate) fn counters(&self) -> &PolicyCounters {
         &self.counters
+    }
+
+    /// Returns the lookups of the outbound and the incoming flow caches.
+    pub(crate) fn cache_stats(&self) -> (CacheStats, CacheStats) {
+        (self.out_cache.stats, self.in_cache.stats)
     }
 
     /// Swaps in a new SPD and returns the old one; the bundles follow their policy ids to

@@ -14,6 +14,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::buf::{BURST, Burst, PacketBuf};
+use crate::classify::CacheStats;
 use crate::crypto::Engine;
 use crate::ctl::{FromWorker, PuntReason, Retired, Ring, SaSnapshot, Tables, ToWorker};
 use crate::route::Neighbors;
@@ -46,6 +47,10 @@ pub struct WorkerStats {
     pub arp_replies: u64,
     /// Packets fragmented to fit the output MTU.
     pub fragmented: u64,
+    /// Lookups of the outbound SPD's flow cache.
+    pub outbound_cache: CacheStats,
+    /// Lookups of the incoming check's flow cache.
+    pub incoming_cache: CacheStats,
     /// Drops by reason.
     pub drops: Stats,
     /// Time per stage.
@@ -64,6 +69,8 @@ impl WorkerStats {
         self.icmp_out += o.icmp_out;
         self.arp_replies += o.arp_replies;
         self.fragmented += o.fragmented;
+        self.outbound_cache.merge(&o.outbound_cache);
+        self.incoming_cache.merge(&o.incoming_cache);
         self.drops.merge(&o.drops);
         self.runtime.merge(&o.runtime);
     }
@@ -390,6 +397,7 @@ impl<E: Engine> Pipeline<E> {
         }
         self.lap(Stage::Input, n);
         self.ip_input(in_port, &mut ip, 0, &mut io);
+        (self.stats.outbound_cache, self.stats.incoming_cache) = self.ipsec.cache_stats();
     }
 
     fn punt<B: PacketBuf>(&mut self, io: &Io<'_, B, E::Session>, port: u16, reason: PuntReason, buf: B) {
