@@ -113,6 +113,14 @@ impl PolicyCounters {
         }
     }
 
+    /// Hints that `policy`'s count of `outcome` is about to be added to.
+    #[inline]
+    pub fn prefetch(&self, policy: PolicyIdx, outcome: Outcome) {
+        if let Some(c) = self.counts.get(policy as usize) {
+            crate::prefetch::front(&c[outcome as usize], size_of::<Count>());
+        }
+    }
+
     /// Returns the count of `policy` for `outcome` (zero for an unknown policy).
     pub fn get(&self, policy: PolicyIdx, outcome: Outcome) -> Count {
         self.counts.get(policy as usize).map_or_else(Count::default, |c| c[outcome as usize])

@@ -275,8 +275,9 @@ fn classify<P>(c: &Classifier, cache: &mut FlowCache, pkts: &[P], key: impl Fn(&
 pub struct Spd {
     policies: Vec<Policy>,
     out: Classifier,
-    /// The policy of each rule of `out`.
-    out_policy: Vec<PolicyIdx>,
+    /// The policy of each rule of `out`, with its action: a packet whose policy encrypts with
+    /// a usable SA needs nothing else of the policy.
+    out_policy: Vec<(PolicyIdx, Action)>,
     incoming: Classifier,
     /// The reversed rules, grouped by policy, and the policy of each.
     in_rules: Vec<Rule>,
@@ -298,7 +299,7 @@ impl Spd {
             if let Some(sel) = p.effective_selector() {
                 for r in sel.rules(false) {
                     out_rules.push(r);
-                    out_policy.push(i as PolicyIdx);
+                    out_policy.push((i as PolicyIdx, p.action));
                 }
                 for r in sel.rules(true) {
                     in_rules.push(r);
@@ -349,7 +350,8 @@ impl Spd {
             + self.incoming.memory_bytes()
             + self.policies.len() * (size_of::<Policy>() + size_of::<Range<u32>>())
             + self.in_rules.len() * size_of::<Rule>()
-            + (self.out_policy.len() + self.in_policy.len()) * size_of::<PolicyIdx>()
+            + self.out_policy.len() * size_of::<(PolicyIdx, Action)>()
+            + self.in_policy.len() * size_of::<PolicyIdx>()
     }
 
     /// Tells whether some policy could match an outgoing packet with `key`. When it says no,
@@ -389,9 +391,10 @@ impl Spd {
             // is asked about, so that the misses overlap.
             let mut last = PolicyIdx::MAX;
             for &rule in hits[..n].iter().flatten() {
-                let idx = self.out_policy[rule as usize];
-                if idx != last && self.policies[idx as usize].action == Action::Encrypt {
+                let (idx, action) = self.out_policy[rule as usize];
+                if idx != last && action == Action::Encrypt {
                     has_sa.prefetch(idx);
+                    counters.prefetch(idx, Outcome::Encrypted);
                     last = idx;
                 }
             }
@@ -414,9 +417,8 @@ impl Spd {
             return Decision::BYPASS;
         }
         let Some(rule) = hit else { return Decision::CLEAR };
-        let idx = self.out_policy[rule as usize];
-        let policy = &self.policies[idx as usize];
-        let (outcome, decision) = match policy.action {
+        let (idx, action) = self.out_policy[rule as usize];
+        let (outcome, decision) = match action {
             Action::Accept => (Outcome::Accepted, Decision::CLEAR),
             Action::Drop => (Outcome::Dropped, Decision::drop(DropReason::PolicyDrop)),
             // Manual: a packet matching the rule that just encrypted it goes out as it is.
@@ -424,7 +426,7 @@ impl Spd {
             Action::Encrypt if has_sa.has_sa(idx) => {
                 (Outcome::Encrypted, Decision { verdict: Verdict::Encrypt(idx), acquire: None })
             }
-            Action::Encrypt => match policy.level {
+            Action::Encrypt => match self.policies[idx as usize].level {
                 Level::Use => (Outcome::ClearNoSa, Decision::CLEAR),
                 Level::Acquire => (Outcome::ClearNoSa, Decision { verdict: Verdict::Clear, acquire: Some(idx) }),
                 Level::Require => {
