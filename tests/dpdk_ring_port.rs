@@ -158,6 +158,9 @@ fn main() -> ExitCode {
         assert!(m.adj(1) && m.trim(1));
         assert_eq!(m.data(), &[2, 3]);
         assert!(m.trim(2) && m.is_empty());
+        assert_eq!(m.pkt_len(), 0, "the packet length follows every change");
+        assert!(m.append(10) && m.prepend(6) && m.adj(3) && m.trim(2));
+        assert_eq!((m.len(), m.pkt_len(), m.segments()), (11, 11, 1));
         assert_eq!(pool.in_use(), 1);
         drop(m);
         assert_eq!(pool.available(), full);

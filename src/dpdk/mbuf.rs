@@ -48,6 +48,11 @@ impl Mbuf {
         unsafe { self.0.as_ref() }
     }
 
+    fn raw_mut(&mut self) -> &mut ffi::rte_mbuf {
+        // SAFETY: the mbuf is valid and owned by self; `&mut self` makes the borrow exclusive.
+        unsafe { self.0.as_mut() }
+    }
+
     /// Returns the port the packet arrived on (as the driver set it on receive).
     pub fn port(&self) -> u16 {
         self.raw().port
@@ -118,27 +123,64 @@ impl PacketBuf for Mbuf {
         self.raw().data_len.into()
     }
 
+    // The length changes are `rte_pktmbuf_prepend`, `_append`, `_adj` and `_trim` done in
+    // place on the header fields, without a call through the C shim per packet (four per
+    // sealed packet). Each refuses what DPDK's refuses and then changes nothing. Append and trim
+    // work on the last segment, which is this one: a chained mbuf (none is made or received
+    // here) goes through DPDK's own functions.
+
     fn prepend(&mut self, n: usize) -> bool {
+        let m = self.raw_mut();
         let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: self owns a valid mbuf; DPDK checks the headroom and changes nothing without.
-        !unsafe { ffi::gw_pktmbuf_prepend(self.0.as_ptr(), n) }.is_null()
+        if n > m.data_off {
+            return false;
+        }
+        // data_off + data_len <= buf_len <= u16::MAX, so data_len + n cannot overflow.
+        m.data_off -= n;
+        m.data_len += n;
+        m.pkt_len += u32::from(n);
+        true
     }
 
     fn append(&mut self, n: usize) -> bool {
         let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: self owns a valid mbuf; DPDK checks the tailroom and changes nothing without.
-        !unsafe { ffi::gw_pktmbuf_append(self.0.as_ptr(), n) }.is_null()
+        if self.raw().nb_segs != 1 {
+            // SAFETY: self owns a valid mbuf; DPDK checks the tailroom and changes nothing without.
+            return !unsafe { ffi::gw_pktmbuf_append(self.0.as_ptr(), n) }.is_null();
+        }
+        if usize::from(n) > self.tailroom() {
+            return false;
+        }
+        let m = self.raw_mut();
+        m.data_len += n;
+        m.pkt_len += u32::from(n);
+        true
     }
 
     fn adj(&mut self, n: usize) -> bool {
+        let m = self.raw_mut();
         let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: self owns a valid mbuf; DPDK checks the length and changes nothing if short.
-        !unsafe { ffi::gw_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+        if n > m.data_len {
+            return false;
+        }
+        m.data_off += n;
+        m.data_len -= n;
+        m.pkt_len -= u32::from(n);
+        true
     }
 
     fn trim(&mut self, n: usize) -> bool {
         let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: self owns a valid mbuf; DPDK checks the length and changes nothing if short.
-        unsafe { ffi::gw_pktmbuf_trim(self.0.as_ptr(), n) == 0 }
+        if self.raw().nb_segs != 1 {
+            // SAFETY: self owns a valid mbuf; DPDK checks the length and changes nothing if short.
+            return unsafe { ffi::gw_pktmbuf_trim(self.0.as_ptr(), n) == 0 };
+        }
+        let m = self.raw_mut();
+        if n > m.data_len {
+            return false;
+        }
+        m.data_len -= n;
+        m.pkt_len -= u32::from(n);
+        true
     }
 }

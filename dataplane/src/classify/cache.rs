@@ -140,8 +140,10 @@ impl FlowCache {
         for (a, k) in at.iter_mut().zip(&keys[..n]) {
             *a = self.bucket_of(k);
         }
-        // Load every bucket before probing any: the misses of a burst overlap.
-        std::hint::black_box(at[..n].iter().fold(0u32, |x, &a| x ^ self.buckets[a].generation));
+        // Ask for every bucket before probing any: the misses of a burst overlap.
+        for &a in &at[..n] {
+            crate::prefetch::front(&self.buckets[a], size_of::<Bucket>());
+        }
         let mut miss_keys = [Key::default(); BURST];
         let mut miss_pos = [0u8; BURST];
         let mut misses = 0;

@@ -757,6 +757,7 @@ fn is_echo_request(d: &[u8]) -> bool {
 }
 
 /// Decrements the TTL and updates the checksum incrementally.
+#[inline]
 fn decrement_ttl(d: &mut [u8]) {
     let mut ip = ipv4::Packet::new_unchecked(d);
     let ttl = ip.ttl();
