@@ -9,7 +9,7 @@
 # rates per time on the CPU. Usage: scripts/bench-gateway.sh [ROUNDS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-3}
+rounds=${1:-5}
 secs=${2:-3}
 cargo build --release --quiet
 printf "ipsecgw bench, %s rounds of %s s per row, %s\n\n" "$rounds" "$secs" "$(date -u +%Y-%m-%dT%H:%MZ)"
