@@ -26,6 +26,11 @@ impl<S> Bundle<S> {
             && (self.esp.is_some() || self.ah.is_some())
     }
 
+    /// Returns the classification key of every packet the bundle seals: its last SA's.
+    pub fn outer_key(&self) -> Option<crate::classify::Key> {
+        self.ah.as_ref().or(self.esp.as_ref()).map(Sa::outer_key)
+    }
+
     /// Returns the SAs of the bundle, ESP first.
     pub fn sas_mut(&mut self) -> impl Iterator<Item = &mut Sa<S>> {
         self.esp.iter_mut().chain(self.ah.iter_mut())

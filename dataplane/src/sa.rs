@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 
+use crate::classify::Key;
 use crate::crypto::{Engine, GCM_SALT_LEN, KeyError, Transform};
 use crate::replay::ReplayWindow;
+use crate::wire::Protocol;
 
 /// The security protocol of an SA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -254,6 +256,18 @@ impl<S> Sa<S> {
     /// Returns the UDP encapsulation, if ESP travels in UDP.
     pub fn udp_encap(&self) -> Option<UdpEncap> {
         self.encap
+    }
+
+    /// Returns the classification key of every packet this SA seals: its outer header goes
+    /// from sa-src to sa-dst in both modes (transport mode seals only packets with those
+    /// addresses), carrying ESP, AH, or UDP with the encapsulation's ports.
+    pub fn outer_key(&self) -> Key {
+        let (proto, sport, dport) = match (self.proto, self.encap) {
+            (IpsecProto::Esp, Some(e)) => (Protocol::Udp, e.src_port, e.dst_port),
+            (IpsecProto::Esp, None) => (Protocol::Esp, 0, 0),
+            (IpsecProto::Ah, _) => (Protocol::Ah, 0, 0),
+        };
+        Key::new(self.src, self.dst, proto.into(), sport, dport)
     }
 
     /// Sends and expects ESP in UDP with these ports (NAT traversal); ESP only.

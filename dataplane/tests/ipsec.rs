@@ -533,3 +533,31 @@ fn esp_in_udp_round_trips_and_keeps_to_rfc_3948() {
     }
     engine_pairs!(body);
 }
+
+#[test]
+fn every_sealed_packet_has_its_sas_outer_key() {
+    // The worker skips the SPD for sealed packets by the SA's outer key: it must be the key of
+    // what the SA actually sends, for every protocol, mode and encapsulation.
+    let encaps = [None, Some(dataplane::sa::UdpEncap { src_port: 4500, dst_port: 31_000 })];
+    for (proto, xf) in [
+        (IpsecProto::Esp, gcm()),
+        (IpsecProto::Esp, cbc_sha1()),
+        (IpsecProto::Ah, Transform::auth_only(Auth::HmacSha1_96).unwrap()),
+    ] {
+        for mode in [Mode::Tunnel, Mode::Transport] {
+            for encap in encaps.iter().filter(|e| proto == IpsecProto::Esp || e.is_none()) {
+                let mut pair = PairSpec::new(proto, mode, xf).build(&mut RustEngine);
+                pair.out.set_udp_encap(*encap);
+                let (src, dst) = if mode == Mode::Tunnel { (LAN1, LAN2) } else { (R1, R2) };
+                let mut b = burst_of(&[udp_packet(src, dst, 40, 0, false), udp_packet(src, dst, 300, 0, true)]);
+                let mut st = Stats::default();
+                seal(proto, &mut pair.out, &mut RustEngine, &mut b, &mut st);
+                assert_eq!(b.len(), 2, "{proto:?} {mode:?} {encap:?}");
+                for p in b.iter() {
+                    let key = dataplane::classify::Key::from_ipv4(p.data());
+                    assert_eq!(key, Some(pair.out.outer_key()), "{proto:?} {mode:?} {encap:?}");
+                }
+            }
+        }
+    }
+}

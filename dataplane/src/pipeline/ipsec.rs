@@ -415,13 +415,17 @@ impl<E: Engine> State<E> {
     }
 
     /// Seals every group with its policy's SAs, all groups' packets in one crypto submission
-    /// per protocol (ESP, then AH); the survivors go to `sealed`, group after group, with the
-    /// policy that sealed each in `sealed_by`.
+    /// per protocol (ESP, then AH). The survivors that some policy could match as locally
+    /// originated packets go to `sealed`, group after group, with the policy that sealed each
+    /// in `sealed_by`; the others (usually all: a group's outer headers share one key, which
+    /// no rule's bounding box contains) go to `done`, to be routed as they are.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn seal_groups<B: PacketBuf>(
         &mut self,
         groups: &mut Groups<B>,
         sealed: &mut Burst<B>,
         sealed_by: &mut [Option<PolicyIdx>; BURST],
+        done: &mut Burst<B>,
         drops: &mut Stats,
         up: &Ring<FromWorker<B, E::Session>>,
     ) {
@@ -453,14 +457,35 @@ impl<E: Engine> State<E> {
             let mut ah = BundleSas { outbound: &mut self.outbound, policies: &policies, ah: true };
             xform::run_groups::<E, B, ah_xf::Seal, _>(&mut ah, &mut bounds, &mut self.engine, sealed, drops);
         }
+        let mut again = [false; BURST];
         for (g, &policy) in policies.iter().enumerate() {
             sealed_by[bounds[g]..bounds[g + 1]].fill(Some(policy));
+            let recheck = bundle(&self.outbound, policy)
+                .and_then(Bundle::outer_key)
+                .is_none_or(|k| self.spd.outbound_may_match(&k));
+            again[bounds[g]..bounds[g + 1]].fill(recheck);
             if let Some(Some(b)) = self.outbound.get_mut(policy as usize) {
                 for sa in b.sas_mut() {
                     report(self.worker, sa, up);
                 }
             }
         }
+        if !again[..sealed.len()].contains(&true) {
+            done.extend(sealed.drain(..));
+            return;
+        }
+        let mut keep: Burst<B> = Burst::new();
+        let mut keep_by = [None; BURST];
+        for (i, buf) in sealed.drain(..).enumerate() {
+            if again[i] {
+                keep_by[keep.len()] = sealed_by[i];
+                keep.push(buf);
+            } else {
+                done.push(buf);
+            }
+        }
+        *sealed = keep;
+        *sealed_by = keep_by;
     }
 }
 

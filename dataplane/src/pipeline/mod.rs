@@ -551,8 +551,11 @@ impl<E: Engine> Pipeline<E> {
         let n = groups.packets();
         let mut sealed: Burst<B> = Burst::new();
         let mut sealed_by = [None; BURST];
-        self.ipsec.seal_groups(&mut groups, &mut sealed, &mut sealed_by, &mut self.stats.drops, io.up);
+        let mut done: Burst<B> = Burst::new();
+        self.ipsec.seal_groups(&mut groups, &mut sealed, &mut sealed_by, &mut done, &mut self.stats.drops, io.up);
         self.lap(Stage::Ipsec, n);
+        // Sealed packets are locally originated now; those no policy can match skip the SPD.
+        self.route(&mut done, None, io);
         self.output_nested(&mut sealed, &sealed_by, Origin::Local, depth + 1, io);
     }
 
