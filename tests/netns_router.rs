@@ -3,10 +3,11 @@
 //! namespace. It must answer ARP and ping, forward between the LANs, and send the ICMP errors
 //! (and count the drops) of TTL expiry, no route and a DF packet larger than the MTU.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+mod child_lines;
 
 /// Runs a command, returning its status and combined output.
 fn sh(args: &[&str]) -> (bool, String) {
@@ -85,18 +86,7 @@ impl Gateway {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ipsecgw run");
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
+        let lines = child_lines::collect(&mut child);
         let gw = Gateway { child, lines };
         gw.wait_for("running", Duration::from_secs(20));
         gw

@@ -350,44 +350,44 @@ fn first_messages(gw: &Gw, seeds: std::ops::Range<u64>) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Returns two peers on their network, the second configured by `f`, after it received a
+/// spoofer's flood of first messages (one per seed) from the first one's address; and the
+/// first one's policy id.
+fn flooded(seeds: std::ops::Range<u64>, f: impl FnOnce(&mut control::ike::EndpointConfig)) -> (Net, u32) {
+    let (a, b) = Gw::pair();
+    let flood = first_messages(&a, seeds);
+    let (ea, eb) = (endpoint(&a, 1), endpoint_with(&b, 2, f));
+    let id = policy_id(ea.config());
+    let mut net = Net::new(ea, eb);
+    let (now, from) = (net.now, std::net::SocketAddr::from((a.local, 500)));
+    for m in &flood {
+        net.ep[1].handle(now, from, m);
+    }
+    (net, id)
+}
+
 #[test]
 fn a_flood_of_first_messages_does_not_lock_the_real_peer_out() {
     // First messages from the peer's address with ever new cookies (a spoofer's flood): the
     // half-open exchanges stay bounded, the oldest give way, and the real peer still gets in.
     for max_phase1 in [256, 8] {
-        let (a, b) = Gw::pair();
-        let flood = first_messages(&a, 1000..1300);
-        let (ea, eb) = (endpoint(&a, 1), endpoint_with(&b, 2, |c| c.max_phase1 = max_phase1));
-        let id = policy_id(ea.config());
-        let mut net = Net::new(ea, eb);
-        let now = net.now;
-        let from = std::net::SocketAddr::from((a.local, 500));
-        for m in &flood {
-            net.ep[1].handle(now, from, m);
-        }
+        let (mut net, id) = flooded(1000..1300, |c| c.max_phase1 = max_phase1);
         while net.ep[1].poll_transmit().is_some() {}
         let bound = max_phase1.min(control::ike::HALF_OPEN_PER_PEER);
         assert_eq!(net.ep[1].phase1_count(), bound, "half-open exchanges bounded");
         assert_eq!(net.ep[1].stats().evicted, 300 - bound as u64);
+        let now = net.now;
         net.ep[0].acquire(now, id).unwrap();
         net.run();
         up(&net);
     }
     // The CPU a flood costs is bounded too: new exchanges beyond the rate are dropped before
     // anything is computed or sent; the real peer's retransmission gets in a moment later.
-    let (a, b) = Gw::pair();
-    let flood = first_messages(&a, 2000..2300);
-    let (ea, eb) = (endpoint(&a, 1), endpoint_with(&b, 2, |c| c.new_exchanges_per_sec = 50));
-    let id = policy_id(ea.config());
-    let mut net = Net::new(ea, eb);
-    let now = net.now;
-    let from = std::net::SocketAddr::from((a.local, 500));
-    for m in &flood {
-        net.ep[1].handle(now, from, m);
-    }
+    let (mut net, id) = flooded(2000..2300, |c| c.new_exchanges_per_sec = 50);
     let answered = std::iter::from_fn(|| net.ep[1].poll_transmit()).count();
     assert_eq!(answered, 100, "a burst of twice the rate answered");
     assert_eq!(net.ep[1].stats().dropped(DropReason::Overload), 200);
+    let now = net.now;
     net.ep[0].acquire(now, id).unwrap();
     net.run();
     up(&net);

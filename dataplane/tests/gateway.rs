@@ -175,6 +175,20 @@ fn tunnel_policy(n: u8, level: Level, protocols: IpsecProtocols) -> Policy {
     }
 }
 
+/// Policy 2 of the nesting tests: R1's own traffic to 198.51.100.0/24 (where the inner
+/// gateway of policy 1 lives) tunnelled once more, to R2.
+fn outer_tunnel_policy() -> Policy {
+    Policy {
+        id: 2,
+        selector: Selector {
+            src: Prefix::host(u32::from(R1_WAN)),
+            dst: Prefix::new(u32::from(Ipv4Addr::new(198, 51, 100, 0)), 24),
+            ..Selector::ANY
+        },
+        ..tunnel_policy(1, Level::Require, IpsecProtocols::Esp)
+    }
+}
+
 fn gcm() -> Transform {
     Transform::new(Cipher::AesGcm128, Auth::Null).unwrap()
 }
@@ -388,15 +402,7 @@ fn nested_tunnels_encrypt_twice_and_loop_avoidance_stops_the_second_pass() {
     // matches policy 2 again and goes out as it is.
     let inner_gw = Ipv4Addr::new(198, 51, 100, 2);
     let p1 = Policy { sa_dst: inner_gw, ..tunnel_policy(1, Level::Require, IpsecProtocols::Esp) };
-    let p2 = Policy {
-        id: 2,
-        selector: Selector {
-            src: Prefix::host(u32::from(R1_WAN)),
-            dst: Prefix::new(u32::from(Ipv4Addr::new(198, 51, 100, 0)), 24),
-            ..Selector::ANY
-        },
-        ..tunnel_policy(1, Level::Require, IpsecProtocols::Esp)
-    };
+    let p2 = outer_tunnel_policy();
     let mut r1 = Gw::new(1, vec![p1, p2]);
     let s = r1.sa(0x300, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, inner_gw, 5);
     r1.install_out(1, Some(s), None);
@@ -527,15 +533,7 @@ fn one_burst_over_several_policies_seals_each_with_its_sa_and_nests_only_what_a_
     let half = |a: u8| Prefix::new(u32::from(Ipv4Addr::new(10, 2, 0, a)), 25);
     let base = tunnel_policy(1, Level::Require, IpsecProtocols::Esp);
     let p1 = Policy { sa_dst: inner_gw, selector: Selector { dst: half(0), ..base.selector }, ..base };
-    let p2 = Policy {
-        id: 2,
-        selector: Selector {
-            src: Prefix::host(u32::from(R1_WAN)),
-            dst: Prefix::new(u32::from(Ipv4Addr::new(198, 51, 100, 0)), 24),
-            ..Selector::ANY
-        },
-        ..base
-    };
+    let p2 = outer_tunnel_policy();
     let p3 = Policy { id: 3, selector: Selector { dst: half(128), ..base.selector }, ..base };
     let mut r1 = Gw::new(1, vec![p1, p2, p3]);
     let s = r1.sa(0x300, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, inner_gw, 5);

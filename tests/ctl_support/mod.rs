@@ -4,11 +4,13 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+#[path = "../child_lines/mod.rs"]
+mod child_lines;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ipsecgw");
 
@@ -67,18 +69,7 @@ impl Gateway {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ipsecgw run");
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
+        let lines = child_lines::collect(&mut child);
         let mut gw = Gateway { child, config: config.to_owned(), socket, lines, seen: Vec::new() };
         gw.wait_for("running", Duration::from_secs(30));
         gw.wait_until(Duration::from_secs(20), |gw| gw.exec(&["/"]).ok);

@@ -46,6 +46,11 @@ impl Pkt {
 
 /// Seals or opens `pkts` as one burst, copies each ICV back, and returns the statuses.
 fn run<E: Engine>(e: &mut E, s: &E::Session, pkts: &mut [Pkt], seal: bool) -> Vec<JobStatus> {
+    as_jobs(pkts, |jobs| if seal { e.seal(s, jobs) } else { e.open(s, jobs) })
+}
+
+/// Hands `pkts` to `f` as one burst of jobs, copies each ICV back, and returns the statuses.
+fn as_jobs(pkts: &mut [Pkt], f: impl FnOnce(&mut [Job<'_>])) -> Vec<JobStatus> {
     let mut jobs: Vec<Job<'_>> = pkts
         .iter_mut()
         .map(|p| {
@@ -54,11 +59,7 @@ fn run<E: Engine>(e: &mut E, s: &E::Session, pkts: &mut [Pkt], seal: bool) -> Ve
             j
         })
         .collect();
-    if seal {
-        e.seal(s, &mut jobs);
-    } else {
-        e.open(s, &mut jobs);
-    }
+    f(&mut jobs);
     let out: Vec<(JobStatus, [u8; MAX_ICV_LEN])> = jobs.iter().map(|j| (j.status, j.icv)).collect();
     drop(jobs);
     out.into_iter()
@@ -514,29 +515,9 @@ fn one_submission_over_many_sessions_agrees_with_one_session_at_a_time() {
     let order: Vec<usize> = (0..plain.len()).map(|i| (i * 7) % plain.len()).collect();
     let plain: Vec<Pkt> = order.iter().map(|&i| plain[i].clone()).collect();
     let which: Vec<usize> = order.iter().map(|&i| which[i]).collect();
-    let each = |e: &mut dyn FnMut(&mut [Job<'_>]), pkts: &mut [Pkt]| -> Vec<JobStatus> {
-        let mut jobs: Vec<Job<'_>> = pkts
-            .iter_mut()
-            .map(|p| {
-                let mut j = Job::new(&mut p.data, p.cipher, p.auth);
-                (j.iv, j.aad, j.aad_len, j.icv) = (p.iv, p.aad, p.aad_len, p.icv);
-                j
-            })
-            .collect();
-        e(&mut jobs);
-        let out: Vec<(JobStatus, [u8; MAX_ICV_LEN])> = jobs.iter().map(|j| (j.status, j.icv)).collect();
-        drop(jobs);
-        out.into_iter()
-            .zip(pkts.iter_mut())
-            .map(|((st, icv), p)| {
-                p.icv = icv;
-                st
-            })
-            .collect()
-    };
     let ms: Vec<&MbSession> = which.iter().map(|&k| &mb_sessions[k]).collect();
     let mut a = plain.clone();
-    let st = each(&mut |jobs| mb.seal_each(&ms, jobs), &mut a);
+    let st = as_jobs(&mut a, |jobs| mb.seal_each(&ms, jobs));
     assert!(st.iter().all(|&s| s == JobStatus::Done), "{st:?}");
     for (i, p) in plain.iter().enumerate() {
         let mut one = vec![p.clone()];
@@ -550,7 +531,7 @@ fn one_submission_over_many_sessions_agrees_with_one_session_at_a_time() {
     let hmac = |i: usize| xfs[which[i]].auth() != Auth::Null && a[i].auth.len > 0;
     let flip = (0..a.len()).find(|&i| hmac(i)).unwrap();
     a[flip].data[0] ^= 1;
-    let st = each(&mut |jobs| mb.open_each(&ms, jobs), &mut a);
+    let st = as_jobs(&mut a, |jobs| mb.open_each(&ms, jobs));
     for (i, s) in st.iter().enumerate() {
         let want = if i == flip { JobStatus::AuthFailed } else { JobStatus::Done };
         assert_eq!(*s, want, "{:?} job {i}", xfs[which[i]]);
