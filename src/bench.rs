@@ -286,6 +286,9 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         if let Some(l) = text.lines().find(|l| l.starts_with("INSTALL ")) {
             println!("round {round}: {}", &l[8..]);
         }
+        if let Some(l) = text.lines().find(|l| l.starts_with("ENGINE ")) {
+            println!("round {round}: crypto engine {}", &l[7..]);
+        }
         ours.push(f);
         if a.ceiling {
             let (c, share) = crypto_perf(a, payload)?;
@@ -703,6 +706,7 @@ fn measure(eal: &Eal, a: &Args, xf: Transform) -> Result<(), String> {
         _ => f64::NAN,
     };
     println!("RESULT mpps={mpps:.4} gbps={gbps:.4} cpp={cpp:.1} packets={pkts} oncpu={on_cpu:.3}");
+    println!("ENGINE {}", w.engine());
     println!(
         "INSTALL {late} inbound SAs built and installed while forwarding in {install_secs:.3} s: {:.0} SAs/s",
         late as f64 / install_secs

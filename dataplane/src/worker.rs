@@ -67,6 +67,11 @@ impl<P: Port, E: Engine> Worker<P, E> {
         &self.pipeline.stats
     }
 
+    /// Describes the worker's crypto engine (its code paths).
+    pub fn engine(&self) -> String {
+        self.pipeline.engine()
+    }
+
     /// Returns the routing tables in use.
     pub fn tables(&self) -> &Arc<Tables> {
         self.pipeline.tables()

@@ -103,6 +103,11 @@ pub trait Engine {
     /// Returns the engine's name.
     fn name(&self) -> &'static str;
 
+    /// Describes the engine: its name, and the code paths it chose on this CPU.
+    fn describe(&self) -> String {
+        self.name().to_owned()
+    }
+
     /// Prepares a session for `xf` with exactly sized keys.
     fn session(&mut self, xf: Transform, enc_key: &[u8], auth_key: &[u8]) -> Result<Self::Session, KeyError>;
 

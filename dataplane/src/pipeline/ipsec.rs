@@ -124,6 +124,10 @@ impl<E: Engine> State<E> {
         &self.spd
     }
 
+    pub(crate) fn engine(&self) -> &E {
+        &self.engine
+    }
+
     pub(crate) fn counters(&self) -> &PolicyCounters {
         &self.counters
     }

@@ -289,6 +289,11 @@ impl<E: Engine> Pipeline<E> {
         &self.tables
     }
 
+    /// Describes the crypto engine.
+    pub fn engine(&self) -> String {
+        self.ipsec.engine().describe()
+    }
+
     /// Returns the SPD in use.
     pub fn spd(&self) -> &Arc<Spd> {
         self.ipsec.spd()

@@ -122,7 +122,13 @@ fn packet(rng: &mut Rng, xf: Transform, enc_key: &[u8]) -> Pkt {
 /// Seals `plain` with both engines, checks they agree, then opens each one's output with the
 /// other engine and checks the plaintext comes back.
 fn check_agreement(xf: Transform, plain: &[Pkt], ek: &[u8], ak: &[u8]) {
-    let (mut mb, mut rs) = (MbEngine::new().unwrap(), RustEngine);
+    for lanes in [HmacLanes::Simd, HmacLanes::ShaNi] {
+        check_agreement_on(MbEngine::with_hmac_lanes(lanes).unwrap(), xf, plain, ek, ak);
+    }
+}
+
+fn check_agreement_on(mut mb: MbEngine, xf: Transform, plain: &[Pkt], ek: &[u8], ak: &[u8]) {
+    let mut rs = RustEngine;
     let sm = mb.session(xf, ek, ak).unwrap();
     let sr = rs.session(xf, ek, ak).unwrap();
     let icv_len = xf.icv_len();
@@ -151,6 +157,8 @@ fn engine_starts_with_matching_layout() {
     let e = MbEngine::new().expect("ipsec-mb manager");
     assert_eq!(e.name(), "ipsec-mb");
     assert_ne!(e.arch(), "unknown");
+    assert_eq!(MbEngine::with_hmac_lanes(HmacLanes::ShaNi).unwrap().hmac_sha1_lanes(), "sha-ni");
+    assert_eq!(MbEngine::with_hmac_lanes(HmacLanes::Simd).unwrap().hmac_sha1_lanes(), "simd");
     fn send<T: Send>() {}
     send::<MbEngine>();
     send::<MbSession>();
@@ -492,10 +500,17 @@ fn empty_regions_agree_with_rust_engine() {
 
 #[test]
 fn one_submission_over_many_sessions_agrees_with_one_session_at_a_time() {
+    // With the SSE manager hashing, one submission feeds both managers.
+    for lanes in [HmacLanes::Simd, HmacLanes::ShaNi] {
+        one_submission_over_many_sessions(lanes);
+    }
+}
+
+fn one_submission_over_many_sessions(lanes: HmacLanes) {
     // Jobs of every transform, interleaved in one call, DES ones (the RustCrypto fallback)
     // included, more than one round of BATCH: each job sealed with its own session's keys.
     let mut rng = Rng(0x5e55);
-    let mut mb = MbEngine::new().unwrap();
+    let mut mb = MbEngine::with_hmac_lanes(lanes).unwrap();
     let mut rs = RustEngine;
     let xfs = transforms();
     let mut mb_sessions = Vec::new();
@@ -531,6 +546,10 @@ fn one_submission_over_many_sessions_agrees_with_one_session_at_a_time() {
     let hmac = |i: usize| xfs[which[i]].auth() != Auth::Null && a[i].auth.len > 0;
     let flip = (0..a.len()).find(|&i| hmac(i)).unwrap();
     a[flip].data[0] ^= 1;
+    // Sessions are prepared on one engine and used on others (the control plane's, the
+    // workers'), whatever manager each hashes on.
+    let other = if lanes == HmacLanes::Simd { HmacLanes::ShaNi } else { HmacLanes::Simd };
+    let mut mb = MbEngine::with_hmac_lanes(other).unwrap();
     let st = as_jobs(&mut a, |jobs| mb.open_each(&ms, jobs));
     for (i, s) in st.iter().enumerate() {
         let want = if i == flip { JobStatus::AuthFailed } else { JobStatus::Done };
