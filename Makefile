@@ -3,13 +3,19 @@
 
 CARGO ?= cargo
 
-.PHONY: setup demo test build bench fmt clippy unit valgrind fuzz fuzz-cmin fuzz-tools
+.PHONY: setup demo test build pgo bench fmt clippy unit valgrind fuzz fuzz-cmin fuzz-tools
 
 setup:
 	bash scripts/setup.sh
 
 build: setup
 	$(CARGO) build --release --workspace
+
+# The profile-guided release binary (target/pgo/release/ipsecgw), trained on the benchmark's
+# traffic: what `make bench` measures, and the binary to run on an appliance.
+pgo: setup
+	rustup component list --installed 2>/dev/null | grep -q '^llvm-tools' || rustup component add llvm-tools
+	bash scripts/build-pgo.sh
 
 demo: setup
 	$(CARGO) run --release --quiet -- demo
@@ -36,10 +42,10 @@ valgrind: setup
 
 test: fmt clippy unit valgrind
 
-bench: setup
+bench: pgo
 	$(CARGO) bench -p bench --bench crypto
 	python3 scripts/bench-table.py
-	bash scripts/bench-gateway.sh
+	IPSECGW=target/pgo/release/ipsecgw bash scripts/bench-gateway.sh
 
 # Fuzzing (libFuzzer through cargo fuzz, nightly Rust): each target of fuzz/ for FUZZ_SECONDS,
 # one after the other; new inputs land in fuzz/corpus/<target>/ (shrink them with `make

@@ -6,13 +6,17 @@
 # GCM row with 10,000 policies and SA pairs installed and the traffic spread over all of them.
 # On a shared machine other processes take turns on the cores: each side's share of time on the
 # CPU is measured (/proc schedstat of the worker threads), and the last column compares the two
-# rates per time on the CPU. Usage: scripts/bench-gateway.sh [ROUNDS] [SECONDS]
+# rates per time on the CPU. Usage: [IPSECGW=binary] scripts/bench-gateway.sh [ROUNDS] [SECONDS]
+# (`make bench` passes the profile-guided build, scripts/build-pgo.sh; by default the release one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 secs=${2:-3}
-cargo build --release --quiet
-printf "ipsecgw bench, %s rounds of %s s per row, %s\n\n" "$rounds" "$secs" "$(date -u +%Y-%m-%dT%H:%MZ)"
+if [ -z "${IPSECGW:-}" ]; then
+  cargo build --release --quiet
+  IPSECGW=target/release/ipsecgw
+fi
+printf "ipsecgw bench (%s), %s rounds of %s s per row, %s\n\n" "$IPSECGW" "$rounds" "$secs" "$(date -u +%Y-%m-%dT%H:%MZ)"
 printf "| transform | frame | direction | policies | ipsec-secgw 22.11 Mpps (issue) | secgw / crypto-perf (issue) | crypto-perf Mops (this run) | ours Mpps | ours Gbit/s | ours cycles/packet (on the CPU) | ours / crypto-perf | same, per time on the CPU |\n"
 printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 runtimes=""
@@ -23,7 +27,7 @@ for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes
            "aes-gcm-128 imix out 1 - -" "aes-gcm-128 64 in 1 - -" "aes-cbc-128+sha1 1420 in 1 - -" \
            "aes-gcm-128 64 out 10000 - -"; do
   set -- $row
-  out=$(target/release/ipsecgw bench --transform "$1" --size "$2" --direction "$3" --policies "$4" \
+  out=$("$IPSECGW" bench --transform "$1" --size "$2" --direction "$3" --policies "$4" \
         --rounds "$rounds" --seconds "$secs" 2>&1)
   ours=$(echo "$out" | grep "^median: ours")
   ceil=$(echo "$out" | grep "^median: crypto ceiling" || true)
