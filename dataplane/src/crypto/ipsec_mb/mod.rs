@@ -140,14 +140,12 @@ pub enum HmacLanes {
 /// HMAC-SHA-1 in 617 instead of 702 cycles per 64-byte frame, 1,308 instead of 1,447 at 512
 /// and 2,424 instead of 2,497 at 1,420 (medians of 5 alternating `ipsecgw bench` runs each),
 /// and HMAC-SHA-256 took 35% fewer cycles (bursts of AES-128-CBC + HMAC-SHA-256 of 64 and
-/// 1,024 bytes, the library alone). With AVX-512 the library's sixteen lanes
-/// are kept: not measured here.
+/// 1,024 bytes, the library alone). With AVX-512 the library's sixteen lanes are kept: not
+/// measured here.
 pub struct MbEngine {
     mgr: NonNull<ImbMgr>,
-    /// The SSE manager, when some hash runs there.
+    /// The SSE manager, when HMAC-SHA-1 and HMAC-SHA-256 run there.
     sha_ni: Option<NonNull<ImbMgr>>,
-    /// Per integrity code: true when its jobs go to `sha_ni`.
-    on_sha_ni: [bool; 4],
 }
 
 // SAFETY: the managers are owned exclusively by this value and only used through `&mut self`;
@@ -170,7 +168,7 @@ impl MbEngine {
         }
         // SAFETY: gw_mb_new returns an initialised manager or null; we own it from here.
         let mgr = NonNull::new(unsafe { gw_mb_new() }).ok_or(MbError::Init)?;
-        let mut e = MbEngine { mgr, sha_ni: None, on_sha_ni: [false; 4] };
+        let mut e = MbEngine { mgr, sha_ni: None };
         // SAFETY: `mgr` is a live, initialised manager.
         let (arch, shani) = unsafe { (gw_mb_arch(mgr.as_ptr()), gw_mb_has_shani(mgr.as_ptr()) != 0) };
         const ARCH_AVX: u32 = 3;
@@ -183,16 +181,18 @@ impl MbEngine {
         if wanted {
             // SAFETY: as gw_mb_new; owned by `e` from here, freed by its drop.
             e.sha_ni = Some(NonNull::new(unsafe { gw_mb_new_sse() }).ok_or(MbError::Init)?);
-            for auth in [Auth::HmacSha1_96, Auth::HmacSha256_128] {
-                e.on_sha_ni[auth_code(auth) as usize] = true;
-            }
         }
         Ok(e)
     }
 
     /// Returns which manager hashes HMAC-SHA-1 jobs: "sha-ni" or "simd".
     pub fn hmac_sha1_lanes(&self) -> &'static str {
-        if self.on_sha_ni[auth_code(Auth::HmacSha1_96) as usize] { "sha-ni" } else { "simd" }
+        if self.on_sha_ni(Auth::HmacSha1_96) { "sha-ni" } else { "simd" }
+    }
+
+    /// Tells whether jobs of `auth` go to the SSE manager.
+    fn on_sha_ni(&self, auth: Auth) -> bool {
+        self.sha_ni.is_some() && matches!(auth, Auth::HmacSha1_96 | Auth::HmacSha256_128)
     }
 
     /// Returns the instruction set the library dispatches to.
@@ -248,7 +248,10 @@ impl MbEngine {
                 n += 1;
             }
             if n > 0 {
-                // SAFETY: `mgr` is live and exclusively ours. Each of the `n` descriptors names
+                let second = self.sha_ni.unwrap_or(self.mgr);
+                // SAFETY: `mgr` and `second` (the SSE manager, or `mgr` again) are live and
+                // exclusively ours, and a job's keys are the same for every manager (the shim
+                // sends a job to `second` by a flag of its keys). Each of the `n` descriptors names
                 // the keys of a session this module prepared (a live, fixed heap allocation
                 // borrowed for this call) and points into a distinct job that is mutably
                 // borrowed for this call: `buf` at its packet, whose cipher and hash regions
@@ -258,7 +261,6 @@ impl MbEngine {
                 // bytes (its ICV or our scratch), tag lengths are at most 16. The shim flushes
                 // every job before returning, so no pointer outlives the call.
                 unsafe {
-                    let second = self.sha_ni.unwrap_or(self.mgr);
                     gw_mb_burst(self.mgr.as_ptr(), second.as_ptr(), i32::from(encrypt), raw.as_mut_ptr(), n as u32);
                 }
             }
@@ -357,7 +359,7 @@ impl Engine for MbEngine {
                 auth_key.as_ptr(),
                 auth_key.len(),
                 xf.icv_len() as u32,
-                u32::from(self.on_sha_ni[auth_code(xf.auth()) as usize]),
+                u32::from(self.on_sha_ni(xf.auth())),
             )
         };
         if rc != 0 {
