@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup demo test build pgo bench fmt clippy unit valgrind fuzz fuzz-cmin fuzz-tools
+.PHONY: setup demo test build pgo secgw bench fmt clippy unit valgrind fuzz fuzz-cmin fuzz-tools
 
 setup:
 	bash scripts/setup.sh
@@ -42,10 +42,16 @@ valgrind: setup
 
 test: fmt clippy unit valgrind
 
-bench: pgo
+# DPDK's ipsec-secgw example (sources from dpdk-doc), the contender the bench runs in the same
+# rounds as ours.
+secgw: setup
+	dpkg -s dpdk-doc >/dev/null 2>&1 || $$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq --no-install-recommends dpdk-doc >/dev/null
+	bash scripts/build-secgw.sh
+
+bench: pgo secgw
 	$(CARGO) bench -p bench --bench crypto
 	python3 scripts/bench-table.py
-	IPSECGW=target/pgo/release/ipsecgw bash scripts/bench-gateway.sh
+	IPSECGW=target/pgo/release/ipsecgw SECGW=target/secgw/ipsec-secgw-bin bash scripts/bench-gateway.sh
 
 # Fuzzing (libFuzzer through cargo fuzz, nightly Rust): each target of fuzz/ for FUZZ_SECONDS,
 # one after the other; new inputs land in fuzz/corpus/<target>/ (shrink them with `make

@@ -6,7 +6,8 @@
 # GCM row with 10,000 policies and SA pairs installed and the traffic spread over all of them.
 # On a shared machine other processes take turns on the cores: each side's share of time on the
 # CPU is measured (/proc schedstat of the worker threads), and the last column compares the two
-# rates per time on the CPU. Usage: [IPSECGW=binary] scripts/bench-gateway.sh [ROUNDS] [SECONDS]
+# rates per time on the CPU. Usage: [IPSECGW=binary] [SECGW=binary] scripts/bench-gateway.sh
+# [ROUNDS] [SECONDS]
 # (`make bench` passes the profile-guided build, scripts/build-pgo.sh; by default the release one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +18,14 @@ if [ -z "${IPSECGW:-}" ]; then
   IPSECGW=target/release/ipsecgw
 fi
 printf "ipsecgw bench (%s), %s rounds of %s s per row, %s\n\n" "$IPSECGW" "$rounds" "$secs" "$(date -u +%Y-%m-%dT%H:%MZ)"
-printf "| transform | frame | direction | policies | ipsec-secgw 22.11 Mpps (issue) | secgw / crypto-perf (issue) | crypto-perf Mops (this run) | ours Mpps | ours Gbit/s | ours cycles/packet (on the CPU) | ours / crypto-perf | same, per time on the CPU |\n"
-printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+# DPDK's ipsec-secgw in the same rounds (outbound rows with one policy), when SECGW names it
+# (`make bench` builds it with scripts/build-secgw.sh).
+secgw_args=()
+if [ -n "${SECGW:-}" ]; then
+  secgw_args=(--secgw "$SECGW")
+fi
+printf "| transform | frame | direction | policies | ipsec-secgw 22.11 Mpps (issue) | secgw / crypto-perf (issue) | crypto-perf Mops (this run) | ours Mpps | ours Gbit/s | ours cycles/packet (on the CPU) | ours / crypto-perf | same, per time on the CPU | ipsec-secgw Mpps (this run) | ours / ipsec-secgw | same, per time on the CPU |\n"
+printf "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 runtimes=""
 installs=""
 for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes-gcm-128 1420 out 1 3.43 61%" \
@@ -28,7 +35,7 @@ for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes
            "aes-gcm-128 64 out 10000 - -"; do
   set -- $row
   out=$("$IPSECGW" bench --transform "$1" --size "$2" --direction "$3" --policies "$4" \
-        --rounds "$rounds" --seconds "$secs" 2>&1)
+        --rounds "$rounds" --seconds "$secs" "${secgw_args[@]}" 2>&1)
   ours=$(echo "$out" | grep "^median: ours")
   ceil=$(echo "$out" | grep "^median: crypto ceiling" || true)
   mpps=$(echo "$ours" | sed -E 's/.*ours ([0-9.]+) Mpps.*/\1/')
@@ -37,7 +44,14 @@ for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes
   mops=$(echo "$ceil" | sed -E 's/.*ceiling ([0-9.]+) Mops.*/\1/')
   ratio=$(echo "$ceil" | sed -E 's/.*= ([0-9]+%).*/\1/')
   adj=$(echo "$ceil" | sed -E 's/.*per time on the CPU ([0-9]+%|NaN%).*/\1/')
-  printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$1" "$2" "$3" "$4" "$5" "$6" "$mops" "$mpps" "$gbps" "$cpp" "$ratio" "$adj"
+  sg=$(echo "$out" | grep "^median: ipsec-secgw" || true)
+  sg_mpps=- sg_ratio=- sg_adj=-
+  if [ -n "$sg" ]; then
+    sg_mpps=$(echo "$sg" | sed -E 's/.*ipsec-secgw ([0-9.]+) Mpps.*/\1/')
+    sg_ratio=$(echo "$sg" | sed -E 's/.*= ([0-9.]+);.*/\1/')
+    sg_adj=$(echo "$sg" | sed -E 's/.*per time on the CPU ([0-9.]+|NaN).*/\1/')
+  fi
+  printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$1" "$2" "$3" "$4" "$5" "$6" "$mops" "$mpps" "$gbps" "$cpp" "$ratio" "$adj" "$sg_mpps" "$sg_ratio" "$sg_adj"
   # New inbound SAs built and pushed through the rings while the worker forwards (as many as
   # the row has policies, at least 1,000): the median of the rounds.
   inst=$(echo "$out" | sed -nE 's/^round [0-9]+: ([0-9]+) inbound SAs .* ([0-9]+) SAs\/s$/\2 \1/p' | sort -n | awk '{r[NR]=$1; n=$2} END {if (NR) print r[int((NR+1)/2)] " SAs/s (" n " SAs per round)"}')

@@ -23,7 +23,7 @@ use dataplane::wire::{Protocol, ipv4, udp};
 use ipsecgw::dpdk::{Eal, Mempool, PoolConfig, lcore, shutdown};
 use ipsecgw::gateway::{Gateway, IfaceSetup, SaSetup, Setup};
 
-use crate::pcap;
+use crate::{pcap, secgw};
 
 const USAGE: &str = "usage: ipsecgw bench [--transform T] [--size N|imix] [--direction out|in] [--seconds S]
                       [--warmup S] [--rounds R] [--no-ceiling]
@@ -35,7 +35,9 @@ const USAGE: &str = "usage: ipsecgw bench [--transform T] [--size N|imix] [--dir
   --seconds     measured window per round (default 3), after --warmup seconds (default 1)
   --rounds      interleaved rounds of ours and dpdk-test-crypto-perf (default 3)
   --policies N  N policies with their own SA pairs, traffic spread over all of them (default 1);
-                the round also measures how fast new SAs install through the rings";
+                the round also measures how fast new SAs install through the rings
+  --secgw PATH  also DPDK's ipsec-secgw (scripts/build-secgw.sh builds it) on the same frames,
+                each round (outbound, one policy)";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -47,6 +49,7 @@ struct Args {
     rounds: u32,
     ceiling: bool,
     policies: u32,
+    secgw: Option<std::path::PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -59,6 +62,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         rounds: 3,
         ceiling: true,
         policies: 1,
+        secgw: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -83,6 +87,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     return Err("--policies must be 1..=60000".into());
                 }
             }
+            "--secgw" => a.secgw = Some(val()?.into()),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -261,6 +266,11 @@ fn orchestrate(a: &Args) -> Result<(), String> {
     let mut ceiling = Vec::new();
     let mut adjusted = Vec::new();
     let mut runtime = None;
+    let mut secgw_rounds: Vec<(secgw::Round, Figures)> = Vec::new();
+    let secgw_bin = a.secgw.as_ref().filter(|_| !a.inbound && a.policies == 1);
+    if a.secgw.is_some() && secgw_bin.is_none() {
+        println!("ipsec-secgw: measured outbound with one policy only");
+    }
     for round in 1..=a.rounds {
         let out = Command::new(&exe)
             .arg("bench-run")
@@ -303,6 +313,16 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             // machine, when other processes take turns on the cores.
             adjusted.push((f.mpps / f.on_cpu.min(1.0)) / (c / share));
         }
+        if let Some(bin) = secgw_bin {
+            let (enc, auth) = keys(xf, 1);
+            let r = secgw::measure(bin, xf, (&enc, &auth), &pcap_path, &dir, a.warmup, a.seconds)?;
+            println!(
+                "round {round}: ipsec-secgw {:.3} Mpps (its lcore ran {:.0}% of the time)",
+                r.mpps,
+                100.0 * r.on_cpu
+            );
+            secgw_rounds.push((r, f));
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     let m = median(ours.iter().map(|f| f.mpps).collect());
@@ -321,6 +341,16 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             mops(c),
             100.0 * m / c,
             100.0 * median(adjusted)
+        );
+    }
+    if !secgw_rounds.is_empty() {
+        let sg = median(secgw_rounds.iter().map(|(r, _)| r.mpps).collect());
+        // Per round, both rates as if each had had its core to itself.
+        let per_cpu = secgw_rounds.iter().map(|(r, f)| (f.mpps / f.on_cpu.min(1.0)) / (r.mpps / r.on_cpu)).collect();
+        println!(
+            "median: ipsec-secgw {sg:.3} Mpps; ours / ipsec-secgw = {:.2}; per time on the CPU {:.2}",
+            m / sg,
+            median(per_cpu)
         );
     }
     if let Some(rt) = runtime {

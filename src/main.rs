@@ -18,6 +18,7 @@ mod dpserver;
 mod pcap;
 mod run;
 mod satool;
+mod secgw;
 mod selftest;
 
 const USAGE: &str = "usage: ipsecgw <command> [args]
