@@ -317,8 +317,8 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             let (enc, auth) = keys(xf, 1);
             let r = secgw::measure(bin, xf, (&enc, &auth), &pcap_path, &dir, a.warmup, a.seconds)?;
             println!(
-                "round {round}: ipsec-secgw {:.3} Mpps (its lcore ran {:.0}% of the time)",
-                r.mpps,
+                "round {round}: ipsec-secgw {} Mpps (its lcore ran {:.0}% of the time)",
+                mops(r.mpps),
                 100.0 * r.on_cpu
             );
             secgw_rounds.push((r, f));
@@ -348,7 +348,8 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         // Per round, both rates as if each had had its core to itself.
         let per_cpu = secgw_rounds.iter().map(|(r, f)| (f.mpps / f.on_cpu.min(1.0)) / (r.mpps / r.on_cpu)).collect();
         println!(
-            "median: ipsec-secgw {sg:.3} Mpps; ours / ipsec-secgw = {:.2}; per time on the CPU {:.2}",
+            "median: ipsec-secgw {} Mpps; ours / ipsec-secgw = {:.2}; per time on the CPU {:.2}",
+            mops(sg),
             m / sg,
             median(per_cpu)
         );
@@ -359,7 +360,7 @@ fn orchestrate(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Formats a rate in Mops with three significant decimals even when it is tiny (DES).
+/// Formats a rate (Mops, Mpps) with three decimals, or six when it is tiny (DES).
 fn mops(c: f64) -> String {
     if c < 0.01 { format!("{c:.6}") } else { format!("{c:.3}") }
 }
