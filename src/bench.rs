@@ -315,13 +315,18 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         }
         if let Some(bin) = secgw_bin {
             let (enc, auth) = keys(xf, 1);
-            let r = secgw::measure(bin, xf, (&enc, &auth), &pcap_path, &dir, a.warmup, a.seconds)?;
-            println!(
-                "round {round}: ipsec-secgw {} Mpps (its lcore ran {:.0}% of the time)",
-                mops(r.mpps),
-                100.0 * r.on_cpu
-            );
-            secgw_rounds.push((r, f));
+            // A contender that fails costs its column, not the row.
+            match secgw::measure(bin, xf, (&enc, &auth), &pcap_path, &dir, a.warmup, a.seconds) {
+                Ok(r) => {
+                    println!(
+                        "round {round}: ipsec-secgw {} Mpps (its lcore ran {:.0}% of the time)",
+                        mops(r.mpps),
+                        100.0 * r.on_cpu
+                    );
+                    secgw_rounds.push((r, f));
+                }
+                Err(e) => println!("round {round}: ipsec-secgw failed: {e}"),
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
