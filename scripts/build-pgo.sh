@@ -4,7 +4,7 @@
 # frames) on DPDK virtual devices, and the release build is compiled again with those branch and
 # call counts. Same code, same tests; the compiler lays out and inlines the forwarding path by
 # what it measured (about 9% fewer instructions per 64-byte GCM packet here).
-# Needs llvm-profdata of the toolchain's LLVM (rustup component llvm-tools; scripts/setup.sh).
+# Needs llvm-profdata of the toolchain's LLVM (rustup component llvm-tools: `make pgo` adds it).
 # Usage: scripts/build-pgo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

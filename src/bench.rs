@@ -414,8 +414,7 @@ fn crypto_perf(a: &Args, payload: usize) -> Result<(f64, f64), String> {
         for t in std::fs::read_dir(&task_dir).ok()?.flatten() {
             let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
             if comm.contains("worker") {
-                let st = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
-                return st.split_whitespace().next()?.parse().ok();
+                return on_cpu_ns(&t.path().join("schedstat"));
             }
         }
         None
@@ -653,6 +652,12 @@ fn tsc() -> u64 {
     lcore::tsc()
 }
 
+/// Returns a thread's time on a CPU so far, in nanoseconds: the first field of its
+/// `/proc/<pid>/task/<tid>/schedstat`.
+pub(crate) fn on_cpu_ns(schedstat: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(schedstat).ok()?.split_whitespace().next()?.parse().ok()
+}
+
 fn round(a: &Args, pcap_path: &str) -> Result<(), String> {
     let (xf, _) = transform(&a.transform)?;
     let prefix = format!("ipsecgw_bench_{}", std::process::id());
@@ -703,14 +708,11 @@ fn measure(eal: &Eal, a: &Args, xf: Transform) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let schedstat = tid_rx.recv().ok().flatten().map(|p| std::path::Path::new("/proc").join(p).join("schedstat"));
-    let on_cpu_ns = || -> Option<u64> {
-        let text = std::fs::read_to_string(schedstat.as_ref()?).ok()?;
-        text.split_whitespace().next()?.parse().ok()
-    };
+    let worker_cpu_ns = || on_cpu_ns(schedstat.as_ref()?);
     std::thread::sleep(Duration::from_secs(a.warmup));
-    let (s0, t0, c0) = (gw.stats(), lcore::tsc(), on_cpu_ns());
+    let (s0, t0, c0) = (gw.stats(), lcore::tsc(), worker_cpu_ns());
     std::thread::sleep(Duration::from_secs(a.seconds));
-    let (s1, t1, c1) = (gw.stats(), lcore::tsc(), on_cpu_ns());
+    let (s1, t1, c1) = (gw.stats(), lcore::tsc(), worker_cpu_ns());
     // How fast SAs install while forwarding: as many new inbound SAs as there are policies
     // (at least 1,000), built and pushed through the ring, until the worker took them all.
     let late = a.policies.max(1000);

@@ -63,7 +63,7 @@ pub fn measure(
         .map_err(|e| format!("{}: {e} (scripts/build-secgw.sh builds it)", bin.display()))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     // Its main thread is its only lcore.
-    let schedstat = format!("/proc/{}/task/{}/schedstat", child.id(), child.id());
+    let schedstat = std::path::PathBuf::from(format!("/proc/{}/task/{}/schedstat", child.id(), child.id()));
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut sent = None;
@@ -71,10 +71,7 @@ pub fn measure(
             if let Some(v) = line.strip_prefix("Total packets sent:") {
                 sent = v.trim().parse::<u64>().ok();
             } else if let (Some(rest), Some(n)) = (line.strip_prefix("TSC "), sent) {
-                let cpu_ns = std::fs::read_to_string(&schedstat)
-                    .ok()
-                    .and_then(|s| s.split_whitespace().next()?.parse().ok())
-                    .unwrap_or(0);
+                let cpu_ns = crate::bench::on_cpu_ns(&schedstat).unwrap_or(0);
                 let mut w = rest.split_whitespace();
                 let tsc = w.next().and_then(|v| v.parse().ok());
                 let hz = w.nth(1).and_then(|v| v.parse().ok());

@@ -29,6 +29,12 @@ const KEYS_SIZE: usize = 2176;
 const MAX_AAD_LEN: usize = 12;
 /// `gw_mb_job.status` when the library completed the job.
 const ST_OK: u32 = 0;
+/// The library's `IMB_ARCH` codes, as `gw_mb_arch` returns them.
+const ARCH_NO_AESNI: u32 = 1;
+const ARCH_SSE: u32 = 2;
+const ARCH_AVX: u32 = 3;
+const ARCH_AVX2: u32 = 4;
+const ARCH_AVX512: u32 = 5;
 
 /// The library's `IMB_MGR`, only ever behind a pointer.
 #[repr(C)]
@@ -171,8 +177,6 @@ impl MbEngine {
         let mut e = MbEngine { mgr, sha_ni: None };
         // SAFETY: `mgr` is a live, initialised manager.
         let (arch, shani) = unsafe { (gw_mb_arch(mgr.as_ptr()), gw_mb_has_shani(mgr.as_ptr()) != 0) };
-        const ARCH_AVX: u32 = 3;
-        const ARCH_AVX2: u32 = 4;
         let wanted = match lanes {
             HmacLanes::Simd => false,
             HmacLanes::ShaNi => true,
@@ -199,11 +203,11 @@ impl MbEngine {
     pub fn arch(&self) -> &'static str {
         // SAFETY: `mgr` is a live, initialised manager.
         match unsafe { gw_mb_arch(self.mgr.as_ptr()) } {
-            1 => "no-aesni",
-            2 => "sse",
-            3 => "avx",
-            4 => "avx2",
-            5 => "avx512",
+            ARCH_NO_AESNI => "no-aesni",
+            ARCH_SSE => "sse",
+            ARCH_AVX => "avx",
+            ARCH_AVX2 => "avx2",
+            ARCH_AVX512 => "avx512",
             _ => "unknown",
         }
     }
