@@ -40,9 +40,9 @@ fn seal_jobs<E: Engine>(e: &mut E, s: &E::Session, bufs: &mut [Vec<u8>], size: u
     let mut jobs: arrayvec::ArrayVec<Job<'_>, BURST> = bufs
         .iter_mut()
         .map(|b| {
-            let mut j = Job::new(&mut b[..], Region::new(8 + iv, ct), Region::new(0, 8 + iv + ct));
-            j.aad_len = 8;
-            j
+            // GCM authenticates the SPI and sequence number as AAD, HMAC the whole packet.
+            let auth = if xf.cipher().is_aead() { 8 } else { 8 + iv + ct };
+            Job::new(&mut b[..], Region::new(8 + iv, ct), Region::new(0, auth), 8, 8 + iv + ct)
         })
         .collect();
     e.seal(s, &mut jobs);

@@ -7,7 +7,9 @@
 //! and restored after the crypto batch, so the packet leaves with its real values.
 
 use crate::buf::{Burst, PacketBuf};
-use crate::crypto::{Engine, Job, Region};
+use subtle::ConstantTimeEq;
+
+use crate::crypto::{Engine, Job, JobStatus, Region};
 use crate::sa::{Mode, Sa};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Protocol, ah, ipv4};
@@ -63,11 +65,10 @@ fn restore_header(d: &mut [u8], layout: &Layout) {
     d[..layout.hlen].copy_from_slice(&layout.header[..layout.hlen]);
 }
 
+/// The job of a packet: no cipher, the ICV over the whole packet, written into the ICV field.
 fn whole_packet_job<'a>(data: &'a mut [u8], layout: &Layout) -> Job<'a> {
     let len = data.len();
-    let mut job = Job::new(data, Region::new(0, 0), Region::new(0, len));
-    job.icv = layout.icv;
-    job
+    Job::new(data, Region::new(0, 0), Region::new(0, len), 0, layout.hlen + ah::FIXED_LEN)
 }
 
 pub(crate) struct Seal;
@@ -125,8 +126,6 @@ impl<S> Xform<S> for Seal {
 
     fn after_crypto(prep: &mut Layout, job: &mut Job<'_>) {
         restore_header(job.data, prep);
-        let icv_off = prep.hlen + ah::FIXED_LEN;
-        job.data[icv_off..icv_off + prep.icv_len].copy_from_slice(&job.icv[..prep.icv_len]);
     }
 
     fn finish<B: PacketBuf>(sa: &mut Sa<S>, _buf: &mut B, prep: &Layout) -> Result<(), DropReason> {
@@ -140,6 +139,7 @@ pub(crate) struct Open;
 impl<S> Xform<S> for Open {
     type Prep = Layout;
     const SEAL: bool = false;
+    const ENGINE_SEALS: bool = true;
 
     fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
         let ip = xform::ip_info(buf)?;
@@ -171,8 +171,15 @@ impl<S> Xform<S> for Open {
         whole_packet_job(data, prep)
     }
 
+    /// Checks the ICV the engine wrote into the field against the one received, in constant
+    /// time.
     fn after_crypto(prep: &mut Layout, job: &mut Job<'_>) {
         restore_header(job.data, prep);
+        let icv_off = prep.hlen + ah::FIXED_LEN;
+        let computed = &job.data[icv_off..icv_off + prep.icv_len];
+        if job.status == JobStatus::Done && !bool::from(computed.ct_eq(&prep.icv[..prep.icv_len])) {
+            job.status = JobStatus::AuthFailed;
+        }
     }
 
     fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Layout) -> Result<(), DropReason> {

@@ -5,7 +5,7 @@
 //! where the payload is the whole inner packet (tunnel) or the original payload (transport).
 
 use crate::buf::{Burst, PacketBuf};
-use crate::crypto::{Engine, GCM_SALT_LEN, Job, Region};
+use crate::crypto::{Engine, Job, Region};
 use crate::sa::{Mode, Sa};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Protocol, esp, ipv4, udp};
@@ -26,39 +26,41 @@ pub fn open<E: Engine, B: PacketBuf>(sa: &mut Sa<E::Session>, engine: &mut E, bu
     xform::run::<E, B, Open>(sa, engine, burst, stats);
 }
 
-/// Offsets of one packet's ESP fields.
+/// Offsets of one packet's ESP fields: its job is made of them, nothing is copied.
 pub(crate) struct Layout {
     /// The IPv4 header's length.
-    ip_hlen: usize,
+    ip_hlen: u32,
     /// Where the ESP header starts: after the IPv4 header, or after its UDP header (RFC 3948).
-    esp_off: usize,
-    iv: [u8; 16],
-    aad: [u8; 12],
+    esp_off: u32,
     cipher: Region,
-    icv_off: usize,
-    icv: [u8; 16],
+    /// The HMAC's input (ESP header, IV, ciphertext), or GCM's AAD (SPI and sequence number,
+    /// RFC 4106 section 5).
+    auth: Region,
+    icv_off: u32,
     seq: u32,
-    bytes: usize,
+    /// Bytes accounted to the SA.
+    bytes: u32,
 }
 
 impl Layout {
-    fn job<'a>(&self, data: &'a mut [u8], icv_len: usize) -> Job<'a> {
-        let esp_and_iv = self.cipher.off as usize - self.esp_off;
-        let auth = Region::new(self.esp_off, esp_and_iv + self.cipher.len as usize);
-        let mut job = Job::new(data, self.cipher, auth);
-        job.iv = self.iv;
-        job.aad = self.aad;
-        job.aad_len = 8;
-        job.icv[..icv_len].copy_from_slice(&self.icv[..icv_len]);
-        job
+    fn new(aead: bool, ip_hlen: usize, esp_off: usize, cipher: Region, seq: u32, bytes: usize) -> Self {
+        let cipher_end = cipher.off as usize + cipher.len as usize;
+        let auth_len = if aead { esp::HEADER_LEN } else { cipher_end - esp_off };
+        Layout {
+            ip_hlen: ip_hlen as u32,
+            esp_off: esp_off as u32,
+            cipher,
+            auth: Region::new(esp_off, auth_len),
+            icv_off: cipher_end as u32,
+            seq,
+            bytes: bytes as u32,
+        }
     }
-}
 
-fn aad(spi: u32, seq: u32) -> [u8; 12] {
-    let mut a = [0u8; 12];
-    a[..4].copy_from_slice(&spi.to_be_bytes());
-    a[4..8].copy_from_slice(&seq.to_be_bytes());
-    a
+    fn job<'a>(&self, data: &'a mut [u8]) -> Job<'a> {
+        let iv = self.esp_off as usize + esp::HEADER_LEN;
+        Job::new(data, self.cipher, self.auth, iv, self.icv_off as usize)
+    }
 }
 
 pub(crate) struct Seal;
@@ -101,16 +103,7 @@ impl<S> Xform<S> for Seal {
         let bytes = ip.total;
         buf.prepend(grow_front);
         buf.append(grow_back);
-        let mut iv = [0u8; 16];
         let iv_off = esp_off + esp::HEADER_LEN;
-        if cipher.is_aead() {
-            // RFC 4106 section 3.1: the explicit IV must be unique per key; a per-SA random
-            // base plus the never-repeating sequence number is.
-            iv[..GCM_SALT_LEN].copy_from_slice(&sa.salt);
-            iv[GCM_SALT_LEN..12].copy_from_slice(&sa.gcm_iv(seq).to_be_bytes());
-        } else {
-            sa.fill_iv(&mut iv[..iv_len]);
-        }
         let d = buf.data_mut();
         let proto = if sa.encap.is_some() { Protocol::Udp } else { Protocol::Esp };
         match sa.mode {
@@ -131,8 +124,14 @@ impl<S> Xform<S> for Seal {
         let mut h = esp::Packet::new_unchecked(&mut d[esp_off..]);
         h.set_spi(sa.spi);
         h.set_seq_number(seq);
-        let explicit_iv = if cipher.is_aead() { &iv[GCM_SALT_LEN..12] } else { &iv[..iv_len] };
-        d[iv_off..iv_off + iv_len].copy_from_slice(explicit_iv);
+        let iv = &mut d[iv_off..iv_off + iv_len];
+        if cipher.is_aead() {
+            // RFC 4106 section 3.1: the explicit IV must be unique per key; a per-SA random
+            // base plus the never-repeating sequence number is.
+            iv.copy_from_slice(&sa.gcm_iv(seq).to_be_bytes());
+        } else {
+            sa.fill_iv(iv);
+        }
         let ct_off = iv_off + iv_len;
         let trailer = ct_off + payload_len;
         for (i, b) in d[trailer..trailer + pad_len].iter_mut().enumerate() {
@@ -141,30 +140,15 @@ impl<S> Xform<S> for Seal {
         }
         d[trailer + pad_len] = pad_len as u8;
         d[trailer + pad_len + 1] = next_header.into();
-        Ok(Layout {
-            ip_hlen: hlen,
-            esp_off,
-            iv,
-            aad: aad(sa.spi, seq),
-            cipher: Region::new(ct_off, ct_len),
-            icv_off: ct_off + ct_len,
-            icv: [0; 16],
-            seq,
-            bytes,
-        })
+        Ok(Layout::new(cipher.is_aead(), hlen, esp_off, Region::new(ct_off, ct_len), seq, bytes))
     }
 
     fn job<'a>(prep: &Layout, data: &'a mut [u8]) -> Job<'a> {
-        prep.job(data, 0)
-    }
-
-    fn after_crypto(prep: &mut Layout, job: &mut Job<'_>) {
-        let n = job.data.len() - prep.icv_off;
-        job.data[prep.icv_off..].copy_from_slice(&job.icv[..n]);
+        prep.job(data)
     }
 
     fn finish<B: PacketBuf>(sa: &mut Sa<S>, _buf: &mut B, prep: &Layout) -> Result<(), DropReason> {
-        sa.account(prep.bytes);
+        sa.account(prep.bytes as usize);
         Ok(())
     }
 }
@@ -207,35 +191,13 @@ impl<S> Xform<S> for Open {
         if cipher.is_cbc() && !ct_len.is_multiple_of(cipher.pad_align()) {
             return Err(DropReason::BadCipherLen);
         }
-        let iv_off = esp_off + esp::HEADER_LEN;
-        let mut iv = [0u8; 16];
-        if cipher.is_aead() {
-            iv[..GCM_SALT_LEN].copy_from_slice(&sa.salt);
-            iv[GCM_SALT_LEN..12].copy_from_slice(&d[iv_off..iv_off + iv_len]);
-        } else {
-            iv[..iv_len].copy_from_slice(&d[iv_off..iv_off + iv_len]);
-        }
-        let icv_off = ip.total - icv_len;
-        let mut icv = [0u8; 16];
-        icv[..icv_len].copy_from_slice(&d[icv_off..ip.total]);
-        Ok(Layout {
-            ip_hlen: ip.hlen,
-            esp_off,
-            iv,
-            aad: aad(sa.spi, seq),
-            cipher: Region::new(iv_off + iv_len, ct_len),
-            icv_off,
-            icv,
-            seq,
-            bytes: 0,
-        })
+        let ct_off = esp_off + esp::HEADER_LEN + iv_len;
+        Ok(Layout::new(cipher.is_aead(), ip.hlen, esp_off, Region::new(ct_off, ct_len), seq, 0))
     }
 
     fn job<'a>(prep: &Layout, data: &'a mut [u8]) -> Job<'a> {
-        prep.job(data, prep.icv.len())
+        prep.job(data)
     }
-
-    fn after_crypto(_prep: &mut Layout, _job: &mut Job<'_>) {}
 
     fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Layout) -> Result<(), DropReason> {
         // RFC 4303 3.4.3: the window moves only once the ICV verified.
@@ -251,7 +213,8 @@ impl<S> Xform<S> for Open {
         if pad.iter().enumerate().any(|(i, &b)| b != i as u8 + 1) {
             return Err(DropReason::BadPadding);
         }
-        let front = ct_off - prep.ip_hlen;
+        let ip_hlen = prep.ip_hlen as usize;
+        let front = ct_off - ip_hlen;
         let back = d.len() - (ct_end - 2 - pad_len);
         match sa.mode {
             Mode::Tunnel => {
@@ -266,11 +229,11 @@ impl<S> Xform<S> for Open {
                 if next_header == NO_NEXT_HEADER {
                     return Err(DropReason::BadNextHeader);
                 }
-                d.copy_within(0..prep.ip_hlen, front);
+                d.copy_within(0..ip_hlen, front);
                 buf.trim(back);
                 buf.adj(front);
                 let total = buf.len();
-                xform::set_proto_len(&mut buf.data_mut()[..prep.ip_hlen], Protocol::from(next_header), total);
+                xform::set_proto_len(&mut buf.data_mut()[..ip_hlen], Protocol::from(next_header), total);
             }
         }
         sa.account(buf.len());

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha12Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 
 use crate::classify::Key;
-use crate::crypto::{Engine, GCM_SALT_LEN, KeyError, Transform};
+use crate::crypto::{Engine, KeyError, Transform};
 use crate::replay::ReplayWindow;
 use crate::wire::Protocol;
 
@@ -159,8 +159,6 @@ pub struct Sa<S> {
     pub(crate) spi: u32,
     pub(crate) src: Ipv4Addr,
     pub(crate) dst: Ipv4Addr,
-    /// RFC 4106 section 4: the last four bytes of the GCM key material.
-    pub(crate) salt: [u8; GCM_SALT_LEN],
     pub(crate) xf: Transform,
     /// ESP in UDP (RFC 3948) when set.
     pub(crate) encap: Option<UdpEncap>,
@@ -199,10 +197,6 @@ impl<S> Sa<S> {
     /// Installs an SA at time `now` (seconds), preparing its keys in `engine`.
     pub fn new<E: Engine<Session = S>>(engine: &mut E, cfg: &SaConfig<'_>, now: u64) -> Result<Self, KeyError> {
         let session = engine.session(cfg.xf, cfg.enc_key, cfg.auth_key)?;
-        let mut salt = [0; GCM_SALT_LEN];
-        if cfg.xf.cipher().is_aead() {
-            salt.copy_from_slice(&cfg.enc_key[cfg.enc_key.len() - GCM_SALT_LEN..]);
-        }
         Ok(Sa {
             spi: cfg.spi,
             proto: cfg.proto,
@@ -213,7 +207,6 @@ impl<S> Sa<S> {
             dont_fragment: cfg.dont_fragment,
             encap: None,
             session,
-            salt,
             shared: Arc::new(Shared::default()),
             reserved: 0..0,
             unshared_bytes: 0,
@@ -481,11 +474,6 @@ mod tests {
             dont_fragment: DontFragment::Clear,
         };
         Sa::new(&mut RustEngine, &cfg, 1000).unwrap()
-    }
-
-    #[test]
-    fn salt_is_the_last_four_key_bytes() {
-        assert_eq!(sa(Lifetimes::default()).salt, [7; 4]);
     }
 
     #[test]

@@ -22,12 +22,16 @@ pub(crate) trait Xform<S> {
     fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Self::Prep, DropReason>;
     /// Describes the packet's crypto work.
     fn job<'a>(prep: &Self::Prep, data: &'a mut [u8]) -> Job<'a>;
-    /// Runs while the job still borrows the packet: copies results out of the job (the ICV).
-    fn after_crypto(prep: &mut Self::Prep, job: &mut Job<'_>);
+    /// Runs while the job still borrows the packet, before its status is read (AH restores
+    /// the header, and checks the ICV it computed).
+    fn after_crypto(_prep: &mut Self::Prep, _job: &mut Job<'_>) {}
     /// Completes the packet once its job is done; `Err` drops the packet.
     fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Self::Prep) -> Result<(), DropReason>;
     /// True to seal, false to open.
     const SEAL: bool;
+    /// True when the engine seals the jobs, even to open: AH computes the ICV over the packet
+    /// with the field zeroed as when sealing, and compares it with the received one itself.
+    const ENGINE_SEALS: bool = Self::SEAL;
 }
 
 /// The SAs of the groups of one burst, as [`run_groups`] reaches them: group `g` is a run of
@@ -112,17 +116,17 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
                 }
             }
         }
-        if X::SEAL {
+        if X::ENGINE_SEALS {
             engine.seal_each(&sessions, &mut jobs);
         } else {
             engine.open_each(&sessions, &mut jobs);
         }
         for (job, &i) in jobs.iter_mut().zip(slots.iter()) {
             let i = usize::from(i);
-            status[i] = job.status;
             if let Some(prep) = preps[i].as_mut() {
                 X::after_crypto(prep, job);
             }
+            status[i] = job.status;
         }
     }
     for g in 0..groups {

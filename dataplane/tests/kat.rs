@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use dataplane::crypto::rust::RustEngine;
-use dataplane::crypto::{Auth, Cipher, Engine, Job, JobStatus, KeyError, Region, Transform};
+use dataplane::crypto::{Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, Region, Transform};
 
 /// One `key = value` record of a vector file, with the `[..]` section headers in force.
 #[derive(Debug, Default, Clone)]
@@ -148,31 +148,45 @@ fn lead(i: usize) -> usize {
 
 const FILL: u8 = 0xa5;
 
-/// Lays out a packet `FILL* || head || text` and returns it with its cipher and auth regions.
-fn packet(i: usize, c: &Case, text: &[u8]) -> (Vec<u8>, Region, Region) {
-    let mut data = vec![FILL; lead(i)];
-    data.extend_from_slice(&c.head);
-    data.extend_from_slice(text);
-    let cipher = Region::new(lead(i) + c.head.len(), text.len());
-    let auth = Region::new(lead(i), c.head.len() + text.len());
-    (data, cipher, auth)
+/// The IV as the packet carries it: CBC's block, or GCM's explicit IV (the nonce's last 8 bytes;
+/// its first 4, the salt, end the key material).
+fn packet_iv(c: &Case) -> &[u8] {
+    let cipher = c.xf.cipher();
+    if cipher.is_aead() { &c.iv[GCM_SALT_LEN..12] } else { &c.iv[..cipher.iv_len()] }
 }
 
-/// Returns a job over `data` carrying the case's IV and AAD.
-fn job<'a>(c: &Case, data: &'a mut [u8], cipher: Region, auth: Region) -> Job<'a> {
-    let mut j = Job::new(data, cipher, auth);
-    j.iv = c.iv;
-    j.aad[..c.aad.len()].copy_from_slice(&c.aad);
-    j.aad_len = c.aad.len() as u8;
-    j
+/// The bytes in front of the cipher region: `FILL* || aad || head || iv`.
+fn front(i: usize, c: &Case) -> Vec<u8> {
+    [&vec![FILL; lead(i)][..], &c.aad, &c.head, packet_iv(c)].concat()
 }
 
-/// Checks that a job left its filler and head alone and holds `text` in its cipher region.
-fn check_bytes(who: &str, i: usize, c: &Case, j: &Job<'_>, text: &[u8]) {
+/// Lays out the packet `FILL* || aad || head || iv || text || ICV` (the ICV's place holding
+/// `icv`) and returns the job over it: the AAD is GCM's, the HMAC covers head, IV and text.
+fn job<'a>(i: usize, c: &Case, data: &'a mut Vec<u8>, text: &[u8], icv: &[u8]) -> Job<'a> {
     let l = lead(i);
-    assert!(j.data[..l].iter().all(|&b| b == FILL), "{who}: {}: filler overwritten", c.label);
-    assert_eq!(&j.data[l..l + c.head.len()], &c.head[..], "{who}: {}: head changed", c.label);
-    assert_eq!(hex::encode(&j.data[l + c.head.len()..]), hex::encode(text), "{who}: {}", c.label);
+    *data = front(i, c);
+    let iv = data.len() - packet_iv(c).len();
+    let cipher = Region::new(data.len(), text.len());
+    let auth = if c.xf.cipher().is_aead() {
+        Region::new(l, c.aad.len())
+    } else {
+        Region::new(l + c.aad.len(), c.head.len() + packet_iv(c).len() + text.len())
+    };
+    data.extend_from_slice(text);
+    let icv_off = data.len();
+    data.extend_from_slice(icv);
+    data.resize(icv_off + c.xf.icv_len(), 0);
+    Job::new(data, cipher, auth, iv, icv_off)
+}
+
+/// Checks that a job left its filler, AAD, head and IV alone and holds `text` in its cipher
+/// region and `icv` in its ICV's place.
+fn check_bytes(who: &str, i: usize, c: &Case, j: &Job<'_>, text: &[u8], icv: &[u8]) {
+    let f = front(i, c);
+    assert_eq!(&j.data[..f.len()], &f[..], "{who}: {}: filler, AAD, head or IV changed", c.label);
+    let icv_off = j.icv as usize;
+    assert_eq!(hex::encode(&j.data[f.len()..icv_off]), hex::encode(text), "{who}: {}", c.label);
+    assert_eq!(hex::encode(&j.data[icv_off..]), hex::encode(icv), "{who}: {}: ICV", c.label);
 }
 
 /// Runs every case through `engine`: one session and one seal and one open burst per run of
@@ -196,14 +210,13 @@ fn run<E: Engine>(engine: &mut E, cases: &[Case]) -> Tally {
 
         // Seal every valid case of the group in one burst.
         let sealable: Vec<(usize, &Case)> = group.iter().filter(|c| c.valid).enumerate().collect();
-        let mut bufs: Vec<_> = sealable.iter().map(|&(i, c)| packet(i, c, &c.pt)).collect();
+        let mut bufs = vec![Vec::new(); sealable.len()];
         let mut jobs: Vec<Job<'_>> =
-            sealable.iter().zip(&mut bufs).map(|(&(_, c), (d, cr, ar))| job(c, d, *cr, *ar)).collect();
+            sealable.iter().zip(&mut bufs).map(|(&(i, c), d)| job(i, c, d, &c.pt, &[])).collect();
         engine.seal(&s, &mut jobs);
         for (&(i, c), j) in sealable.iter().zip(&jobs) {
             assert_eq!(j.status, JobStatus::Done, "{who}: {}: seal", c.label);
-            check_bytes(who, i, c, j, &c.ct);
-            assert_eq!(hex::encode(&j.icv[..icv_len]), hex::encode(&c.icv), "{who}: {}: ICV", c.label);
+            check_bytes(who, i, c, j, &c.ct, &c.icv);
             t.sealed += 1;
         }
         drop(jobs);
@@ -216,18 +229,17 @@ fn run<E: Engine>(engine: &mut E, cases: &[Case]) -> Tally {
                 opens.push((opens.len(), c, true));
             }
         }
-        let mut bufs: Vec<_> = opens.iter().map(|&(i, c, _)| packet(i, c, &c.ct)).collect();
+        let mut bufs = vec![Vec::new(); opens.len()];
         let mut jobs: Vec<Job<'_>> = opens
             .iter()
             .zip(&mut bufs)
-            .map(|(&(i, c, forge), (d, cr, ar))| {
-                let mut j = job(c, d, *cr, *ar);
-                j.icv[..icv_len].copy_from_slice(&c.icv);
+            .map(|(&(i, c, forge), d)| {
+                let mut icv = c.icv.clone();
                 if forge {
                     let bit = (i * 5) % (icv_len * 8);
-                    j.icv[bit / 8] ^= 1 << (bit % 8);
+                    icv[bit / 8] ^= 1 << (bit % 8);
                 }
-                j
+                job(i, c, d, &c.ct, &icv)
             })
             .collect();
         engine.open(&s, &mut jobs);
@@ -237,7 +249,7 @@ fn run<E: Engine>(engine: &mut E, cases: &[Case]) -> Tally {
                 t.rejected += 1;
             } else {
                 assert_eq!(j.status, JobStatus::Done, "{who}: {}: open", c.label);
-                check_bytes(who, i, c, j, &c.pt);
+                check_bytes(who, i, c, j, &c.pt, &c.icv);
                 t.opened += 1;
             }
         }
@@ -549,14 +561,15 @@ const RFC3602_ESP: [EspCase; 4] = [
     },
 ];
 
-/// Each packet is `SPI || seq || IV || ciphertext`; the cipher region is the ciphertext.
+/// Each packet is `SPI || seq || IV || ciphertext` (the head, then the IV); the cipher region
+/// is the ciphertext.
 fn rfc3602() -> Set {
     let mut set = Set::default();
     for e in &RFC3602_ESP {
         let xf = Transform::new(Cipher::AesCbc128, Auth::Null).unwrap();
         let mut c = Case::new(format!("RFC 3602 case #{}", e.case), xf, e.key.to_vec(), Vec::new());
         c.iv = e.iv;
-        c.head = [&e.spi.to_be_bytes()[..], &e.seq.to_be_bytes(), &e.iv].concat();
+        c.head = [&e.spi.to_be_bytes()[..], &e.seq.to_be_bytes()].concat();
         c.pt = e.plain.to_vec();
         c.ct = e.encrypted.to_vec();
         set.cases.push(c);

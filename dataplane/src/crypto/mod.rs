@@ -13,6 +13,10 @@ pub mod rust;
 pub(crate) use alg::check_key_len;
 pub use alg::{Auth, Cipher, GCM_ICV_LEN, GCM_IV_LEN, GCM_SALT_LEN, KeyAlgorithm, KeyError, MAX_ICV_LEN, Transform};
 
+/// Largest AEAD additional authenticated data of a job: the SPI and a 64-bit extended
+/// sequence number (RFC 4106 section 5).
+pub const MAX_AAD_LEN: usize = 12;
+
 /// A byte range of a job's packet, as offset and length.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Region {
@@ -50,48 +54,53 @@ pub enum JobStatus {
     Invalid,
 }
 
-/// One packet's crypto work.
+/// One packet's crypto work, every field a place in the packet: nothing is copied in or out.
 ///
-/// Seal: encrypt `cipher` in place, then compute the ICV over `auth` (HMAC, encrypt-then-MAC)
-/// or the GCM tag over `aad` and the ciphertext, and write it to `icv`.
-/// Open: verify `icv` (the received ICV) in constant time, and decrypt `cipher` in place.
-/// After `AuthFailed` the contents of `cipher` are unspecified.
+/// Seal: encrypt `cipher` in place, then compute the ICV over `auth` and the ciphertext (HMAC,
+/// encrypt-then-MAC: `auth` holds the ciphertext too) or the GCM tag over `auth` as additional
+/// authenticated data and the ciphertext, and write it at `icv`. Open: compute the ICV, compare
+/// it in constant time with the bytes at `icv`, and decrypt `cipher` in place. After
+/// `AuthFailed` the contents of `cipher` are unspecified.
 ///
-/// Both regions must lie within `data` even when their algorithm is null (a null region is
-/// empty), CBC regions must be whole blocks, and `aad_len` at most 12; otherwise `Invalid`.
+/// The IV at `iv` is the cipher's: CBC's block-size IV, or GCM's 8-byte explicit IV, behind
+/// which the engine puts the session's salt (the RFC 4106 nonce). Every region (`cipher`,
+/// `auth`, the IV, the ICV of the transform's length) must lie within `data`, even when its
+/// algorithm is null (a null region is empty), and CBC regions must be whole blocks; otherwise
+/// `Invalid`; so is an AEAD `auth` region longer than [`MAX_AAD_LEN`]. The ICV may lie inside `auth` (AH: the ICV field, zeroed): it is written after the
+/// hash is computed.
 #[derive(Debug)]
 pub struct Job<'a> {
     /// The packet bytes.
     pub data: &'a mut [u8],
     /// Bytes encrypted or decrypted in place.
     pub cipher: Region,
-    /// Bytes the HMAC covers (unused by AEAD ciphers).
+    /// HMAC: the bytes the ICV covers. AEAD: the additional authenticated data (RFC 4106
+    /// section 5: the SPI and sequence number).
     pub auth: Region,
-    /// CBC: the IV (first block-size bytes). GCM: salt then explicit IV (first 12 bytes).
-    pub iv: [u8; 16],
-    /// GCM additional authenticated data (RFC 4106 section 5: SPI and sequence number).
-    pub aad: [u8; 12],
-    /// Bytes of `aad` in use (8, or 12 with extended sequence numbers).
-    pub aad_len: u8,
-    /// Seal: the computed ICV (out). Open: the received ICV (in). First `icv_len` bytes.
-    pub icv: [u8; MAX_ICV_LEN],
+    /// Where the IV starts.
+    pub iv: u32,
+    /// Where the ICV starts: seal writes it, open checks it.
+    pub icv: u32,
     /// Set by the engine.
     pub status: JobStatus,
 }
 
 impl<'a> Job<'a> {
     /// Creates a pending job over `data`.
-    pub fn new(data: &'a mut [u8], cipher: Region, auth: Region) -> Self {
-        Job {
-            data,
-            cipher,
-            auth,
-            iv: [0; 16],
-            aad: [0; 12],
-            aad_len: 0,
-            icv: [0; MAX_ICV_LEN],
-            status: JobStatus::Pending,
-        }
+    pub fn new(data: &'a mut [u8], cipher: Region, auth: Region, iv: usize, icv: usize) -> Self {
+        Job { data, cipher, auth, iv: iv as u32, icv: icv as u32, status: JobStatus::Pending }
+    }
+
+    /// Returns the byte range of the IV of `xf`, if it lies within the packet.
+    #[inline]
+    pub fn iv_range(&self, xf: Transform) -> Option<std::ops::Range<usize>> {
+        Region { off: self.iv, len: xf.cipher().iv_len() as u32 }.range(self.data.len())
+    }
+
+    /// Returns the byte range of the ICV of `xf`, if it lies within the packet.
+    #[inline]
+    pub fn icv_range(&self, xf: Transform) -> Option<std::ops::Range<usize>> {
+        Region { off: self.icv, len: xf.icv_len() as u32 }.range(self.data.len())
     }
 }
 

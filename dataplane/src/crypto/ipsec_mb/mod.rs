@@ -16,7 +16,9 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::rust::{RustEngine, RustSession};
-use super::{Auth, Cipher, Engine, Job, JobStatus, KeyError, MAX_ICV_LEN, Transform, check_keys};
+use super::{
+    Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, MAX_AAD_LEN, MAX_ICV_LEN, Transform, check_keys,
+};
 
 #[cfg(test)]
 mod tests;
@@ -25,8 +27,6 @@ mod tests;
 const BATCH: usize = 32;
 /// Bytes of the shim's `struct gw_mb_keys`.
 const KEYS_SIZE: usize = 2176;
-/// Largest AAD a job carries (SPI and a 64-bit extended sequence number).
-const MAX_AAD_LEN: usize = 12;
 /// `gw_mb_job.status` when the library completed the job.
 const ST_OK: u32 = 0;
 /// The library's `IMB_ARCH` codes, as `gw_mb_arch` returns them.
@@ -219,9 +219,9 @@ impl MbEngine {
             let base = c * BATCH;
             let mut raw: ArrayVec<RawJob, BATCH> = ArrayVec::new();
             let mut slot = [0u8; BATCH];
+            // Opening: the ICVs computed, to compare with the packets'. GCM: the nonces.
             let mut tags = [[0u8; MAX_ICV_LEN]; BATCH];
-            let mut icv_lens = [0u8; BATCH];
-            let mut n = 0;
+            let mut nonces = [[0u8; 12]; BATCH];
             for (i, job) in chunk.iter_mut().enumerate() {
                 let s = session(base + i);
                 if let Some(r) = &s.fallback {
@@ -233,24 +233,15 @@ impl MbEngine {
                     }
                     continue;
                 }
-                let xf = s.xf;
-                let icv_len = xf.icv_len();
-                let Some(mut r) = describe(xf, job) else {
+                let n = raw.len();
+                let Some(r) = describe(s, job, encrypt, &mut tags[n], &mut nonces[n]) else {
                     job.status = JobStatus::Invalid;
                     continue;
                 };
-                if r.hash_len == 0 && xf.auth() != Auth::Null {
-                    // The shim does not hash an empty region: its ICV was computed with the session.
-                    let icv = if encrypt { &mut job.icv } else { &mut tags[n] };
-                    icv[..icv_len].copy_from_slice(&s.empty_icv[..icv_len]);
-                }
-                r.keys = &*s.keys;
-                r.tag = if encrypt { job.icv.as_mut_ptr() } else { tags[n].as_mut_ptr() };
                 raw.push(r);
                 slot[n] = i as u8;
-                icv_lens[n] = icv_len as u8;
-                n += 1;
             }
+            let n = raw.len();
             if n > 0 {
                 let second = self.sha_ni.unwrap_or(self.mgr);
                 // SAFETY: `mgr` and `second` (the SSE manager, or `mgr` again) are live and
@@ -258,25 +249,28 @@ impl MbEngine {
                 // sends a job to `second` by a flag of its keys). Each of the `n` descriptors names
                 // the keys of a session this module prepared (a live, fixed heap allocation
                 // borrowed for this call) and points into a distinct job that is mutably
-                // borrowed for this call: `buf` at its packet, whose cipher and hash regions
-                // `describe` checked against the session's transform to lie within it (the shim
-                // skips the library's own checks); `iv` at its 16-byte IV (the library reads at
-                // most 16); `aad` at its 12-byte AAD with `aad_len <= 12`; `tag` at 16 writable
-                // bytes (its ICV or our scratch), tag lengths are at most 16. The shim flushes
-                // every job before returning, so no pointer outlives the call.
+                // borrowed for this call, or into this frame's `tags` and `nonces`: `describe`
+                // checked every region against the packet and the session's transform (the
+                // shim skips the library's own checks). The shim flushes every job before
+                // returning, so no pointer outlives the call.
                 unsafe {
                     gw_mb_burst(self.mgr.as_ptr(), second.as_ptr(), i32::from(encrypt), raw.as_mut_ptr(), n as u32);
                 }
             }
             for k in 0..n {
                 let job = &mut chunk[usize::from(slot[k])];
-                let icv_len = usize::from(icv_lens[k]);
                 job.status = if raw[k].status != ST_OK {
                     JobStatus::Invalid
-                } else if encrypt || bool::from(tags[k][..icv_len].ct_eq(&job.icv[..icv_len])) {
+                } else if encrypt {
                     JobStatus::Done
                 } else {
-                    JobStatus::AuthFailed
+                    let icv = job.icv as usize;
+                    let len = session(base + usize::from(slot[k])).xf.icv_len();
+                    if bool::from(tags[k][..len].ct_eq(&job.data[icv..icv + len])) {
+                        JobStatus::Done
+                    } else {
+                        JobStatus::AuthFailed
+                    }
                 };
             }
         }
@@ -305,6 +299,8 @@ impl fmt::Debug for MbEngine {
 /// One SA's keys prepared for the library, 64-byte aligned on the heap; zeroized on drop.
 pub struct MbSession {
     xf: Transform,
+    /// GCM: the salt, the key material's last 4 bytes (RFC 4106 section 4).
+    salt: [u8; GCM_SALT_LEN],
     keys: Box<MbKeys>,
     /// The ICV of an empty auth region, which the library refuses to compute.
     empty_icv: [u8; MAX_ICV_LEN],
@@ -317,6 +313,7 @@ impl Drop for MbSession {
     fn drop(&mut self) {
         // `keys` zeroizes itself.
         self.empty_icv.zeroize();
+        self.salt.zeroize();
     }
 }
 
@@ -347,8 +344,8 @@ impl Engine for MbEngine {
     fn session(&mut self, xf: Transform, enc_key: &[u8], auth_key: &[u8]) -> Result<MbSession, KeyError> {
         check_keys(xf, enc_key, auth_key)?;
         let mut keys = Box::new(MbKeys([0; KEYS_SIZE]));
-        // GCM: only the AES key is expanded; the salt (the key material's last 4 bytes) reaches
-        // the engine in each job's IV.
+        // GCM: only the AES key is expanded; the salt (the key material's last 4 bytes) goes
+        // into each job's nonce.
         // SAFETY: `mgr` is live; `keys` is a writable, 64-byte-aligned `struct gw_mb_keys` (layout
         // checked in `new`); the key pointers are valid for the lengths passed, which the shim
         // checks against the algorithm before reading.
@@ -376,7 +373,11 @@ impl Engine for MbEngine {
             Cipher::DesCbc | Cipher::TdesCbc => Some(Box::new(RustEngine.session(xf, enc_key, auth_key)?)),
             _ => None,
         };
-        Ok(MbSession { xf, keys, empty_icv, fallback })
+        let mut salt = [0; GCM_SALT_LEN];
+        if xf.cipher().is_aead() {
+            salt.copy_from_slice(&enc_key[enc_key.len() - GCM_SALT_LEN..]);
+        }
+        Ok(MbSession { xf, salt, keys, empty_icv, fallback })
     }
 
     fn seal(&mut self, s: &MbSession, jobs: &mut [Job<'_>]) {
@@ -471,36 +472,57 @@ fn cbc_block(c: Cipher) -> Option<u32> {
     }
 }
 
-/// Checks a job against `xf` and returns its descriptor (tag pointer unset), or `None` when its
-/// cipher region or (without AEAD) its auth region leaves the packet, a CBC length is not whole
-/// blocks, or the AAD is longer than 12 bytes. Both engines check the regions even for null
-/// algorithms, so they agree on which jobs are invalid.
-fn describe(xf: Transform, job: &mut Job<'_>) -> Option<RawJob> {
+/// Checks a job against its session's transform and returns its descriptor, or `None` when a
+/// region leaves the packet, a CBC length is not whole blocks, or an AEAD's AAD is longer than
+/// [`MAX_AAD_LEN`]. Both engines check every region even for null algorithms, so they agree on
+/// which jobs are invalid. The ICV goes to the packet when sealing and to `tag` when opening;
+/// a GCM nonce is built in `nonce`.
+fn describe(
+    s: &MbSession,
+    job: &mut Job<'_>,
+    encrypt: bool,
+    tag: &mut [u8; MAX_ICV_LEN],
+    nonce: &mut [u8; 12],
+) -> Option<RawJob> {
+    let xf = s.xf;
     let len = job.data.len();
-    let mut r = RawJob::EMPTY;
     let c = xf.cipher();
     job.cipher.range(len)?;
+    let auth = job.auth.range(len)?;
+    let iv = job.iv_range(xf)?;
+    let icv = job.icv_range(xf)?;
     if cbc_block(c).is_some_and(|b| !job.cipher.len.is_multiple_of(b)) {
         return None;
     }
+    let mut r = RawJob::EMPTY;
+    r.keys = &*s.keys;
     if c != Cipher::Null {
         r.cipher_off = job.cipher.off;
         r.cipher_len = job.cipher.len;
     }
+    let d = &mut *job.data;
     if c.is_aead() {
-        if usize::from(job.aad_len) > MAX_AAD_LEN {
+        if auth.len() > MAX_AAD_LEN {
             return None;
         }
-        r.aad_len = u32::from(job.aad_len);
+        r.aad = d[auth].as_ptr();
+        r.aad_len = job.auth.len;
+        nonce[..GCM_SALT_LEN].copy_from_slice(&s.salt);
+        nonce[GCM_SALT_LEN..].copy_from_slice(&d[iv]);
+        r.iv = nonce.as_ptr();
     } else {
-        job.auth.range(len)?;
         if xf.auth() != Auth::Null {
             r.hash_off = job.auth.off;
             r.hash_len = job.auth.len;
         }
+        r.iv = d[iv].as_ptr();
     }
-    r.buf = job.data.as_mut_ptr();
-    r.iv = job.iv.as_ptr();
-    r.aad = job.aad.as_ptr();
+    r.tag = if encrypt { d[icv.clone()].as_mut_ptr() } else { tag.as_mut_ptr() };
+    if r.hash_len == 0 && xf.auth() != Auth::Null {
+        // The shim does not hash an empty region: its ICV was computed with the session.
+        let out = if encrypt { &mut d[icv] } else { &mut tag[..icv.len()] };
+        out.copy_from_slice(&s.empty_icv[..out.len()]);
+    }
+    r.buf = d.as_mut_ptr();
     Some(r)
 }

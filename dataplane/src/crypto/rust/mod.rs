@@ -12,7 +12,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::{Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, Transform, check_keys};
+use super::{Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, MAX_AAD_LEN, Transform, check_keys};
 
 /// The RustCrypto engine. Stateless: everything lives in the sessions.
 #[derive(Debug, Default)]
@@ -53,7 +53,9 @@ pub struct RustSession {
     cipher: CipherKey,
     auth: AuthKey,
     xf: Transform,
-    pad: [u8; 6],
+    /// GCM: the salt, the key material's last 4 bytes (RFC 4106 section 4); zero otherwise.
+    salt: [u8; GCM_SALT_LEN],
+    pad: [u8; 2],
 }
 
 const _: () = assert!(std::mem::size_of::<Transform>() == 2 && std::mem::size_of::<RustSession>() == 40);
@@ -86,7 +88,6 @@ impl Engine for RustEngine {
             Cipher::AesCbc128 => CipherKey::Aes128(Box::new(Aes128::new_from_slice(enc_key).map_err(|_| bad(c))?)),
             Cipher::AesCbc192 => CipherKey::Aes192(Box::new(Aes192::new_from_slice(enc_key).map_err(|_| bad(c))?)),
             Cipher::AesCbc256 => CipherKey::Aes256(Box::new(Aes256::new_from_slice(enc_key).map_err(|_| bad(c))?)),
-            // The salt (the key material's last 4 bytes) reaches the engine in each job's IV.
             Cipher::AesGcm128 => {
                 CipherKey::Gcm128(Box::new(Aes128Gcm::new_from_slice(aes_key_part(enc_key)).map_err(|_| bad(c))?))
             }
@@ -102,7 +103,11 @@ impl Engine for RustEngine {
             Auth::HmacSha1_96 => AuthKey::Sha1(Box::new(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?)),
             Auth::HmacSha256_128 => AuthKey::Sha256(Box::new(MacKeyInit::new_from_slice(auth_key).map_err(|_| bad)?)),
         };
-        Ok(RustSession { cipher, auth, xf, pad: [0; 6] })
+        let mut salt = [0; GCM_SALT_LEN];
+        if c.is_aead() {
+            salt.copy_from_slice(&enc_key[enc_key.len() - GCM_SALT_LEN..]);
+        }
+        Ok(RustSession { cipher, auth, xf, salt, pad: [0; 2] })
     }
 
     fn seal(&mut self, s: &RustSession, jobs: &mut [Job<'_>]) {
@@ -118,62 +123,96 @@ impl Engine for RustEngine {
     }
 }
 
-/// Returns the job's cipher region, if it fits the packet and the cipher's block size.
-fn cipher_range(s: &RustSession, job: &Job<'_>) -> Option<std::ops::Range<usize>> {
-    let r = job.cipher.range(job.data.len())?;
+/// The job's regions, checked against the packet and the session's transform.
+struct Ranges {
+    cipher: std::ops::Range<usize>,
+    auth: std::ops::Range<usize>,
+    iv: std::ops::Range<usize>,
+    icv: std::ops::Range<usize>,
+}
+
+/// Returns the job's regions, if each fits the packet and the cipher region the block size.
+fn ranges(s: &RustSession, job: &Job<'_>) -> Option<Ranges> {
+    let len = job.data.len();
+    let cipher = job.cipher.range(len)?;
     let c = s.xf.cipher();
-    (!c.is_cbc() || r.len() % c.pad_align() == 0).then_some(r)
+    if c.is_cbc() && cipher.len() % c.pad_align() != 0 {
+        return None;
+    }
+    let auth = job.auth.range(len)?;
+    if c.is_aead() && auth.len() > MAX_AAD_LEN {
+        return None;
+    }
+    Some(Ranges { cipher, auth, iv: job.iv_range(s.xf)?, icv: job.icv_range(s.xf)? })
 }
 
 fn seal_one(s: &RustSession, job: &mut Job<'_>) -> JobStatus {
-    let Some(cr) = cipher_range(s, job) else { return JobStatus::Invalid };
-    let icv_len = s.xf.icv_len();
+    let Some(r) = ranges(s, job) else { return JobStatus::Invalid };
     match &s.cipher {
-        CipherKey::Gcm128(g) => return gcm_seal(&**g, job, cr),
-        CipherKey::Gcm256(g) => return gcm_seal(&**g, job, cr),
+        CipherKey::Gcm128(g) => return gcm_seal(&**g, s, job, r),
+        CipherKey::Gcm256(g) => return gcm_seal(&**g, s, job, r),
         _ => {}
     }
-    let Some(ar) = job.auth.range(job.data.len()) else { return JobStatus::Invalid };
-    cbc_encrypt(&s.cipher, &job.iv, &mut job.data[cr]);
-    hmac(&s.auth, &job.data[ar], &mut job.icv[..icv_len]);
+    let iv = block_iv(&job.data[r.iv]);
+    cbc_encrypt(&s.cipher, &iv, &mut job.data[r.cipher]);
+    let mut icv = [0u8; super::MAX_ICV_LEN];
+    hmac(&s.auth, &job.data[r.auth], &mut icv[..r.icv.len()]);
+    job.data[r.icv.clone()].copy_from_slice(&icv[..r.icv.len()]);
     JobStatus::Done
 }
 
 fn open_one(s: &RustSession, job: &mut Job<'_>) -> JobStatus {
-    let Some(cr) = cipher_range(s, job) else { return JobStatus::Invalid };
-    let icv_len = s.xf.icv_len();
+    let Some(r) = ranges(s, job) else { return JobStatus::Invalid };
     match &s.cipher {
-        CipherKey::Gcm128(g) => return gcm_open(&**g, job, cr),
-        CipherKey::Gcm256(g) => return gcm_open(&**g, job, cr),
+        CipherKey::Gcm128(g) => return gcm_open(&**g, s, job, r),
+        CipherKey::Gcm256(g) => return gcm_open(&**g, s, job, r),
         _ => {}
     }
-    let Some(ar) = job.auth.range(job.data.len()) else { return JobStatus::Invalid };
     let mut computed = [0u8; super::MAX_ICV_LEN];
-    hmac(&s.auth, &job.data[ar], &mut computed[..icv_len]);
-    if !bool::from(computed[..icv_len].ct_eq(&job.icv[..icv_len])) {
+    hmac(&s.auth, &job.data[r.auth], &mut computed[..r.icv.len()]);
+    if !bool::from(computed[..r.icv.len()].ct_eq(&job.data[r.icv])) {
         return JobStatus::AuthFailed;
     }
-    cbc_decrypt(&s.cipher, &job.iv, &mut job.data[cr]);
+    let iv = block_iv(&job.data[r.iv]);
+    cbc_decrypt(&s.cipher, &iv, &mut job.data[r.cipher]);
     JobStatus::Done
 }
 
-/// Returns the RFC 4106 nonce: the job's IV holds the salt then the explicit IV.
-fn nonce(iv: &[u8; 16]) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {
+/// Copies a CBC IV (8 or 16 bytes, or none for the null cipher) out of the packet: decrypting
+/// in place overwrites nothing before the cipher region, but the IV must not alias it.
+fn block_iv(iv: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..iv.len()].copy_from_slice(iv);
+    out
+}
+
+/// Returns the RFC 4106 nonce: the session's salt, then the packet's explicit IV.
+fn nonce(s: &RustSession, explicit_iv: &[u8]) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {
     let mut n = aes_gcm::Nonce::<aes_gcm::aead::consts::U12>::default();
-    n.copy_from_slice(&iv[..12]);
+    n[..GCM_SALT_LEN].copy_from_slice(&s.salt);
+    n[GCM_SALT_LEN..].copy_from_slice(explicit_iv);
     n
+}
+
+/// Copies the AAD out of the packet (it may not alias the cipher region written in place).
+fn aad(data: &[u8], r: &Ranges) -> ([u8; MAX_AAD_LEN], usize) {
+    let mut a = [0u8; MAX_AAD_LEN];
+    let n = r.auth.len();
+    a[..n].copy_from_slice(&data[r.auth.clone()]);
+    (a, n)
 }
 
 fn gcm_seal<G: AeadInOut<TagSize = aes_gcm::aead::consts::U16, NonceSize = aes_gcm::aead::consts::U12>>(
     g: &G,
+    s: &RustSession,
     job: &mut Job<'_>,
-    cr: std::ops::Range<usize>,
+    r: Ranges,
 ) -> JobStatus {
-    let n = nonce(&job.iv);
-    let Some(aad) = job.aad.get(..usize::from(job.aad_len)) else { return JobStatus::Invalid };
-    match g.encrypt_inout_detached(&n, aad, (&mut job.data[cr]).into()) {
+    let n = nonce(s, &job.data[r.iv.clone()]);
+    let (a, len) = aad(job.data, &r);
+    match g.encrypt_inout_detached(&n, &a[..len], (&mut job.data[r.cipher]).into()) {
         Ok(tag) => {
-            job.icv.copy_from_slice(&tag);
+            job.data[r.icv].copy_from_slice(&tag);
             JobStatus::Done
         }
         Err(_) => JobStatus::Invalid,
@@ -182,14 +221,16 @@ fn gcm_seal<G: AeadInOut<TagSize = aes_gcm::aead::consts::U16, NonceSize = aes_g
 
 fn gcm_open<G: AeadInOut<TagSize = aes_gcm::aead::consts::U16, NonceSize = aes_gcm::aead::consts::U12>>(
     g: &G,
+    s: &RustSession,
     job: &mut Job<'_>,
-    cr: std::ops::Range<usize>,
+    r: Ranges,
 ) -> JobStatus {
-    let n = nonce(&job.iv);
-    let Some(aad) = job.aad.get(..usize::from(job.aad_len)) else { return JobStatus::Invalid };
-    let tag = aes_gcm::Tag::<aes_gcm::aead::consts::U16>::from(job.icv);
+    let n = nonce(s, &job.data[r.iv.clone()]);
+    let (a, len) = aad(job.data, &r);
+    let mut tag = aes_gcm::Tag::<aes_gcm::aead::consts::U16>::default();
+    tag.copy_from_slice(&job.data[r.icv]);
     // aes-gcm compares the tag in constant time and decrypts only if it verifies.
-    match g.decrypt_inout_detached(&n, aad, (&mut job.data[cr]).into(), &tag) {
+    match g.decrypt_inout_detached(&n, &a[..len], (&mut job.data[r.cipher]).into(), &tag) {
         Ok(()) => JobStatus::Done,
         Err(_) => JobStatus::AuthFailed,
     }
