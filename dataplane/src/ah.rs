@@ -101,7 +101,7 @@ impl<S> Xform<S> for Seal {
         buf.prepend(grow);
         let d = buf.data_mut();
         match sa.mode {
-            Mode::Tunnel => xform::write_outer_header(sa, d, Protocol::Ah, total, &ip),
+            Mode::Tunnel => xform::write_outer_header(sa, d, total, &ip),
             Mode::Transport => {
                 d.copy_within(grow..grow + hlen, 0);
                 xform::set_proto_len(&mut d[..hlen], Protocol::Ah, total);

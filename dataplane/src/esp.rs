@@ -107,7 +107,7 @@ impl<S> Xform<S> for Seal {
         let d = buf.data_mut();
         let proto = if sa.encap.is_some() { Protocol::Udp } else { Protocol::Esp };
         match sa.mode {
-            Mode::Tunnel => xform::write_outer_header(sa, d, proto, total, &ip),
+            Mode::Tunnel => xform::write_outer_header(sa, d, total, &ip),
             Mode::Transport => {
                 d.copy_within(grow_front..grow_front + hlen, 0);
                 xform::set_proto_len(&mut d[..hlen], proto, total);

@@ -13,7 +13,8 @@ use rand_core::{OsRng, RngCore, SeedableRng};
 use crate::classify::Key;
 use crate::crypto::{Engine, KeyError, Transform};
 use crate::replay::ReplayWindow;
-use crate::wire::Protocol;
+use crate::wire::{Protocol, ipv4};
+use crate::xform::OUTER_TTL;
 
 /// The security protocol of an SA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -162,6 +163,8 @@ pub struct Sa<S> {
     pub(crate) xf: Transform,
     /// ESP in UDP (RFC 3948) when set.
     pub(crate) encap: Option<UdpEncap>,
+    /// Tunnel mode: the outer IPv4 header, from sa-src to sa-dst.
+    pub(crate) outer: ipv4::Template,
     /// Outbound: identification of the next outer IPv4 header.
     pub(crate) ip_id: u16,
     pub(crate) proto: IpsecProto,
@@ -193,11 +196,22 @@ impl<S> std::fmt::Debug for Sa<S> {
     }
 }
 
+/// Returns the template of an SA's outer headers: ESP, ESP in UDP, or AH.
+fn outer_template(src: Ipv4Addr, dst: Ipv4Addr, proto: IpsecProto, encap: Option<UdpEncap>) -> ipv4::Template {
+    let protocol = match (proto, encap) {
+        (IpsecProto::Esp, None) => Protocol::Esp,
+        (IpsecProto::Esp, Some(_)) => Protocol::Udp,
+        (IpsecProto::Ah, _) => Protocol::Ah,
+    };
+    ipv4::Template::new(src, dst, protocol, OUTER_TTL)
+}
+
 impl<S> Sa<S> {
     /// Installs an SA at time `now` (seconds), preparing its keys in `engine`.
     pub fn new<E: Engine<Session = S>>(engine: &mut E, cfg: &SaConfig<'_>, now: u64) -> Result<Self, KeyError> {
         let session = engine.session(cfg.xf, cfg.enc_key, cfg.auth_key)?;
         Ok(Sa {
+            outer: outer_template(cfg.src, cfg.dst, cfg.proto, None),
             spi: cfg.spi,
             proto: cfg.proto,
             mode: cfg.mode,
@@ -266,6 +280,7 @@ impl<S> Sa<S> {
     /// Sends and expects ESP in UDP with these ports (NAT traversal); ESP only.
     pub fn set_udp_encap(&mut self, encap: Option<UdpEncap>) {
         self.encap = if self.proto == IpsecProto::Esp { encap } else { None };
+        self.outer = outer_template(self.src, self.dst, self.proto, self.encap);
     }
 
     /// Returns the life stage.

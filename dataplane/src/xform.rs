@@ -206,25 +206,16 @@ pub(crate) fn ip_info<B: PacketBuf>(buf: &mut B) -> Result<IpInfo, DropReason> {
     Ok(info)
 }
 
-/// Writes a 20-byte outer IPv4 header (RFC 4301 5.1.2.1: TOS copied from the inner header,
-/// DF per the policy, a fresh identification, default TTL) into `d[..20]`.
-pub(crate) fn write_outer_header<S>(sa: &mut Sa<S>, d: &mut [u8], proto: Protocol, total: usize, inner: &IpInfo) {
+/// Writes the SA's 20-byte outer IPv4 header (RFC 4301 5.1.2.1: TOS copied from the inner
+/// header, DF per the policy, a fresh identification, default TTL) into `d[..20]`.
+pub(crate) fn write_outer_header<S>(sa: &mut Sa<S>, d: &mut [u8], total: usize, inner: &IpInfo) {
     let df = match sa.dont_fragment {
         DontFragment::Clear => false,
         DontFragment::Set => true,
         DontFragment::Inherit => inner.df,
     };
-    let header = ipv4::Repr {
-        src_addr: sa.src,
-        dst_addr: sa.dst,
-        protocol: proto,
-        payload_len: total - ipv4::HEADER_LEN,
-        ttl: OUTER_TTL,
-        tos: inner.tos,
-        ident: sa.next_ip_id(),
-        dont_frag: df,
-    };
-    d[..ipv4::HEADER_LEN].copy_from_slice(&header.header_bytes());
+    let ident = sa.next_ip_id();
+    sa.outer.write(d, inner.tos, total as u16, ident, df);
 }
 
 /// Rewrites the protocol and total length of the IPv4 header at the start of `d`.
