@@ -7,9 +7,7 @@
 //! and restored after the crypto batch, so the packet leaves with its real values.
 
 use crate::buf::{Burst, PacketBuf};
-use subtle::ConstantTimeEq;
-
-use crate::crypto::{Engine, Job, JobStatus, Region};
+use crate::crypto::{Engine, Job, JobStatus, Region, icv_eq};
 use crate::sa::{Mode, Sa};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Protocol, ah, ipv4};
@@ -177,7 +175,7 @@ impl<S> Xform<S> for Open {
         restore_header(job.data, prep);
         let icv_off = prep.hlen + ah::FIXED_LEN;
         let computed = &job.data[icv_off..icv_off + prep.icv_len];
-        if job.status == JobStatus::Done && !bool::from(computed.ct_eq(&prep.icv[..prep.icv_len])) {
+        if job.status == JobStatus::Done && !icv_eq(computed, &prep.icv[..prep.icv_len]) {
             job.status = JobStatus::AuthFailed;
         }
     }

@@ -12,12 +12,12 @@ use std::ptr::{self, NonNull};
 
 use arrayvec::ArrayVec;
 use hmac::{Hmac, KeyInit, Mac};
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::rust::{RustEngine, RustSession};
 use super::{
     Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, MAX_AAD_LEN, MAX_ICV_LEN, Transform, check_keys,
+    icv_eq,
 };
 
 #[cfg(test)]
@@ -266,7 +266,7 @@ impl MbEngine {
                 } else {
                     let icv = job.icv as usize;
                     let len = session(base + usize::from(slot[k])).xf.icv_len();
-                    if bool::from(tags[k][..len].ct_eq(&job.data[icv..icv + len])) {
+                    if icv_eq(&tags[k][..len], &job.data[icv..icv + len]) {
                         JobStatus::Done
                     } else {
                         JobStatus::AuthFailed

@@ -1,6 +1,7 @@
 //! The portable engine: RustCrypto's block ciphers, CBC, GCM and HMAC, one job at a time.
 //! The cross-check for the ipsec-mb engine, and the engine on machines without it.
 
+use super::{Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, MAX_AAD_LEN, Transform, check_keys, icv_eq};
 use aes::{Aes128, Aes192, Aes256};
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
@@ -10,9 +11,6 @@ use hmac::{Hmac, KeyInit as MacKeyInit, Mac};
 use md5::Md5;
 use sha1::Sha1;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
-
-use super::{Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, MAX_AAD_LEN, Transform, check_keys};
 
 /// The RustCrypto engine. Stateless: everything lives in the sessions.
 #[derive(Debug, Default)]
@@ -170,7 +168,7 @@ fn open_one(s: &RustSession, job: &mut Job<'_>) -> JobStatus {
     }
     let mut computed = [0u8; super::MAX_ICV_LEN];
     hmac(&s.auth, &job.data[r.auth], &mut computed[..r.icv.len()]);
-    if !bool::from(computed[..r.icv.len()].ct_eq(&job.data[r.icv])) {
+    if !icv_eq(&computed[..r.icv.len()], &job.data[r.icv]) {
         return JobStatus::AuthFailed;
     }
     let iv = block_iv(&job.data[r.iv]);
