@@ -235,6 +235,50 @@ fn sends_icmp_errors_for_ttl_no_route_and_fragmentation_needed() {
 }
 
 #[test]
+fn each_packet_of_a_burst_to_several_destinations_goes_its_own_way() {
+    // The route stage remembers the last destination's route and neighbour: runs to one
+    // destination, broken by an unresolved neighbour, an unroutable packet and one to
+    // fragment, must each still go their own way, in order.
+    let mut r = rig(1400, true);
+    r.w.set_alloc(Box::new(|| Some(HeapBuf::from_slice(&[]))));
+    let other = Ipv4Addr::new(10, 1, 0, 60);
+    let nowhere = Ipv4Addr::new(172, 16, 0, 1);
+    let far = |sport: u16, len: usize| ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(sport, 9, len));
+    let burst = [
+        far(1, 10),
+        far(2, 10),
+        ip_packet(HOST, other, Protocol::Udp, 64, false, &udp(3, 9, 10)),
+        far(4, 10),
+        ip_packet(HOST, nowhere, Protocol::Udp, 64, false, &udp(5, 9, 10)),
+        far(6, 1420),
+        far(7, 10),
+    ];
+    for p in &burst {
+        r.w.ports_mut()[0].rx.push_back(frame(LAN_MAC, HOST_MAC, 0x0800, p));
+    }
+    r.w.poll_once(1000);
+    let out = r.sent(1);
+    let sports: Vec<(u16, usize)> = out
+        .iter()
+        .map(|f| {
+            assert_eq!((&f[..6], &f[6..12]), (&GW_MAC[..], &WAN_MAC[..]));
+            let ip = l3(f);
+            assert_eq!(ip.dst_addr(), FAR);
+            let sport = if ip.frag_offset() == 0 { u16::from_be_bytes([ip.payload()[0], ip.payload()[1]]) } else { 6 };
+            (sport, usize::from(ip.frag_offset()))
+        })
+        .collect();
+    let firsts: Vec<u16> = sports.iter().map(|s| s.0).collect();
+    assert_eq!(firsts, [1, 2, 4, 6, 6, 7], "{sports:?}");
+    assert!(sports[4].1 > 0, "the second fragment of the large one");
+    assert_eq!(r.punts(), vec![(0, PuntReason::Resolve { next_hop: other })]);
+    assert_eq!(r.dropped(DropReason::NoRoute), 1);
+    let back = r.sent(0);
+    assert_eq!(back.len(), 1, "one net-unreachable error");
+    assert_eq!(l3(&back[0]).dst_addr(), HOST);
+}
+
+#[test]
 fn punts_ike_and_other_local_traffic() {
     let mut r = rig(1500, true);
     for (dport, reason) in [(500, PuntReason::Ike), (4500, PuntReason::Ike), (53, PuntReason::Local)] {

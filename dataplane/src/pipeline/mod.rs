@@ -570,31 +570,45 @@ impl<E: Engine> Pipeline<E> {
         let tables = Arc::clone(&self.tables);
         let mut errors: Burst<B> = Burst::new();
         let n = pkts.len();
-        let mut last: Option<(u16, Ipv4Addr, Option<[u8; 6]>)> = None;
+        // Packets of a burst mostly share their destination (all of one SA's do): its route,
+        // port and neighbour entry are looked up once per run of them.
+        let mut last: Option<Resolved> = None;
         for mut buf in pkts.drain(..) {
             let (dst, len, df) = {
                 let ip = ipv4::Packet::new_unchecked(buf.data());
                 (ip.dst_addr(), usize::from(ip.total_len()), ip.dont_frag())
             };
-            let Some(hop) = tables.fib.lookup(dst) else {
-                self.stats.drops.drop(DropReason::NoRoute);
-                if let Some(p) = in_port {
-                    restore_ttl(buf.data_mut());
-                    self.icmp_error(buf, IcmpError::NetUnreachable, p, io.now_ms, &mut errors);
+            let r = match last {
+                Some(r) if r.dst == dst => r,
+                _ => {
+                    let Some(hop) = tables.fib.lookup(dst) else {
+                        self.stats.drops.drop(DropReason::NoRoute);
+                        if let Some(p) = in_port {
+                            restore_ttl(buf.data_mut());
+                            self.icmp_error(buf, IcmpError::NetUnreachable, p, io.now_ms, &mut errors);
+                        }
+                        continue;
+                    };
+                    let Some(iface) = tables.ifaces.get(hop.port) else {
+                        self.stats.drops.drop(DropReason::NoRoute);
+                        continue;
+                    };
+                    let next_hop = hop.gateway.unwrap_or(dst);
+                    let mac = match last {
+                        Some(l) if l.port == hop.port && l.next_hop == next_hop => l.mac,
+                        _ => self.neighbors.get(hop.port, next_hop),
+                    };
+                    let r = Resolved { dst, port: hop.port, our_mac: iface.mac, mtu: iface.mtu, next_hop, mac };
+                    last = Some(r);
+                    r
                 }
-                continue;
             };
-            let Some(iface) = tables.ifaces.get(hop.port) else {
-                self.stats.drops.drop(DropReason::NoRoute);
-                continue;
-            };
-            let next_hop = hop.gateway.unwrap_or(dst);
-            if len > usize::from(iface.mtu) {
+            if len > usize::from(r.mtu) {
                 if df {
                     self.stats.drops.drop(DropReason::FragNeeded);
                     if let Some(p) = in_port {
                         restore_ttl(buf.data_mut());
-                        self.icmp_error(buf, IcmpError::FragNeeded(iface.mtu), p, io.now_ms, &mut errors);
+                        self.icmp_error(buf, IcmpError::FragNeeded(r.mtu), p, io.now_ms, &mut errors);
                     }
                     continue;
                 }
@@ -602,28 +616,18 @@ impl<E: Engine> Pipeline<E> {
                     self.stats.drops.drop(DropReason::NoBuffer);
                     continue;
                 };
-                match frag::fragment(buf, usize::from(iface.mtu), alloc) {
+                match frag::fragment(buf, usize::from(r.mtu), alloc) {
                     Ok(frags) => {
                         self.stats.fragmented += 1;
                         for f in frags {
-                            self.link_out(f, hop.port, iface.mac, next_hop, io);
+                            self.link_out_to(f, r.port, r.our_mac, r.next_hop, r.mac, io);
                         }
                     }
-                    Err(r) => self.stats.drops.drop(r),
+                    Err(e) => self.stats.drops.drop(e),
                 }
                 continue;
             }
-            // Packets of a burst mostly share their next hop (all of one SA's do): its
-            // neighbour entry is looked up once per run of them.
-            let mac = match last {
-                Some((p, h, mac)) if p == hop.port && h == next_hop => mac,
-                _ => {
-                    let mac = self.neighbors.get(hop.port, next_hop);
-                    last = Some((hop.port, next_hop, mac));
-                    mac
-                }
-            };
-            self.link_out_to(buf, hop.port, iface.mac, next_hop, mac, io);
+            self.link_out_to(buf, r.port, r.our_mac, r.next_hop, r.mac, io);
         }
         self.lap(Stage::Route, n);
         if !errors.is_empty() {
@@ -654,21 +658,9 @@ fn snapshot<S>(worker: u16, direction: Direction, policy_id: u32, sa: &Sa<S>) ->
 }
 
 impl<E: Engine> Pipeline<E> {
-    /// Puts the Ethernet header for `next_hop` on a routed packet and stages it on `port`, or
-    /// hands it to the control plane to resolve the next hop.
-    fn link_out<B: PacketBuf>(
-        &mut self,
-        buf: B,
-        port: u16,
-        our_mac: [u8; 6],
-        next_hop: Ipv4Addr,
-        io: &mut Io<'_, B, E::Session>,
-    ) {
-        let mac = self.neighbors.get(port, next_hop);
-        self.link_out_to(buf, port, our_mac, next_hop, mac, io);
-    }
-
-    /// As `link_out`, with the neighbour table's answer for `next_hop` already looked up.
+    /// Puts the Ethernet header for `next_hop` (whose address the neighbour table gave as
+    /// `mac`) on a routed packet and stages it on `port`, or hands it to the control plane to
+    /// resolve the next hop.
     fn link_out_to<B: PacketBuf>(
         &mut self,
         mut buf: B,
@@ -687,6 +679,18 @@ impl<E: Engine> Pipeline<E> {
             Err(r) => self.stats.drops.drop(r),
         }
     }
+}
+
+/// Where the route stage sends packets to one destination.
+#[derive(Clone, Copy)]
+struct Resolved {
+    dst: Ipv4Addr,
+    port: u16,
+    our_mac: [u8; 6],
+    mtu: u16,
+    next_hop: Ipv4Addr,
+    /// The neighbour table's answer for `next_hop`.
+    mac: Option<[u8; 6]>,
 }
 
 /// Where an outbound packet comes from.
