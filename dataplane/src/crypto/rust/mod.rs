@@ -1,7 +1,6 @@
 //! The portable engine: RustCrypto's block ciphers, CBC, GCM and HMAC, one job at a time.
 //! The cross-check for the ipsec-mb engine, and the engine on machines without it.
 
-use super::{Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, MAX_AAD_LEN, Transform, check_keys, icv_eq};
 use aes::{Aes128, Aes192, Aes256};
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
@@ -11,6 +10,9 @@ use hmac::{Hmac, KeyInit as MacKeyInit, Mac};
 use md5::Md5;
 use sha1::Sha1;
 use sha2::Sha256;
+use zeroize::Zeroize;
+
+use super::{Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, MAX_AAD_LEN, Transform, check_keys, icv_eq};
 
 /// The RustCrypto engine. Stateless: everything lives in the sessions.
 #[derive(Debug, Default)]
@@ -57,6 +59,13 @@ pub struct RustSession {
 }
 
 const _: () = assert!(std::mem::size_of::<Transform>() == 2 && std::mem::size_of::<RustSession>() == 40);
+
+impl Drop for RustSession {
+    fn drop(&mut self) {
+        // The key schedules zeroize themselves; the salt is key material too.
+        self.salt.zeroize();
+    }
+}
 
 impl std::fmt::Debug for RustSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
