@@ -105,12 +105,11 @@ impl<S> Xform<S> for Seal {
         buf.append(grow_back);
         let iv_off = esp_off + esp::HEADER_LEN;
         let d = buf.data_mut();
-        let proto = if sa.encap.is_some() { Protocol::Udp } else { Protocol::Esp };
         match sa.mode {
             Mode::Tunnel => xform::write_outer_header(sa, d, total, &ip),
             Mode::Transport => {
                 d.copy_within(grow_front..grow_front + hlen, 0);
-                xform::set_proto_len(&mut d[..hlen], proto, total);
+                xform::set_proto_len(&mut d[..hlen], sa.outer_protocol(), total);
             }
         }
         if let Some(e) = sa.encap {

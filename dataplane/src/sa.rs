@@ -198,12 +198,16 @@ impl<S> std::fmt::Debug for Sa<S> {
 
 /// Returns the template of an SA's outer headers: ESP, ESP in UDP, or AH.
 fn outer_template(src: Ipv4Addr, dst: Ipv4Addr, proto: IpsecProto, encap: Option<UdpEncap>) -> ipv4::Template {
-    let protocol = match (proto, encap) {
+    ipv4::Template::new(src, dst, outer_protocol(proto, encap), OUTER_TTL)
+}
+
+/// Returns the IP protocol of the packets an SA sends: ESP, ESP in UDP (RFC 3948), or AH.
+fn outer_protocol(proto: IpsecProto, encap: Option<UdpEncap>) -> Protocol {
+    match (proto, encap) {
         (IpsecProto::Esp, None) => Protocol::Esp,
         (IpsecProto::Esp, Some(_)) => Protocol::Udp,
         (IpsecProto::Ah, _) => Protocol::Ah,
-    };
-    ipv4::Template::new(src, dst, protocol, OUTER_TTL)
+    }
 }
 
 impl<S> Sa<S> {
@@ -269,12 +273,14 @@ impl<S> Sa<S> {
     /// from sa-src to sa-dst in both modes (transport mode seals only packets with those
     /// addresses), carrying ESP, AH, or UDP with the encapsulation's ports.
     pub fn outer_key(&self) -> Key {
-        let (proto, sport, dport) = match (self.proto, self.encap) {
-            (IpsecProto::Esp, Some(e)) => (Protocol::Udp, e.src_port, e.dst_port),
-            (IpsecProto::Esp, None) => (Protocol::Esp, 0, 0),
-            (IpsecProto::Ah, _) => (Protocol::Ah, 0, 0),
-        };
-        Key::new(self.src, self.dst, proto.into(), sport, dport)
+        // Only ESP has an encapsulation (`set_udp_encap`).
+        let (sport, dport) = self.encap.map_or((0, 0), |e| (e.src_port, e.dst_port));
+        Key::new(self.src, self.dst, self.outer_protocol().into(), sport, dport)
+    }
+
+    /// Returns the IP protocol of the packets the SA sends: ESP, ESP in UDP, or AH.
+    pub(crate) fn outer_protocol(&self) -> Protocol {
+        outer_protocol(self.proto, self.encap)
     }
 
     /// Sends and expects ESP in UDP with these ports (NAT traversal); ESP only.
