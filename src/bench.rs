@@ -455,9 +455,13 @@ fn crypto_perf(a: &Args, payload: usize) -> Result<(f64, f64), String> {
     Ok((mops, share.min(1.0)))
 }
 
-const LAN1: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 10);
-const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// The sending host on the gateway's LAN (10.1.0.0/24).
+pub(crate) const LAN1: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 10);
+/// The far LAN behind the peer, a /16: every frame goes to one of its hosts.
+pub(crate) const LAN2: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 0);
+/// The tunnel's ends: the gateway and its peer.
+pub(crate) const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub(crate) const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// Policy i's SPIs: outbound 0x10000 + i, inbound 0x20000 + i; SAs installed while forwarding
 /// take 0x30000 + k.
 const SPI_OUT: u32 = 0x10000;
@@ -466,7 +470,7 @@ const SPI_LATE: u32 = 0x30000;
 
 /// Returns the LAN2 host policy `i` protects (one policy per host when there are several).
 fn lan2_host(i: u32) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 2, 0, 0)) + 1 + i)
+    Ipv4Addr::from(u32::from(LAN2) + 1 + i)
 }
 
 fn keys(xf: Transform, salt: u8) -> (Vec<u8>, Vec<u8>) {
@@ -580,11 +584,7 @@ fn setup(xf: Transform, inbound: bool, policies: u32) -> Setup {
     let mut sas = Vec::new();
     for i in 0..policies {
         let id = i + 1;
-        let dst = if policies == 1 {
-            Prefix::new(u32::from(Ipv4Addr::new(10, 2, 0, 0)), 16)
-        } else {
-            Prefix::host(u32::from(lan2_host(i)))
-        };
+        let dst = if policies == 1 { Prefix::new(u32::from(LAN2), 16) } else { Prefix::host(u32::from(lan2_host(i))) };
         pols.push(Policy {
             id,
             selector: Selector { src: lan1, dst, ..Selector::ANY },
@@ -610,11 +610,7 @@ fn setup(xf: Transform, inbound: bool, policies: u32) -> Setup {
             },
             IfaceSetup { name: "wan".into(), device: wan_dev.into(), addrs: vec![(GW, 24)], mtu: 1500 },
         ],
-        routes: vec![Route {
-            prefix: Ipv4Addr::new(10, 2, 0, 0),
-            len: 16,
-            next_hop: NextHop { port: 1, gateway: Some(PEER) },
-        }],
+        routes: vec![Route { prefix: LAN2, len: 16, next_hop: NextHop { port: 1, gateway: Some(PEER) } }],
         policies: pols,
         sas,
     }

@@ -4,12 +4,15 @@
 //! one machine at one time rather than through the issue's figures from another machine.
 
 use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use dataplane::crypto::{Auth, Cipher, Transform};
+
+use crate::bench::{GW, LAN1, LAN2, PEER};
 
 /// What ipsec-secgw measured in one round.
 #[derive(Clone, Copy, Debug)]
@@ -114,9 +117,9 @@ fn window(rx: &mpsc::Receiver<Sample>, warmup: u64, seconds: u64) -> Option<(Sam
     Some((s0, s1))
 }
 
-/// Returns ipsec-secgw's configuration: LAN1 (10.1/16) to LAN2 (10.2/16) through one tunnel
-/// SA from 192.0.2.1 to 192.0.2.2, routed to port 1; the inbound SA it insists on when a port
-/// is unprotected.
+/// Returns ipsec-secgw's configuration, on the bench's addresses: LAN1's /16 to LAN2 through
+/// one tunnel SA from the gateway to the peer, routed to port 1; the inbound SA it insists on
+/// when a port is unprotected.
 fn config(xf: Transform, enc: &[u8], auth: &[u8]) -> Result<String, String> {
     let hex = |k: &[u8]| k.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
     let cipher = match xf.cipher() {
@@ -136,13 +139,14 @@ fn config(xf: Transform, enc: &[u8], auth: &[u8]) -> Result<String, String> {
         Auth::HmacSha256_128 => format!(" auth_algo sha256-hmac auth_key {}", hex(auth)),
         Auth::HmacMd5_96 => return Err("ipsec-secgw has no hmac-md5".into()),
     };
+    let (lan1, lan2, gw, peer) = (Ipv4Addr::from(u32::from(LAN1) & 0xffff_0000), LAN2, GW, PEER);
     Ok(format!(
-        "sp ipv4 out esp protect 5 pri 1 dst 10.2.0.0/16 sport 0:65535 dport 0:65535\n\
-         sp ipv4 in esp protect 105 pri 1 dst 10.1.0.0/16 sport 0:65535 dport 0:65535\n\
-         sa out 5 {cipher}{integrity} type cpu-crypto mode ipv4-tunnel src 192.0.2.1 dst 192.0.2.2\n\
-         sa in 105 {cipher}{integrity} type cpu-crypto mode ipv4-tunnel src 192.0.2.2 dst 192.0.2.1\n\
-         rt ipv4 dst 192.0.2.2/32 port 1\n\
-         rt ipv4 dst 10.1.0.0/16 port 0\n"
+        "sp ipv4 out esp protect 5 pri 1 dst {lan2}/16 sport 0:65535 dport 0:65535\n\
+         sp ipv4 in esp protect 105 pri 1 dst {lan1}/16 sport 0:65535 dport 0:65535\n\
+         sa out 5 {cipher}{integrity} type cpu-crypto mode ipv4-tunnel src {gw} dst {peer}\n\
+         sa in 105 {cipher}{integrity} type cpu-crypto mode ipv4-tunnel src {peer} dst {gw}\n\
+         rt ipv4 dst {peer}/32 port 1\n\
+         rt ipv4 dst {lan1}/16 port 0\n"
     ))
 }
 
