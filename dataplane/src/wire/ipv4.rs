@@ -11,65 +11,70 @@ pub const HEADER_LEN: usize = 20;
 /// Is the longest IPv4 header, IHL = 15 (RFC 791 3.1).
 pub const MAX_HEADER_LEN: usize = 60;
 
-/// Names the protocol carried by an IPv4 packet (RFC 791 3.1; IANA "Assigned Internet Protocol Numbers").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
+/// Names the protocol carried by an IPv4 packet (RFC 791 3.1; IANA "Assigned Internet Protocol
+/// Numbers"): the number itself, so reading and writing it costs nothing on the per-packet path
+/// (an enum with an `Unknown(u8)` variant cost a chain of compares both ways). The protocols we
+/// route on are named constants, usable in patterns.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Protocol(pub u8);
+
+#[allow(non_upper_case_globals)]
+impl Protocol {
     /// Means ICMP, 1 (RFC 792).
-    Icmp,
+    pub const Icmp: Protocol = Protocol(1);
     /// Means IPv4-in-IPv4 encapsulation, 4 (RFC 2003): the inner packet of tunnel mode.
-    IpIp,
+    pub const IpIp: Protocol = Protocol(4);
     /// Means TCP, 6 (RFC 793).
-    Tcp,
+    pub const Tcp: Protocol = Protocol(6);
     /// Means UDP, 17 (RFC 768).
-    Udp,
+    pub const Udp: Protocol = Protocol(17);
     /// Means the Encapsulating Security Payload, 50 (RFC 4303).
-    Esp,
+    pub const Esp: Protocol = Protocol(50);
     /// Means the Authentication Header, 51 (RFC 4302).
-    Ah,
-    /// Keeps any other protocol number as it was on the wire.
-    Unknown(u8),
+    pub const Ah: Protocol = Protocol(51);
+
+    /// Returns the name of a protocol we route on.
+    fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Protocol::Icmp => "icmp",
+            Protocol::IpIp => "ipip",
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Esp => "ipsec-esp",
+            Protocol::Ah => "ipsec-ah",
+            _ => return None,
+        })
+    }
 }
 
 impl From<u8> for Protocol {
-    #[inline]
+    #[inline(always)]
     fn from(value: u8) -> Self {
-        match value {
-            1 => Protocol::Icmp,
-            4 => Protocol::IpIp,
-            6 => Protocol::Tcp,
-            17 => Protocol::Udp,
-            50 => Protocol::Esp,
-            51 => Protocol::Ah,
-            other => Protocol::Unknown(other),
-        }
+        Protocol(value)
     }
 }
 
 impl From<Protocol> for u8 {
-    #[inline]
+    #[inline(always)]
     fn from(value: Protocol) -> Self {
-        match value {
-            Protocol::Icmp => 1,
-            Protocol::IpIp => 4,
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
-            Protocol::Esp => 50,
-            Protocol::Ah => 51,
-            Protocol::Unknown(other) => other,
+        value.0
+    }
+}
+
+impl fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "Protocol({})", self.0),
         }
     }
 }
 
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Protocol::Icmp => f.write_str("icmp"),
-            Protocol::IpIp => f.write_str("ipip"),
-            Protocol::Tcp => f.write_str("tcp"),
-            Protocol::Udp => f.write_str("udp"),
-            Protocol::Esp => f.write_str("ipsec-esp"),
-            Protocol::Ah => f.write_str("ipsec-ah"),
-            Protocol::Unknown(n) => write!(f, "{n}"),
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.0),
         }
     }
 }
@@ -687,7 +692,7 @@ mod tests {
         let p = Packet::new_checked(&ROUTER_ALERT[..]).unwrap();
         assert_eq!(p.header_len(), 24);
         assert_eq!(p.tos(), 0xc0);
-        assert_eq!(p.protocol(), Protocol::Unknown(2));
+        assert_eq!(p.protocol(), Protocol(2));
         assert_eq!(p.options(), &[0x94, 0x04, 0x00, 0x00]);
         assert!(options_are_valid(p.options()));
         assert!(p.verify_checksum());
@@ -771,7 +776,7 @@ mod tests {
             (17, Protocol::Udp),
             (50, Protocol::Esp),
             (51, Protocol::Ah),
-            (2, Protocol::Unknown(2)),
+            (2, Protocol(2)),
         ];
         for (n, p) in pairs {
             assert_eq!(Protocol::from(n), p);
@@ -781,7 +786,7 @@ mod tests {
             assert_eq!(u8::from(Protocol::from(n)), n);
         }
         assert_eq!(Protocol::Esp.to_string(), "ipsec-esp");
-        assert_eq!(Protocol::Unknown(47).to_string(), "47");
+        assert_eq!(Protocol(47).to_string(), "47");
     }
 
     #[test]
