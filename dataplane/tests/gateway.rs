@@ -312,6 +312,46 @@ fn cleartext_that_should_have_been_encrypted_is_dropped() {
 }
 
 #[test]
+fn a_burst_keeps_each_packet_with_its_own_key_when_the_incoming_check_drops_some() {
+    // Input parses each header once and the outbound SPD takes the key from there: a burst
+    // mixing packets the incoming check drops (H2 → H1 in clear, which should have come
+    // encrypted) with packets to encrypt (H1 → H2) and packets in clear (10.9.0.1 → H2) must
+    // keep every packet with its own key once the dropped ones are gone.
+    let (mut r1, _r2) = pair(Level::Require);
+    let stranger = Ipv4Addr::new(10, 9, 0, 1);
+    let kinds = [0, 1, 2, 1, 0, 2, 2, 1, 0, 0, 2];
+    let frames: Vec<Vec<u8>> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let (src, dst) = [(stranger, H2), (H2, H1), (H1, H2)][*k];
+            frame(mac(1, LAN), host_mac(1), &ip_packet(src, dst, Protocol::Udp, 64, &udp(1, 2, 10 + i)))
+        })
+        .collect();
+    let [_, wan] = r1.input(LAN, frames);
+    assert_eq!(r1.dropped(DropReason::IncomingPolicy), 3);
+    let mut clear = Vec::new();
+    let mut sealed = 0;
+    for f in &wan {
+        let ip = ipv4::Packet::new_checked(l3(f)).unwrap();
+        match ip.protocol() {
+            Protocol::Esp => {
+                assert_eq!((ip.src_addr(), ip.dst_addr()), (R1_WAN, R2_WAN));
+                sealed += 1;
+            }
+            Protocol::Udp => {
+                assert_eq!(ip.src_addr(), stranger);
+                clear.push(ip.payload().len() - 8 - 10);
+            }
+            p => panic!("unexpected {p:?}"),
+        }
+    }
+    assert_eq!(sealed, 4);
+    // The clear ones are the strangers' packets, in order (told apart by their lengths).
+    assert_eq!(clear, [0, 4, 8, 9]);
+}
+
+#[test]
 fn ike_bypasses_the_spd_both_ways() {
     let mut r1 =
         Gw::new(1, vec![Policy { selector: Selector::ANY, ..tunnel_policy(1, Level::Require, IpsecProtocols::Esp) }]);

@@ -35,6 +35,10 @@ pub enum Direction {
 /// Acquires sent per policy per second, at most (the IKE daemon needs only one).
 const ACQUIRE_INTERVAL_MS: u64 = 1000;
 
+/// The SPD keys of a burst's packets, parsed once on input (`None`: a TCP or UDP packet too
+/// short for its ports).
+pub(crate) type Keys = ArrayVec<Option<Key>, BURST>;
+
 /// Encrypt groups of one burst: packets by policy.
 pub(crate) struct Groups<B> {
     groups: ArrayVec<(PolicyIdx, Burst<B>), BURST>,
@@ -217,7 +221,14 @@ impl<E: Engine> State<E> {
 
     /// The incoming policy check on cleartext packets: drops what should have come encrypted.
     /// Packets no reversed selector can match pass without a lookup.
-    pub(crate) fn incoming_check<B: PacketBuf>(&mut self, pkts: &mut Burst<B>, to_us: bool, drops: &mut Stats) {
+    /// `keys[i]` is `pkts[i]`'s key; both keep the survivors, in order.
+    pub(crate) fn incoming_check<B: PacketBuf>(
+        &mut self,
+        pkts: &mut Burst<B>,
+        keys: &mut Keys,
+        to_us: bool,
+        drops: &mut Stats,
+    ) {
         if pkts.is_empty() || self.spd.is_empty() {
             return;
         }
@@ -226,8 +237,8 @@ impl<E: Engine> State<E> {
         let mut inc = [Incoming { key: Key::default(), len: 0, to_us }; BURST];
         let mut m = 0;
         let mut clear = 0;
-        for (f, p) in fate.iter_mut().zip(pkts.iter()) {
-            let Some(key) = Key::from_ipv4(p.data()) else { continue };
+        for ((f, p), key) in fate.iter_mut().zip(pkts.iter()).zip(keys.iter()) {
+            let Some(key) = *key else { continue };
             if !self.spd.incoming_may_match(&key) {
                 *f = Fate::Clear;
                 clear += 1;
@@ -248,24 +259,28 @@ impl<E: Engine> State<E> {
             let has = |idx| memo.get(idx, || has_sa(outbound, idx));
             self.spd.incoming(&inc[..m], has, &mut self.counters, &mut self.in_cache, &mut dec[..m]);
         }
+        let mut keep = [true; BURST];
+        for (k, f) in keep.iter_mut().zip(fate) {
+            let reason = match f {
+                Fate::Truncated => DropReason::Truncated,
+                Fate::Clear => continue,
+                Fate::Check(j) => match dec[usize::from(j)].verdict {
+                    Verdict::Drop(r) => r,
+                    _ => continue,
+                },
+            };
+            drops.drop(reason);
+            *k = false;
+        }
         let mut i = 0;
         pkts.retain(|_| {
-            let f = fate[i];
             i += 1;
-            match f {
-                Fate::Truncated => {
-                    drops.drop(DropReason::Truncated);
-                    false
-                }
-                Fate::Clear => true,
-                Fate::Check(j) => match dec[usize::from(j)].verdict {
-                    Verdict::Drop(r) => {
-                        drops.drop(r);
-                        false
-                    }
-                    _ => true,
-                },
-            }
+            keep[i - 1]
+        });
+        let mut i = 0;
+        keys.retain(|_| {
+            i += 1;
+            keep[i - 1]
         });
     }
 
@@ -355,6 +370,7 @@ impl<E: Engine> State<E> {
     pub(crate) fn outbound<B: PacketBuf>(
         &mut self,
         pkts: &mut Burst<B>,
+        keys: Option<&Keys>,
         local: bool,
         prev: &[Option<PolicyIdx>; BURST],
         clear: &mut Burst<B>,
@@ -371,7 +387,11 @@ impl<E: Engine> State<E> {
         let mut outg = [Outgoing { key: Key::default(), len: 0, local, prev: None }; BURST];
         let mut m = 0;
         for (i, (f, p)) in fate.iter_mut().zip(pkts.iter()).enumerate() {
-            let Some(key) = Key::from_ipv4(p.data()) else { continue };
+            let key = match keys.and_then(|k| k.get(i)) {
+                Some(&k) => k,
+                None => Key::from_ipv4(p.data()),
+            };
+            let Some(key) = key else { continue };
             if !self.spd.outbound_may_match(&key) {
                 *f = Fate::Clear;
                 continue;

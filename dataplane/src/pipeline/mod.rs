@@ -19,12 +19,13 @@ use crate::crypto::Engine;
 use crate::ctl::{FromWorker, PuntReason, Retired, Ring, SaSnapshot, Tables, ToWorker};
 use crate::route::Neighbors;
 use crate::sa::Sa;
-use crate::spd::{IKE_NATT_PORT, IKE_PORT, PolicyCounters, PolicyIdx, Spd};
+use crate::spd::{IKE_NATT_PORT, IKE_PORT, Key, PolicyCounters, PolicyIdx, Spd};
 use crate::stats::{DropReason, Stats};
 
 use crate::wire::{Protocol, icmp as wicmp, ipv4, udp};
 use icmp::{IcmpError, RateLimit};
 pub use ipsec::Direction;
+use ipsec::Keys;
 
 /// Counters of one worker; merged across workers only when read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -419,8 +420,12 @@ impl<E: Engine> Pipeline<E> {
         let mut ipsec_in: Burst<B> = Burst::new();
         let mut local: Burst<B> = Burst::new();
         let mut fwd: Burst<B> = Burst::new();
+        // Each packet's header is parsed once, here: the incoming check and the outbound SPD
+        // take its key from these.
+        let mut local_keys: Keys = Keys::new();
+        let mut fwd_keys: Keys = Keys::new();
         for mut buf in pkts.drain(..) {
-            let (dst, proto, dport) = match check_ipv4(&mut buf) {
+            let Checked { dst, proto, dport, key } = match check_ipv4(&mut buf) {
                 Ok(v) => v,
                 Err(r) => {
                     self.stats.drops.drop(r);
@@ -439,10 +444,14 @@ impl<E: Engine> Pipeline<E> {
                     },
                     // Manual, "IKE traffic": IKE to us skips the incoming policy check.
                     Protocol::Udp if dport == Some(IKE_PORT) => self.punt(io, in_port, PuntReason::Ike, buf),
-                    _ => local.push(buf),
+                    _ => {
+                        local.push(buf);
+                        local_keys.push(key);
+                    }
                 }
             } else {
                 fwd.push(buf);
+                fwd_keys.push(key);
             }
         }
         self.lap(Stage::Input, 0);
@@ -462,8 +471,8 @@ impl<E: Engine> Pipeline<E> {
         }
         if depth == 0 {
             let n = local.len() + fwd.len();
-            self.ipsec.incoming_check(&mut local, true, &mut self.stats.drops);
-            self.ipsec.incoming_check(&mut fwd, false, &mut self.stats.drops);
+            self.ipsec.incoming_check(&mut local, &mut local_keys, true, &mut self.stats.drops);
+            self.ipsec.incoming_check(&mut fwd, &mut fwd_keys, false, &mut self.stats.drops);
             self.lap(Stage::Policy, n);
         }
         let mut replies: Burst<B> = Burst::new();
@@ -481,7 +490,8 @@ impl<E: Engine> Pipeline<E> {
             }
         }
         let mut forward: Burst<B> = Burst::new();
-        for mut buf in fwd.drain(..) {
+        let mut forward_keys: Keys = Keys::new();
+        for (mut buf, key) in fwd.drain(..).zip(fwd_keys) {
             if ipv4::Packet::new_unchecked(buf.data()).ttl() <= 1 {
                 self.stats.drops.drop(DropReason::TtlExceeded);
                 self.icmp_error(buf, IcmpError::TtlExceeded, in_port, io.now_ms, &mut replies);
@@ -489,10 +499,11 @@ impl<E: Engine> Pipeline<E> {
             }
             decrement_ttl(buf.data_mut());
             forward.push(buf);
+            forward_keys.push(key);
         }
         self.stats.forwarded += forward.len() as u64;
         self.lap(Stage::Input, 0);
-        self.output(&mut forward, Origin::Forwarded(in_port), io);
+        self.output_nested(&mut forward, Some(&forward_keys), &[None; BURST], Origin::Forwarded(in_port), 0, io);
         self.output(&mut replies, Origin::Local, io);
     }
 
@@ -519,15 +530,16 @@ impl<E: Engine> Pipeline<E> {
     /// The outbound path: the SPD, encryption (each encrypted packet goes through the SPD again
     /// as locally originated, so tunnels can nest), then routing.
     fn output<B: PacketBuf>(&mut self, pkts: &mut Burst<B>, origin: Origin, io: &mut Io<'_, B, E::Session>) {
-        self.output_nested(pkts, &[None; BURST], origin, 0, io);
+        self.output_nested(pkts, None, &[None; BURST], origin, 0, io);
     }
 
-    /// One round of the outbound path; `prev[i]` is the policy that just encrypted `pkts[i]`
-    /// (loop avoidance). Every packet the round encrypts, whatever its SA, comes back as one
+    /// One round of the outbound path; `keys[i]`, when given, is `pkts[i]`'s key as parsed on
+    /// input, and `prev[i]` the policy that just encrypted `pkts[i]` (loop avoidance). Every packet the round encrypts, whatever its SA, comes back as one
     /// burst for the next round, so the SPD runs once per round, not once per SA group.
     fn output_nested<B: PacketBuf>(
         &mut self,
         pkts: &mut Burst<B>,
+        keys: Option<&Keys>,
         prev: &[Option<PolicyIdx>; BURST],
         origin: Origin,
         depth: u8,
@@ -539,7 +551,7 @@ impl<E: Engine> Pipeline<E> {
         let mut clear: Burst<B> = Burst::new();
         let mut groups: ipsec::Groups<B> = ipsec::Groups::new();
         let n = pkts.len();
-        self.ipsec.outbound(pkts, origin.is_local(), prev, &mut clear, &mut groups, &mut self.stats.drops, io);
+        self.ipsec.outbound(pkts, keys, origin.is_local(), prev, &mut clear, &mut groups, &mut self.stats.drops, io);
         self.lap(Stage::Policy, n);
         self.route(&mut clear, origin.in_port(), io);
         if groups.is_empty() {
@@ -561,7 +573,7 @@ impl<E: Engine> Pipeline<E> {
         self.lap(Stage::Ipsec, n);
         // Sealed packets are locally originated now; those no policy can match skip the SPD.
         self.route(&mut done, None, io);
-        self.output_nested(&mut sealed, &sealed_by, Origin::Local, depth + 1, io);
+        self.output_nested(&mut sealed, None, &sealed_by, Origin::Local, depth + 1, io);
     }
 
     /// Routes, resolves and stages each packet; forwarded packets may cause ICMP errors back
@@ -716,7 +728,17 @@ impl Origin {
 
 /// Validates an IPv4 header (checksum included) and trims link-layer padding; returns the
 /// destination, protocol and, for a first fragment of UDP, the destination port.
-fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<(Ipv4Addr, Protocol, Option<u16>), DropReason> {
+/// What input learns from a valid IPv4 header.
+struct Checked {
+    dst: Ipv4Addr,
+    proto: Protocol,
+    /// The UDP destination port of an unfragmented or first-fragment UDP packet.
+    dport: Option<u16>,
+    /// The SPD's key; `None` when a TCP or UDP packet is too short for its ports.
+    key: Option<Key>,
+}
+
+fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<Checked, DropReason> {
     let (total, v) = {
         let d = buf.data();
         if d.first().is_none_or(|b| b >> 4 != 4) {
@@ -731,7 +753,8 @@ fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<(Ipv4Addr, Protocol, Option<u
         } else {
             None
         };
-        (usize::from(ip.total_len()), (ip.dst_addr(), ip.protocol(), dport))
+        let checked = Checked { dst: ip.dst_addr(), proto: ip.protocol(), dport, key: Key::from_ipv4(d) };
+        (usize::from(ip.total_len()), checked)
     };
     let extra = buf.len() - total;
     if extra > 0 {
