@@ -52,38 +52,33 @@ impl fmt::Display for Address {
     }
 }
 
-/// Names the protocol of the payload: the EtherType (IEEE 802.3 3.2.6; IANA "IEEE 802 Numbers").
+/// Names the protocol of the payload: the EtherType (IEEE 802.3 3.2.6; IANA "IEEE 802
+/// Numbers"), the number itself, as [`super::ipv4::Protocol`]: reading it on every frame costs
+/// no compare chain. The types we handle are named constants, usable in patterns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EtherType {
+pub struct EtherType(pub u16);
+
+#[allow(non_upper_case_globals)]
+impl EtherType {
     /// Means IPv4, 0x0800 (RFC 894).
-    Ipv4,
+    pub const Ipv4: EtherType = EtherType(0x0800);
     /// Means ARP, 0x0806 (RFC 826).
-    Arp,
+    pub const Arp: EtherType = EtherType(0x0806);
     /// Means IPv6, 0x86dd (RFC 2464 3).
-    Ipv6,
-    /// Keeps any other EtherType as it was on the wire.
-    Unknown(u16),
+    pub const Ipv6: EtherType = EtherType(0x86dd);
 }
 
 impl From<u16> for EtherType {
+    #[inline(always)]
     fn from(value: u16) -> Self {
-        match value {
-            0x0800 => EtherType::Ipv4,
-            0x0806 => EtherType::Arp,
-            0x86dd => EtherType::Ipv6,
-            other => EtherType::Unknown(other),
-        }
+        EtherType(value)
     }
 }
 
 impl From<EtherType> for u16 {
+    #[inline(always)]
     fn from(value: EtherType) -> Self {
-        match value {
-            EtherType::Ipv4 => 0x0800,
-            EtherType::Arp => 0x0806,
-            EtherType::Ipv6 => 0x86dd,
-            EtherType::Unknown(other) => other,
-        }
+        value.0
     }
 }
 
@@ -258,9 +253,9 @@ mod tests {
         let mut p = Packet::new_checked(&mut bytes[..]).unwrap();
         p.set_dst_addr(Address::BROADCAST);
         p.set_src_addr(Address([2, 0, 0, 0, 0, 1]));
-        p.set_ethertype(EtherType::Unknown(0x88b5));
+        p.set_ethertype(EtherType(0x88b5));
         p.payload_mut().fill(0xee);
-        assert_eq!(p.ethertype(), EtherType::Unknown(0x88b5));
+        assert_eq!(p.ethertype(), EtherType(0x88b5));
         assert!(p.dst_addr().is_broadcast() && p.dst_addr().is_multicast());
         assert!(p.src_addr().is_unicast());
         assert_eq!(&bytes[12..16], &[0x88, 0xb5, 0xee, 0xee]);
@@ -272,8 +267,8 @@ mod tests {
             assert_eq!(EtherType::from(n), t);
             assert_eq!(u16::from(t), n);
         }
-        assert_eq!(EtherType::from(0x1234), EtherType::Unknown(0x1234));
-        assert_eq!(u16::from(EtherType::Unknown(0x1234)), 0x1234);
+        assert_eq!(EtherType::from(0x1234), EtherType(0x1234));
+        assert_eq!(u16::from(EtherType(0x1234)), 0x1234);
     }
 
     #[test]
