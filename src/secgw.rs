@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dataplane::crypto::{Auth, Cipher, Transform};
 
-use crate::bench::{GW, LAN1, LAN2, PEER};
+use crate::bench::{GW, LAN1, LAN2, PEER, lan2_host};
 
 /// What ipsec-secgw measured in one round.
 #[derive(Clone, Copy, Debug)]
@@ -33,19 +33,22 @@ struct Sample {
     cpu_ns: u64,
 }
 
-/// Runs `bin` outbound over `pcap` with one SA of `xf` and its `(encryption, integrity)` keys
-/// and returns its rate over `seconds` after `warmup` seconds. Writes its configuration in `dir`.
+/// Runs `bin` outbound over `pcap` with `policies` policies, each with its own SA of `xf` and
+/// the `(encryption, integrity)` keys, and returns its rate over `seconds` after `warmup`
+/// seconds. Writes its configuration in `dir`.
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
     bin: &Path,
     xf: Transform,
     (enc, auth): (&[u8], &[u8]),
+    policies: u32,
     pcap: &Path,
     dir: &Path,
     warmup: u64,
     seconds: u64,
 ) -> Result<Round, String> {
     let cfg = dir.join("secgw.cfg");
-    std::fs::write(&cfg, config(xf, enc, auth)?).map_err(|e| e.to_string())?;
+    std::fs::write(&cfg, config(xf, enc, auth, policies)?).map_err(|e| e.to_string())?;
     let prefix = format!("ipsecgw_sg_{}", std::process::id());
     let mut child = Command::new(bin)
         .args(["--no-huge", "-m", "1024", "--no-pci", "--no-telemetry", "--file-prefix", &prefix, "-l", "1"])
@@ -60,6 +63,9 @@ pub fn measure(
         // alone; AES-CBC + HMAC-SHA1 2.44 to 3.21 against 2.21, 2.21 to 2.56 alone).
         .args(["-p", "0x3", "-P", "-u", "0x2", "-l", "--config", "(0,0,1),(1,0,1)", "-t", "1", "-f"])
         .arg(&cfg)
+        // `net_pcap` holds the whole capture (a frame per policy) in the pool's buffers: room
+        // for it on top of its default pool (8,512 buffers here).
+        .args(if policies > 1 { vec!["-s".to_owned(), (8512 + policies.max(132)).to_string()] } else { vec![] })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -118,9 +124,10 @@ fn window(rx: &mpsc::Receiver<Sample>, warmup: u64, seconds: u64) -> Option<(Sam
 }
 
 /// Returns ipsec-secgw's configuration, on the bench's addresses: LAN1's /16 to LAN2 through
-/// one tunnel SA from the gateway to the peer, routed to port 1; the inbound SA it insists on
-/// when a port is unprotected.
-fn config(xf: Transform, enc: &[u8], auth: &[u8]) -> Result<String, String> {
+/// one tunnel SA from the gateway to the peer, routed to port 1 (with several policies, as ours
+/// has them: one per LAN2 host, each with its own SA); the inbound SA it insists on when a port
+/// is unprotected.
+fn config(xf: Transform, enc: &[u8], auth: &[u8], policies: u32) -> Result<String, String> {
     let hex = |k: &[u8]| k.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
     let cipher = match xf.cipher() {
         Cipher::AesGcm128 => format!("aead_algo aes-128-gcm aead_key {}", hex(enc)),
@@ -139,15 +146,23 @@ fn config(xf: Transform, enc: &[u8], auth: &[u8]) -> Result<String, String> {
         Auth::HmacSha256_128 => format!(" auth_algo sha256-hmac auth_key {}", hex(auth)),
         Auth::HmacMd5_96 => return Err("ipsec-secgw has no hmac-md5".into()),
     };
-    let (lan1, lan2, gw, peer) = (Ipv4Addr::from(u32::from(LAN1) & 0xffff_0000), LAN2, GW, PEER);
-    Ok(format!(
-        "sp ipv4 out esp protect 5 pri 1 dst {lan2}/16 sport 0:65535 dport 0:65535\n\
-         sp ipv4 in esp protect 105 pri 1 dst {lan1}/16 sport 0:65535 dport 0:65535\n\
-         sa out 5 {cipher}{integrity} type cpu-crypto mode ipv4-tunnel src {gw} dst {peer}\n\
+    let (lan1, gw, peer) = (Ipv4Addr::from(u32::from(LAN1) & 0xffff_0000), GW, PEER);
+    let mut c = String::new();
+    for i in 0..policies {
+        let (spi, dst) =
+            if policies == 1 { (5, format!("{LAN2}/16")) } else { (1000 + i, format!("{}/32", lan2_host(i))) };
+        c += &format!(
+            "sp ipv4 out esp protect {spi} pri 1 dst {dst} sport 0:65535 dport 0:65535\n\
+             sa out {spi} {cipher}{integrity} type cpu-crypto mode ipv4-tunnel src {gw} dst {peer}\n"
+        );
+    }
+    c += &format!(
+        "sp ipv4 in esp protect 105 pri 1 dst {lan1}/16 sport 0:65535 dport 0:65535\n\
          sa in 105 {cipher}{integrity} type cpu-crypto mode ipv4-tunnel src {peer} dst {gw}\n\
          rt ipv4 dst {peer}/32 port 1\n\
          rt ipv4 dst {lan1}/16 port 0\n"
-    ))
+    );
+    Ok(c)
 }
 
 #[cfg(test)]
@@ -157,18 +172,33 @@ mod tests {
     #[test]
     fn configuration_names_the_transform_and_its_keys() {
         let gcm = Transform::new(Cipher::AesGcm128, Auth::Null).unwrap();
-        let c = config(gcm, &[0xab; 20], &[]).unwrap();
+        let c = config(gcm, &[0xab; 20], &[], 1).unwrap();
         assert!(c.contains("sa out 5 aead_algo aes-128-gcm aead_key ab:ab:"), "{c}");
         assert!(!c.contains("auth_algo"), "{c}");
         let cbc = Transform::new(Cipher::AesCbc128, Auth::HmacSha1_96).unwrap();
-        let c = config(cbc, &[1; 16], &[2; 20]).unwrap();
+        let c = config(cbc, &[1; 16], &[2; 20], 1).unwrap();
         let out = c.lines().find(|l| l.starts_with("sa out")).unwrap();
         assert_eq!(
             out.split_whitespace().take(9).collect::<Vec<_>>(),
             ["sa", "out", "5", "cipher_algo", "aes-128-cbc", "cipher_key", &hex16(1), "auth_algo", "sha1-hmac"]
         );
         let md5 = Transform::new(Cipher::AesCbc128, Auth::HmacMd5_96).unwrap();
-        assert!(config(md5, &[1; 16], &[2; 16]).is_err());
+        assert!(config(md5, &[1; 16], &[2; 16], 1).is_err());
+    }
+
+    #[test]
+    fn several_policies_each_protect_one_far_host_with_their_own_sa() {
+        let gcm = Transform::new(Cipher::AesGcm128, Auth::Null).unwrap();
+        let c = config(gcm, &[0xab; 20], &[], 3).unwrap();
+        let out: Vec<&str> = c.lines().filter(|l| l.starts_with("sp ipv4 out")).collect();
+        assert_eq!(out.len(), 3);
+        for (i, l) in out.iter().enumerate() {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let spi = w[5];
+            assert_eq!(w[9], format!("{}/32", lan2_host(i as u32)), "{l}");
+            assert_eq!(c.lines().filter(|s| s.starts_with(&format!("sa out {spi} "))).count(), 1, "{c}");
+        }
+        assert_eq!(c.lines().filter(|l| l.starts_with("sa out")).count(), 3);
     }
 
     fn hex16(b: u8) -> String {
