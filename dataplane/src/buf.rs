@@ -130,6 +130,16 @@ impl BufAlloc for HeapAlloc {
 /// A burst of packets: a fixed-capacity array, never allocated per burst.
 pub type Burst<B> = ArrayVec<B, BURST>;
 
+/// Keeps the elements of `v` whose flag in `keep` is set, in order (an element without a flag
+/// stays: nothing is dropped uncounted).
+pub(crate) fn retain_marked<T, const N: usize>(v: &mut ArrayVec<T, N>, keep: &[bool]) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        keep.get(i - 1).copied().unwrap_or(true)
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use arrayvec::ArrayVec;
 
-use crate::buf::{BURST, Burst, PacketBuf};
+use crate::buf::{BURST, Burst, PacketBuf, retain_marked};
 use crate::crypto::{Engine, Job, JobStatus};
 use crate::sa::{DontFragment, Sa};
 use crate::stats::{DropReason, Stats};
@@ -155,11 +155,7 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
     if groups > 0 {
         bounds[groups] = kept;
     }
-    let mut i = 0;
-    burst.retain(|_| {
-        i += 1;
-        keep[i - 1]
-    });
+    retain_marked(burst, &keep);
 }
 
 /// The facts about a packet's IPv4 header that ESP and AH need.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 
 use super::Io;
-use crate::buf::{BURST, Burst, PacketBuf};
+use crate::buf::{BURST, Burst, PacketBuf, retain_marked};
 use crate::bundle::Bundle;
 use crate::classify::{CacheStats, FlowCache};
 use crate::crypto::Engine;
@@ -289,16 +289,8 @@ impl<E: Engine> State<E> {
             drops.drop(reason);
             *k = false;
         }
-        let mut i = 0;
-        pkts.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        let mut i = 0;
-        keys.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
+        retain_marked(pkts, &keep);
+        retain_marked(keys, &keep);
     }
 
     /// Opens ESP and AH packets addressed to us, SA by SA; what decrypts and matches its SA's
