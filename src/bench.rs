@@ -478,6 +478,14 @@ fn keys(xf: Transform, salt: u8) -> (Vec<u8>, Vec<u8>) {
     (k(xf.cipher().key_len(), salt), k(xf.auth().key_len(), salt ^ 0x5a))
 }
 
+/// Returns how many frames the capture replays in a cycle. 132 frames (a whole number of IMIX
+/// patterns, 132 source ports) stay in the cache at every size, so `rx` measures the pcap
+/// driver and not memory: 1,024 frames of 1,420 bytes cost 440 to 480 cycles per frame to copy
+/// in, more than the cipher's share of a 64-byte row. With more policies, one frame per policy.
+pub(crate) fn capture_frames(policies: u32) -> usize {
+    (132usize).max(policies as usize)
+}
+
 /// Writes one replay cycle of frames: plain LAN1 -> LAN2 UDP (outbound), or the same sealed by
 /// the peer's SA (inbound). The destination MAC is broadcast: the gateway accepts it whatever
 /// MAC the pcap device reports.
@@ -488,11 +496,7 @@ fn write_frames(
     inbound: bool,
     policies: u32,
 ) -> Result<(), String> {
-    // A replay cycle of 132 frames (a whole number of IMIX patterns, 132 source ports) stays in
-    // the cache at every size, so `rx` measures the pcap driver and not memory: 1,024 frames of
-    // 1,420 bytes cost 440 to 480 cycles per frame to copy in, more than the cipher's share of
-    // a 64-byte row. With more policies, one frame per policy.
-    let cycle = (132usize).max(policies as usize);
+    let cycle = capture_frames(policies);
     let mut frames = Vec::new();
     for i in 0..cycle {
         let size = frame_sizes[i % frame_sizes.len()];

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dataplane::crypto::{Auth, Cipher, Transform};
 
-use crate::bench::{GW, LAN1, LAN2, PEER, lan2_host};
+use crate::bench::{GW, LAN1, LAN2, PEER, capture_frames, lan2_host};
 
 /// What ipsec-secgw measured in one round.
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +65,7 @@ pub fn measure(
         .arg(&cfg)
         // `net_pcap` holds the whole capture (a frame per policy) in the pool's buffers: room
         // for it on top of its default pool (8,512 buffers here).
-        .args(if policies > 1 { vec!["-s".to_owned(), (8512 + policies.max(132)).to_string()] } else { vec![] })
+        .args(if policies > 1 { vec!["-s".to_owned(), (8512 + capture_frames(policies)).to_string()] } else { vec![] })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
