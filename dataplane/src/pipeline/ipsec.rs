@@ -358,8 +358,8 @@ impl<E: Engine> State<E> {
         let mut nested = [false; BURST];
         for (i, p) in group.iter().enumerate() {
             let key = Key::from_ipv4(p.data()).unwrap_or_default();
-            nested[i] = (key.proto == u8::from(Protocol::Esp) || key.proto == u8::from(Protocol::Ah))
-                && ifaces.is_local(Ipv4Addr::from(key.dst));
+            nested[i] =
+                matches!(Protocol(key.proto), Protocol::Esp | Protocol::Ah) && ifaces.is_local(Ipv4Addr::from(key.dst));
             check.push(Decrypted { key, len: p.len() as u32, policy });
         }
         let n = group.len();

@@ -22,6 +22,7 @@ use crate::classify::{Classifier, FlowCache, PortRange, Rule};
 pub use crate::classify::{Key, Prefix};
 pub use crate::sa::{DontFragment, Mode};
 use crate::stats::DropReason;
+use crate::wire::Protocol;
 
 /// Is the index of a policy in the ordered list the `Spd` was built from.
 pub type PolicyIdx = u32;
@@ -31,8 +32,8 @@ pub const IKE_PORT: u16 = 500;
 /// Is the IKE NAT-traversal port (RFC 3947 4), which bypasses the SPD like 500.
 pub const IKE_NATT_PORT: u16 = 4500;
 
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
+const PROTO_TCP: u8 = Protocol::Tcp.0;
+const PROTO_UDP: u8 = Protocol::Udp.0;
 
 /// The matching part of a policy: `src-address`, `dst-address` (`A.B.C.D/M:P`) and `protocol`,
 /// written for outgoing packets.

@@ -12,7 +12,7 @@ use super::{Error, Result, checksum, read_u16, read_u32, write_u16, write_u32};
 pub const HEADER_LEN: usize = 20;
 
 /// Is the IPv4 protocol number of TCP, used in the pseudo-header (RFC 9293 3.1).
-const PROTOCOL: u8 = 6;
+const PROTOCOL: u8 = super::Protocol::Tcp.0;
 
 /// Holds the eight control bits of byte 13 (RFC 9293 3.1, RFC 3168 23.2 for ECE and CWR).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,7 +8,7 @@ use super::{Error, Result, checksum, read_u16, write_u16};
 pub const HEADER_LEN: usize = 8;
 
 /// Is the IPv4 protocol number of UDP, used in the pseudo-header (RFC 768).
-const PROTOCOL: u8 = 17;
+const PROTOCOL: u8 = super::Protocol::Udp.0;
 
 mod field {
     pub const SRC_PORT: usize = 0;
