@@ -727,8 +727,6 @@ impl Origin {
     }
 }
 
-/// Validates an IPv4 header (checksum included) and trims link-layer padding; returns the
-/// destination, protocol and, for a first fragment of UDP, the destination port.
 /// What input learns from a valid IPv4 header.
 struct Checked {
     dst: Ipv4Addr,
@@ -739,6 +737,8 @@ struct Checked {
     key: Option<Key>,
 }
 
+/// Validates an IPv4 header (checksum included) and trims link-layer padding; returns the
+/// destination, protocol, the destination port of a first fragment of UDP, and the SPD key.
 fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<Checked, DropReason> {
     let (total, v) = {
         let d = buf.data();
