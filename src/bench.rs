@@ -1,7 +1,9 @@
 //! `ipsecgw bench`: the gateway's throughput with one worker, measured the way users measure
 //! DPDK's ipsec-secgw: plain (outbound) or pre-encrypted (inbound) frames replayed by `net_pcap`
 //! with `infinite_rx=1` into the gateway, sent out to `net_null`; Mpps, Gbit/s and cycles per
-//! packet from the gateway's own counters over a measured window after a warm-up; and in the
+//! packet from the gateway's own counters over a measured window after a warm-up (outbound, also
+//! with the same frames from the built-in generator, [`Generator`], which writes only their
+//! headers into recycled buffers where `net_pcap` copies every byte); and in the
 //! same run the crypto ceiling of `dpdk-test-crypto-perf` (aesni_mb, same algorithm and payload
 //! size), with our rate as a fraction of it. Each round runs in a child process (one EAL per
 //! process); rounds interleave ours and the ceiling, and medians are reported.
@@ -20,7 +22,7 @@ use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, Sa, SaConfig};
 use dataplane::spd::{Action, IpsecProtocols, Level, Policy, Prefix, Selector};
 use dataplane::stats::Stats;
 use dataplane::wire::{Protocol, ipv4, udp};
-use ipsecgw::dpdk::{Eal, Mempool, PoolConfig, lcore, shutdown};
+use ipsecgw::dpdk::{Eal, Generator, Mempool, PoolConfig, lcore, shutdown};
 use ipsecgw::gateway::{Gateway, IfaceSetup, SaSetup, Setup};
 
 use crate::{pcap, secgw};
@@ -31,13 +33,19 @@ const USAGE: &str = "usage: ipsecgw bench [--transform T] [--size N|imix] [--dir
                 3des+sha1, null+sha1
   --size        Ethernet frame size of the plain packets: 64 (default), 512, 1420..., or imix
                 (7:4:1 of 64, 570 and 1518 bytes)
-  --direction   out: encrypt LAN to WAN (default); in: decrypt pre-encrypted frames
+  --direction   out: encrypt LAN to WAN (default), fed by net_pcap and, in turn, by the
+                built-in generator; in: decrypt pre-encrypted frames (net_pcap only)
   --seconds     measured window per round (default 3), after --warmup seconds (default 1)
   --rounds      interleaved rounds of ours and dpdk-test-crypto-perf (default 3)
   --policies N  N policies with their own SA pairs, traffic spread over all of them (default 1);
                 the round also measures how fast new SAs install through the rings
   --secgw PATH  also DPDK's ipsec-secgw (scripts/build-secgw.sh builds it) on the same frames,
                 each round (outbound)";
+
+/// The device replaying the capture.
+const PCAP_DEV: &str = "net_pcap0";
+/// The device whose queue the built-in generator stands in for (it receives nothing itself).
+const GEN_DEV: &str = "net_null1";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -252,12 +260,13 @@ fn orchestrate(a: &Args) -> Result<(), String> {
     write_frames(&pcap_path, xf, &frame_sizes, a.inbound, a.policies)?;
     let payload = crypto_payload(&frame_sizes);
     println!(
-        "ipsecgw bench: {} {} frames {}, {} policies and SA pairs, one worker, net_pcap (infinite_rx) -> \
+        "ipsecgw bench: {} {} frames {}, {} policies and SA pairs, one worker, net_pcap (infinite_rx){} -> \
          gateway -> net_null; {} s after {} s warm-up, {} rounds",
         a.transform,
         a.size,
         if a.inbound { "inbound (decrypt)" } else { "outbound (encrypt)" },
         a.policies,
+        if a.inbound { "" } else { " and the built-in generator" },
         a.seconds,
         a.warmup,
         a.rounds
@@ -271,12 +280,15 @@ fn orchestrate(a: &Args) -> Result<(), String> {
     if a.secgw.is_some() && secgw_bin.is_none() {
         println!("ipsec-secgw: measured outbound only");
     }
-    for round in 1..=a.rounds {
+    // One of our rounds in a child process: the capture replayed by net_pcap, or (`generator`)
+    // the same frames from the built-in generator.
+    let ours_round = |round: u32, generator: bool| -> Result<(Figures, String), String> {
         let out = Command::new(&exe)
             .arg("bench-run")
             .args(to_args(a))
             .arg("--pcap")
             .arg(&pcap_path)
+            .args(generator.then_some("--generator"))
             .output()
             .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -284,22 +296,46 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             return Err(format!("round {round}: no result\n{text}{}", String::from_utf8_lossy(&out.stderr)));
         };
         println!(
-            "round {round}: ours {:.3} Mpps {:.3} Gbit/s {:.0} cycles/packet ({:.0} on the CPU: the worker ran {:.0}% \
-             of the time)",
+            "round {round}: ours{} {:.3} Mpps {:.3} Gbit/s {:.0} cycles/packet ({:.0} on the CPU: the worker ran \
+             {:.0}% of the time)",
+            if generator { " (built-in generator)" } else { "" },
             f.mpps,
             f.gbps,
             f.cycles_per_packet,
             f.cycles_per_packet * f.on_cpu,
             100.0 * f.on_cpu
         );
-        runtime = text.split_once("RUNTIME\n").map(|(_, t)| t.to_owned());
-        if let Some(l) = text.lines().find(|l| l.starts_with("INSTALL ")) {
-            println!("round {round}: {}", &l[8..]);
+        Ok((f, text))
+    };
+    let mut generated = Vec::new();
+    let mut generated_adjusted = Vec::new();
+    let mut generated_runtime = None;
+    for round in 1..=a.rounds {
+        // The two feeds take turns going first: on this machine the second of two runs in a
+        // row is often slower or faster for no reason of its own.
+        let feeds: &[bool] = match (a.inbound, round % 2) {
+            (true, _) => &[false],
+            (false, 1) => &[false, true],
+            (false, _) => &[true, false],
+        };
+        for &generator in feeds {
+            let (f, text) = ours_round(round, generator)?;
+            let rt = text.split_once("RUNTIME\n").map(|(_, t)| t.to_owned());
+            if generator {
+                generated_runtime = rt;
+                generated.push(f);
+                continue;
+            }
+            runtime = rt;
+            if let Some(l) = text.lines().find(|l| l.starts_with("INSTALL ")) {
+                println!("round {round}: {}", &l[8..]);
+            }
+            if let Some(l) = text.lines().find(|l| l.starts_with("ENGINE ")) {
+                println!("round {round}: crypto engine {}", &l[7..]);
+            }
+            ours.push(f);
         }
-        if let Some(l) = text.lines().find(|l| l.starts_with("ENGINE ")) {
-            println!("round {round}: crypto engine {}", &l[7..]);
-        }
-        ours.push(f);
+        let f = *ours.last().expect("pushed this round");
         if a.ceiling {
             let (c, share) = crypto_perf(a, payload)?;
             println!(
@@ -312,6 +348,9 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             // Both rates as if each had had its core to itself: what the ratio is on a quiet
             // machine, when other processes take turns on the cores.
             adjusted.push((f.mpps / f.on_cpu.min(1.0)) / (c / share));
+            if let Some(g) = generated.last().filter(|_| !a.inbound) {
+                generated_adjusted.push((g.mpps / g.on_cpu.min(1.0)) / (c / share));
+            }
         }
         if let Some(bin) = secgw_bin {
             let (enc, auth) = keys(xf, 1);
@@ -339,6 +378,15 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         median(ours.iter().map(|f| f.cycles_per_packet * f.on_cpu).collect()),
         100.0 * median(ours.iter().map(|f| f.on_cpu).collect())
     );
+    let g = median(generated.iter().map(|f| f.mpps).collect());
+    if !generated.is_empty() {
+        println!(
+            "median: ours on the built-in generator {g:.3} Mpps, {:.3} Gbit/s, {:.0} cycles/packet, {:.0} on the CPU",
+            median(generated.iter().map(|f| f.gbps).collect()),
+            median(generated.iter().map(|f| f.cycles_per_packet).collect()),
+            median(generated.iter().map(|f| f.cycles_per_packet * f.on_cpu).collect()),
+        );
+    }
     if a.ceiling {
         let c = median(ceiling);
         println!(
@@ -347,6 +395,13 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             100.0 * m / c,
             100.0 * median(adjusted)
         );
+        if !generated.is_empty() {
+            println!(
+                "median: ours on the built-in generator / ceiling = {:.0}%; per time on the CPU {:.0}%",
+                100.0 * g / c,
+                100.0 * median(generated_adjusted)
+            );
+        }
     }
     if !secgw_rounds.is_empty() {
         let sg = median(secgw_rounds.iter().map(|(r, _)| r.mpps).collect());
@@ -361,6 +416,9 @@ fn orchestrate(a: &Args) -> Result<(), String> {
     }
     if let Some(rt) = runtime {
         println!("\nper-stage cycles of the last round (the worker's own accounting):\n{rt}");
+    }
+    if let Some(rt) = generated_runtime {
+        println!("per-stage cycles of the last round on the built-in generator:\n{rt}");
     }
     Ok(())
 }
@@ -559,10 +617,10 @@ fn write_frames(
     cap.write_file(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The gateway under test: LAN on port 0, WAN on port 1 (outbound: pcap in, null out; inbound
-/// the other way round), `policies` policies and their manual SA pairs.
-fn setup(xf: Transform, inbound: bool, policies: u32) -> Setup {
-    let (in_dev, out_dev) = ("net_pcap0", "net_null0");
+/// The gateway under test: LAN on port 0, WAN on port 1 (outbound: `in_dev` in, null out;
+/// inbound the other way round), `policies` policies and their manual SA pairs.
+fn setup(xf: Transform, inbound: bool, policies: u32, in_dev: &str) -> Setup {
+    let out_dev = "net_null0";
     let (lan_dev, wan_dev) = if inbound { (out_dev, in_dev) } else { (in_dev, out_dev) };
     let (e_out, a_out) = keys(xf, 1);
     let (e_in, a_in) = keys(xf, 2);
@@ -632,6 +690,13 @@ pub fn run_main(args: &[String]) -> ExitCode {
         return ExitCode::from(2);
     };
     rest.drain(i..i + 2);
+    let generator = match rest.iter().position(|a| a == "--generator") {
+        Some(g) => {
+            rest.remove(g);
+            true
+        }
+        None => false,
+    };
     let a = match parse(&rest) {
         Ok(a) => a,
         Err(e) => {
@@ -639,7 +704,7 @@ pub fn run_main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match round(&a, &pcap_path) {
+    match round(&a, &pcap_path, generator) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench-run: {e}");
@@ -658,10 +723,21 @@ pub(crate) fn on_cpu_ns(schedstat: &std::path::Path) -> Option<u64> {
     std::fs::read_to_string(schedstat).ok()?.split_whitespace().next()?.parse().ok()
 }
 
-fn round(a: &Args, pcap_path: &str) -> Result<(), String> {
+/// One round: the capture at `pcap_path` replayed by `net_pcap`, or with `generator` the same
+/// frames from the built-in generator on the LAN queue (outbound only).
+fn round(a: &Args, pcap_path: &str, generator: bool) -> Result<(), String> {
     let (xf, _) = transform(&a.transform)?;
     let prefix = format!("ipsecgw_bench_{}", std::process::id());
-    let pcap_vdev = format!("net_pcap0,rx_pcap={pcap_path},infinite_rx=1");
+    let (in_vdev, source) = if generator {
+        if a.inbound {
+            return Err("the generator feeds outbound rounds only".into());
+        }
+        let cap = pcap::Capture::read_file(std::path::Path::new(pcap_path)).map_err(|e| format!("{pcap_path}: {e}"))?;
+        let frames = cap.records.iter().map(|r| [&r.eth.unwrap_or_default()[..], &r.packet].concat()).collect();
+        (format!("{GEN_DEV},no-rx=1"), Some(frames))
+    } else {
+        (format!("{PCAP_DEV},rx_pcap={pcap_path},infinite_rx=1"), None)
+    };
     let eal_args = [
         "--no-huge",
         "-m",
@@ -673,27 +749,32 @@ fn round(a: &Args, pcap_path: &str) -> Result<(), String> {
         "-l",
         "0,1",
         "--vdev",
-        &pcap_vdev,
+        &in_vdev,
         "--vdev",
         "net_null0,no-rx=1",
     ];
     let eal = Eal::init(eal_args).map_err(|e| e.to_string())?;
-    let result = measure(&eal, a, xf);
+    let result = measure(&eal, a, xf, source);
     drop(eal);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     result
 }
 
-fn measure(eal: &Eal, a: &Args, xf: Transform) -> Result<(), String> {
+fn measure(eal: &Eal, a: &Args, xf: Transform, generate: Option<Vec<Vec<u8>>>) -> Result<(), String> {
     let pool =
         Mempool::create(eal, &PoolConfig { mbufs: 32767, ..PoolConfig::default() }).map_err(|e| e.to_string())?;
-    let mut want = setup(xf, a.inbound, a.policies);
+    let in_dev = if generate.is_some() { GEN_DEV } else { PCAP_DEV };
+    let mut want = setup(xf, a.inbound, a.policies, in_dev);
     let mut gw = Gateway::open(eal, &pool, &want)?;
     // net_null answers no ARP: the next hops are static entries.
     let peer_mac = [2, 0, 0, 0, 0, 2];
     gw.slow.broadcast(|| ToWorker::Neighbor { port: 1, ip: PEER, mac: peer_mac });
     gw.slow.broadcast(|| ToWorker::Neighbor { port: 0, ip: LAN1, mac: peer_mac });
     let mut w = gw.take_worker().ok_or("no worker")?;
+    if let Some(frames) = generate {
+        // Port 0 is the LAN, where outbound traffic comes in.
+        w.ports_mut()[0].generate(Generator::new(&pool, &frames)?);
+    }
     w.set_clock(tsc);
     let hz = lcore::tsc_hz();
     let now_ms = move || lcore::tsc() / (hz / 1000).max(1);

@@ -4,6 +4,7 @@
 //! - [`eal`]: start EAL once from an argument list; [`Eal`] cleans up on drop.
 //! - [`mempool`]: pktmbuf pools; [`mbuf`]: the owning [`Mbuf`], a [`dataplane::buf::PacketBuf`].
 //! - [`port`]: ethdev ports by device name; [`EthQueue`] is a [`dataplane::port::Port`].
+//! - [`generator`]: a queue's built-in traffic source for benchmarks, in place of its device.
 //! - [`lcore`]: launch closures on worker lcores, lcore ids, the TSC clock.
 //! - [`shutdown`]: the stop flag SIGINT/SIGTERM set and workers poll between bursts.
 //! - [`testing`]: the runner of the `harness = false` EAL test binaries.
@@ -16,6 +17,7 @@
 pub mod eal;
 mod error;
 pub mod ffi;
+pub mod generator;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
@@ -25,6 +27,7 @@ pub mod testing;
 
 pub use eal::Eal;
 pub use error::{DpdkError, errno};
+pub use generator::Generator;
 pub use lcore::LcoreJob;
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, PoolConfig};

@@ -14,6 +14,7 @@ use dataplane::port::Port;
 use super::eal::{self, Eal};
 use super::error::{DpdkError, errno};
 use super::ffi;
+use super::generator::Generator;
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
 
@@ -247,7 +248,7 @@ impl EthPort {
             return Err(DpdkError::new(format!("queue {q} of {}: already handed out", self.inner.name), errno::EBUSY));
         }
         self.taken |= 1 << q;
-        Ok(EthQueue { port: self.inner.id, queue: q, inner: Arc::clone(&self.inner) })
+        Ok(EthQueue { port: self.inner.id, queue: q, inner: Arc::clone(&self.inner), source: None })
     }
 
     /// Starts the device: its queues begin to receive and transmit.
@@ -367,6 +368,8 @@ pub struct EthQueue {
     port: u16,
     queue: u16,
     inner: Arc<PortInner>,
+    /// Receives from here instead of the device (`ipsecgw bench`'s built-in generator).
+    source: Option<Box<Generator>>,
 }
 
 impl EthQueue {
@@ -389,6 +392,12 @@ impl EthQueue {
     pub fn pool(&self) -> &Mempool {
         &self.inner.pool
     }
+
+    /// Receives from `g` from now on instead of from the device (which should then receive
+    /// nothing, such as `net_null,no-rx=1`: it is no longer polled).
+    pub fn generate(&mut self, g: Generator) {
+        self.source = Some(Box::new(g));
+    }
 }
 
 impl Port for EthQueue {
@@ -399,6 +408,9 @@ impl Port for EthQueue {
         let room = BURST - len;
         if room == 0 {
             return 0;
+        }
+        if let Some(g) = self.source.as_deref_mut() {
+            return g.fill(out);
         }
         // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>, so the free tail of `out`
         // can hold `room` pointers; the driver writes n <= room valid mbufs there and hands
