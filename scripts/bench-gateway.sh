@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The yardstick of the throughput issue: one worker, outbound ESP tunnel, net_pcap replay into
-# the gateway and out to net_null, against dpdk-test-crypto-perf (aesni_mb) measured in the same
+# the gateway and out to net_null (outbound rows: also the same frames from the built-in
+# generator, which does not copy them on the worker's core), against dpdk-test-crypto-perf (aesni_mb) measured in the same
 # run; medians of interleaved rounds. The first seven rows are the issue's table (ipsec-secgw's
 # figures as the issue gives them, from its machine); then IMIX, inbound, and the same 64-byte
 # GCM row with 10,000 policies and SA pairs installed and the traffic spread over all of them.
@@ -24,8 +25,8 @@ secgw_args=()
 if [ -n "${SECGW:-}" ]; then
   secgw_args=(--secgw "$SECGW")
 fi
-printf "| transform | frame | direction | policies | ipsec-secgw 22.11 Mpps (issue) | secgw / crypto-perf (issue) | crypto-perf Mops (this run) | ours Mpps | ours Gbit/s | ours cycles/packet (on the CPU) | ours / crypto-perf | same, per time on the CPU | ipsec-secgw Mpps (this run) | ours / ipsec-secgw | same, per time on the CPU |\n"
-printf "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+printf "| transform | frame | direction | policies | ipsec-secgw 22.11 Mpps (issue) | secgw / crypto-perf (issue) | crypto-perf Mops (this run) | ours Mpps | ours Gbit/s | ours cycles/packet (on the CPU) | ours / crypto-perf | same, per time on the CPU | ipsec-secgw Mpps (this run) | ours / ipsec-secgw | same, per time on the CPU | ours on the built-in generator Mpps | its cycles/packet (on the CPU) | its / crypto-perf | same, per time on the CPU |\n"
+printf "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 runtimes=""
 installs=""
 for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes-gcm-128 1420 out 1 3.43 61%" \
@@ -36,7 +37,7 @@ for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes
   set -- $row
   out=$("$IPSECGW" bench --transform "$1" --size "$2" --direction "$3" --policies "$4" \
         --rounds "$rounds" --seconds "$secs" "${secgw_args[@]}" 2>&1)
-  ours=$(echo "$out" | grep "^median: ours")
+  ours=$(echo "$out" | grep "^median: ours [0-9]")
   ceil=$(echo "$out" | grep "^median: crypto ceiling" || true)
   mpps=$(echo "$ours" | sed -E 's/.*ours ([0-9.]+) Mpps.*/\1/')
   gbps=$(echo "$ours" | sed -E 's/.*, ([0-9.]+) Gbit\/s.*/\1/')
@@ -51,12 +52,25 @@ for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes
     sg_ratio=$(echo "$sg" | sed -E 's/.*= ([0-9.]+);.*/\1/')
     sg_adj=$(echo "$sg" | sed -E 's/.*per time on the CPU ([0-9.]+|NaN).*/\1/')
   fi
-  printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$1" "$2" "$3" "$4" "$5" "$6" "$mops" "$mpps" "$gbps" "$cpp" "$ratio" "$adj" "$sg_mpps" "$sg_ratio" "$sg_adj"
+  # The same frames from the built-in generator (outbound rows).
+  gen=$(echo "$out" | grep "^median: ours on the built-in generator [0-9]" || true)
+  gen_ceil=$(echo "$out" | grep "^median: ours on the built-in generator / ceiling" || true)
+  gen_mpps=- gen_cpp=- gen_ratio=- gen_adj=-
+  if [ -n "$gen" ]; then
+    gen_mpps=$(echo "$gen" | sed -E 's/.*generator ([0-9.]+) Mpps.*/\1/')
+    gen_cpp=$(echo "$gen" | sed -E 's/.*, ([0-9.]+) cycles\/packet, ([0-9.]+) on the CPU.*/\1 (\2)/')
+  fi
+  if [ -n "$gen_ceil" ]; then
+    gen_ratio=$(echo "$gen_ceil" | sed -E 's/.*= ([0-9]+%).*/\1/')
+    gen_adj=$(echo "$gen_ceil" | sed -E 's/.*per time on the CPU ([0-9]+%|NaN%).*/\1/')
+  fi
+  printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$1" "$2" "$3" "$4" "$5" "$6" "$mops" "$mpps" "$gbps" "$cpp" "$ratio" "$adj" "$sg_mpps" "$sg_ratio" "$sg_adj" "$gen_mpps" "$gen_cpp" "$gen_ratio" "$gen_adj"
   # New inbound SAs built and pushed through the rings while the worker forwards (as many as
   # the row has policies, at least 1,000): the median of the rounds.
   inst=$(echo "$out" | sed -nE 's/^round [0-9]+: ([0-9]+) inbound SAs .* ([0-9]+) SAs\/s$/\2 \1/p' | sort -n | awk '{r[NR]=$1; n=$2} END {if (NR) print r[int((NR+1)/2)] " SAs/s (" n " SAs per round)"}')
   installs+=$(printf "\n%s %s %s, %s policies: %s" "$1" "$2" "$3" "$4" "$inst")
   # Where the cycles go: the worker's own per-stage accounting of the row's last round.
+  # (Outbound rows: net_pcap's table, then the built-in generator's.)
   runtimes+=$(printf "\n%s %s %s, %s policies:\n%s\n" "$1" "$2" "$3" "$4" "$(echo "$out" | sed -n '/^stage /,/^total /p')")
 done
 printf "\nPer-stage cycles of each row's last round (the worker's own accounting, TSC cycles):\n%s\n" "$runtimes"
