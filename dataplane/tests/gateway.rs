@@ -564,45 +564,67 @@ fn sa_time_lifetimes_start_when_the_worker_installs_the_sa() {
 
 #[test]
 fn one_burst_over_several_policies_seals_each_with_its_sa_and_nests_only_what_a_policy_matches() {
-    // Policy 1 tunnels LAN1 → 10.2.0.0/25 to an inner gateway, whose tunnel policy 2 nests in
-    // a second tunnel to R2; policy 3 tunnels LAN1 → 10.2.0.128/25 straight to R2, and its
-    // outer header matches no policy. One burst mixes both: the policies' SAs seal their
-    // packets in one crypto submission, and the pass over the sealed packets encrypts again
-    // only those of policy 1.
-    let inner_gw = Ipv4Addr::new(198, 51, 100, 2);
+    // One policy tunnels LAN1 → one half of 10.2.0.0/24 to an inner gateway, whose tunnel
+    // policy 2 nests in a second tunnel to R2; another tunnels LAN1 → the other half straight
+    // to R2, and its outer header matches no policy. One burst mixes both: the policies' SAs
+    // seal their packets in one crypto submission, and the pass over the sealed packets
+    // encrypts again only those sealed for the inner gateway. Run twice, the nesting policy
+    // first (policy 1) and then last (policy 3): a burst's groups follow the policies' order.
+    // The inner gateway's network lies below R2's address, so the bounding box of the rules
+    // leaves R2 out: the direct tunnel's packets skip the second pass, the others take it.
+    let inner_gw = Ipv4Addr::new(172, 16, 0, 2);
     let half = |a: u8| Prefix::new(u32::from(Ipv4Addr::new(10, 2, 0, a)), 25);
     let base = tunnel_policy(1, Level::Require, IpsecProtocols::Esp);
-    let p1 = Policy { sa_dst: inner_gw, selector: Selector { dst: half(0), ..base.selector }, ..base };
-    let p2 = outer_tunnel_policy();
-    let p3 = Policy { id: 3, selector: Selector { dst: half(128), ..base.selector }, ..base };
-    let mut r1 = Gw::new(1, vec![p1, p2, p3]);
-    let s = r1.sa(0x300, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, inner_gw, 5);
-    r1.install_out(1, Some(s), None);
-    let s = r1.sa(0x301, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 6);
-    r1.install_out(2, Some(s), None);
+    let outer = outer_tunnel_policy();
+    let p2 = Policy { selector: Selector { dst: Prefix::new(u32::from(inner_gw), 24), ..outer.selector }, ..outer };
     let cbc = Transform::new(Cipher::AesCbc128, Auth::HmacSha1_96).unwrap();
-    let s = r1.sa(0x302, IpsecProto::Esp, Mode::Tunnel, cbc, R1_WAN, R2_WAN, 7);
-    r1.install_out(3, Some(s), None);
     let far = [Ipv4Addr::new(10, 2, 0, 20), Ipv4Addr::new(10, 2, 0, 200)];
-    let frames: Vec<Vec<u8>> = (0..8)
-        .map(|i| frame(mac(1, LAN), host_mac(1), &ip_packet(H1, far[i % 2], Protocol::Udp, 64, &udp(1, 2, 20 + i))))
-        .collect();
-    let [_, wan] = r1.input(LAN, frames);
-    assert_eq!(wan.len(), 8, "{:?}", r1.w.stats().drops.nonzero().collect::<Vec<_>>());
-    let mut spis: Vec<u32> = wan
-        .iter()
-        .map(|f| {
-            let outer = ipv4::Packet::new_checked(l3(f)).unwrap();
-            assert_eq!((outer.dst_addr(), outer.protocol()), (R2_WAN, Protocol::Esp));
-            esp::Packet::new_checked(outer.payload()).unwrap().spi()
-        })
-        .collect();
-    spis.sort();
-    assert_eq!(spis, [0x301, 0x301, 0x301, 0x301, 0x302, 0x302, 0x302, 0x302]);
+    let mut wan = Vec::new();
+    for nest_first in [true, false] {
+        let (to_inner, to_r2) = if nest_first { (1, 3) } else { (3, 1) };
+        let dst = |id| if id == 1 { half(0) } else { half(128) };
+        let p1 = Policy {
+            sa_dst: if nest_first { inner_gw } else { R2_WAN },
+            selector: Selector { dst: dst(1), ..base.selector },
+            ..base
+        };
+        let p3 = Policy {
+            id: 3,
+            sa_dst: if nest_first { R2_WAN } else { inner_gw },
+            selector: Selector { dst: dst(3), ..base.selector },
+            ..base
+        };
+        let mut r1 = Gw::new(1, vec![p1, p2, p3]);
+        let s = r1.sa(0x300, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, inner_gw, 5);
+        r1.install_out(to_inner, Some(s), None);
+        let s = r1.sa(0x301, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 6);
+        r1.install_out(2, Some(s), None);
+        let s = r1.sa(0x302, IpsecProto::Esp, Mode::Tunnel, cbc, R1_WAN, R2_WAN, 7);
+        r1.install_out(to_r2, Some(s), None);
+        let frames: Vec<Vec<u8>> = (0..8)
+            .map(|i| frame(mac(1, LAN), host_mac(1), &ip_packet(H1, far[i % 2], Protocol::Udp, 64, &udp(1, 2, 20 + i))))
+            .collect();
+        [_, wan] = r1.input(LAN, frames);
+        assert_eq!(wan.len(), 8, "{:?}", r1.w.stats().drops.nonzero().collect::<Vec<_>>());
+        let mut spis: Vec<u32> = wan
+            .iter()
+            .map(|f| {
+                let outer = ipv4::Packet::new_checked(l3(f)).unwrap();
+                assert_eq!((outer.dst_addr(), outer.protocol()), (R2_WAN, Protocol::Esp));
+                esp::Packet::new_checked(outer.payload()).unwrap().spi()
+            })
+            .collect();
+        spis.sort();
+        assert_eq!(spis, [0x301, 0x301, 0x301, 0x301, 0x302, 0x302, 0x302, 0x302]);
+    }
     // R2 opens policy 3's packets with the SA of 0x302: each was sealed with its own keys.
     let mirror = Policy {
         id: 3,
-        selector: Selector { src: half(128), dst: lan_net(1), ..Selector::ANY },
+        selector: Selector {
+            src: Prefix::new(u32::from(Ipv4Addr::new(10, 2, 0, 0)), 24),
+            dst: lan_net(1),
+            ..Selector::ANY
+        },
         ..tunnel_policy(2, Level::Require, IpsecProtocols::Esp)
     };
     let mut r2 = Gw::new(2, vec![mirror]);

@@ -465,58 +465,75 @@ impl<E: Engine> State<E> {
         let mut policies: ArrayVec<PolicyIdx, BURST> = ArrayVec::new();
         let mut bounds: ArrayVec<usize, { BURST + 1 }> = ArrayVec::new();
         bounds.push(0);
+        let mut any_ah = false;
+        // Each group's bundle is looked up once here for what is per group before sealing.
         for (policy, group) in groups.iter_mut() {
-            if bundle(&self.outbound, *policy).is_none() {
+            let Some(b) = bundle(&self.outbound, *policy) else {
                 for _ in group.drain(..) {
                     drops.drop(DropReason::NoSa);
                 }
                 continue;
-            }
-            sealed.extend(group.drain(..));
-            policies.push(*policy);
-            bounds.push(sealed.len());
-        }
-        // The SAs' fronts are cached (`has_sa` read them): start on what they point to, the
-        // keys and the shared sequence counter, while the packets are prepared.
-        for b in policies.iter().filter_map(|&p| bundle(&self.outbound, p)) {
+            };
+            // The SA's front is cached (`has_sa` read it): start on what it points to, the keys
+            // and the shared sequence counter, while the packets are prepared.
             for sa in b.esp.iter().chain(b.ah.iter()) {
                 sa.prefetch_shared();
                 self.engine.prefetch(&sa.session);
             }
+            any_ah |= b.ah.is_some();
+            sealed.extend(group.drain(..));
+            policies.push(*policy);
+            bounds.push(sealed.len());
         }
         let mut esp = BundleSas { outbound: &mut self.outbound, policies: &policies, ah: false };
         xform::run_groups::<E, B, esp_xf::Seal, _>(&mut esp, &mut bounds, &mut self.engine, sealed, drops);
-        if policies.iter().any(|&p| bundle(&self.outbound, p).is_some_and(|b| b.ah.is_some())) {
+        if any_ah {
             let mut ah = BundleSas { outbound: &mut self.outbound, policies: &policies, ah: true };
             xform::run_groups::<E, B, ah_xf::Seal, _>(&mut ah, &mut bounds, &mut self.engine, sealed, drops);
         }
+        // Per group: its SAs' events go up, and whether its packets' outer headers could match
+        // a policy. A burst's groups mostly share their outer addresses (one peer): the last
+        // answer is kept.
         let mut again = [false; BURST];
+        let mut last: Option<(Key, bool)> = None;
         for (g, &policy) in policies.iter().enumerate() {
-            sealed_by[bounds[g]..bounds[g + 1]].fill(Some(policy));
-            let recheck = bundle(&self.outbound, policy)
-                .and_then(Bundle::outer_key)
-                .is_none_or(|k| self.spd.outbound_may_match(&k));
-            again[bounds[g]..bounds[g + 1]].fill(recheck);
-            if let Some(Some(b)) = self.outbound.get_mut(policy as usize) {
-                for sa in b.sas_mut() {
-                    report(self.worker, sa, up);
-                }
+            let Some(Some(b)) = self.outbound.get_mut(policy as usize) else {
+                again[g] = true;
+                continue;
+            };
+            again[g] = match b.outer_key() {
+                None => true,
+                Some(k) => match last {
+                    Some((lk, v)) if lk == k => v,
+                    _ => {
+                        let v = self.spd.outbound_may_match(&k);
+                        last = Some((k, v));
+                        v
+                    }
+                },
+            };
+            for sa in b.sas_mut() {
+                report(self.worker, sa, up);
             }
         }
-        if !again[..sealed.len()].contains(&true) {
+        if !again[..policies.len()].contains(&true) {
             done.extend(sealed.drain(..));
             return;
         }
         let mut keep: Burst<B> = Burst::new();
         let mut keep_by = [None; BURST];
-        for (i, buf) in sealed.drain(..).enumerate() {
-            if again[i] {
-                keep_by[keep.len()] = sealed_by[i];
-                keep.push(buf);
-            } else {
-                done.push(buf);
+        let mut bufs = sealed.drain(..);
+        for (g, &policy) in policies.iter().enumerate() {
+            for buf in bufs.by_ref().take(bounds[g + 1] - bounds[g]) {
+                if again[g] {
+                    keep_by[keep.len()] = Some(policy);
+                    keep.push(buf);
+                } else {
+                    done.push(buf);
+                }
             }
         }
+        drop(bufs);
         *sealed = keep;
         *sealed_by = keep_by;
     }
