@@ -348,7 +348,7 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             // Both rates as if each had had its core to itself: what the ratio is on a quiet
             // machine, when other processes take turns on the cores.
             adjusted.push((f.mpps / f.on_cpu.min(1.0)) / (c / share));
-            if let Some(g) = generated.last().filter(|_| !a.inbound) {
+            if let Some(g) = generated.last() {
                 generated_adjusted.push((g.mpps / g.on_cpu.min(1.0)) / (c / share));
             }
         }
