@@ -305,6 +305,9 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             f.cycles_per_packet * f.on_cpu,
             100.0 * f.on_cpu
         );
+        if let Some(l) = text.lines().find(|l| l.starts_with("CACHE ")) {
+            println!("round {round}: flow caches: {}", &l[6..]);
+        }
         Ok((f, text))
     };
     let mut generated = Vec::new();
@@ -829,6 +832,17 @@ fn measure(eal: &Eal, a: &Args, xf: Transform, generate: Option<Vec<Vec<u8>>>) -
     println!(
         "INSTALL {late} inbound SAs built and installed while forwarding in {install_secs:.3} s: {:.0} SAs/s",
         late as f64 / install_secs
+    );
+    // The SPD's flow caches over the measured window: with many policies, how many lookups
+    // went to the classifier.
+    let (o, i) = (s1.outbound_cache, s1.incoming_cache);
+    let (o0, i0) = (s0.outbound_cache, s0.incoming_cache);
+    println!(
+        "CACHE outbound {} hits {} misses, incoming check {} hits {} misses",
+        o.hits - o0.hits,
+        o.misses - o0.misses,
+        i.hits - i0.hits,
+        i.misses - i0.misses
     );
     let drops: Vec<String> = s1.drops.nonzero().map(|(r, n)| format!("{}={n}", r.label())).collect();
     if !drops.is_empty() {
