@@ -241,6 +241,42 @@ struct Figures {
     on_cpu: f64,
 }
 
+impl Figures {
+    /// The rate as if the worker had had its core to itself.
+    fn mpps_per_cpu(&self) -> f64 {
+        self.mpps / self.on_cpu.min(1.0)
+    }
+}
+
+/// Our rounds on one feed (`net_pcap` or the built-in generator).
+#[derive(Default)]
+struct Feed {
+    rounds: Vec<Figures>,
+    /// Per round, our rate against the ceiling's as if each had had its core to itself.
+    per_cpu_ratio: Vec<f64>,
+    /// The last round's per-stage accounting.
+    runtime: Option<String>,
+}
+
+impl Feed {
+    fn median(&self, f: impl Fn(&Figures) -> f64) -> f64 {
+        median(self.rounds.iter().map(f).collect())
+    }
+
+    /// Prints the medians of the rounds as `median: {name} ...`.
+    fn print_median(&self, name: &str) {
+        println!(
+            "median: {name} {:.3} Mpps, {:.3} Gbit/s, {:.0} cycles/packet, {:.0} on the CPU; the worker ran {:.0}% of \
+             the time",
+            self.median(|f| f.mpps),
+            self.median(|f| f.gbps),
+            self.median(|f| f.cycles_per_packet),
+            self.median(|f| f.cycles_per_packet * f.on_cpu),
+            100.0 * self.median(|f| f.on_cpu)
+        );
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -271,10 +307,9 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         a.warmup,
         a.rounds
     );
-    let mut ours = Vec::new();
+    let mut ours = Feed::default();
+    let mut generated = Feed::default();
     let mut ceiling = Vec::new();
-    let mut adjusted = Vec::new();
-    let mut runtime = None;
     let mut secgw_rounds: Vec<(secgw::Round, Figures)> = Vec::new();
     let secgw_bin = a.secgw.as_ref().filter(|_| !a.inbound);
     if a.secgw.is_some() && secgw_bin.is_none() {
@@ -310,9 +345,6 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         }
         Ok((f, text))
     };
-    let mut generated = Vec::new();
-    let mut generated_adjusted = Vec::new();
-    let mut generated_runtime = None;
     for round in 1..=a.rounds {
         // The two feeds take turns going first: on this machine the second of two runs in a
         // row is often slower or faster for no reason of its own.
@@ -323,22 +355,20 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         };
         for &generator in feeds {
             let (f, text) = ours_round(round, generator)?;
-            let rt = text.split_once("RUNTIME\n").map(|(_, t)| t.to_owned());
+            let feed = if generator { &mut generated } else { &mut ours };
+            feed.rounds.push(f);
+            feed.runtime = text.split_once("RUNTIME\n").map(|(_, t)| t.to_owned());
             if generator {
-                generated_runtime = rt;
-                generated.push(f);
                 continue;
             }
-            runtime = rt;
             if let Some(l) = text.lines().find(|l| l.starts_with("INSTALL ")) {
                 println!("round {round}: {}", &l[8..]);
             }
             if let Some(l) = text.lines().find(|l| l.starts_with("ENGINE ")) {
                 println!("round {round}: crypto engine {}", &l[7..]);
             }
-            ours.push(f);
         }
-        let f = *ours.last().expect("pushed this round");
+        let f = *ours.rounds.last().expect("pushed this round");
         if a.ceiling {
             let (c, share) = crypto_perf(a, payload)?;
             println!(
@@ -350,9 +380,10 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             ceiling.push(c);
             // Both rates as if each had had its core to itself: what the ratio is on a quiet
             // machine, when other processes take turns on the cores.
-            adjusted.push((f.mpps / f.on_cpu.min(1.0)) / (c / share));
-            if let Some(g) = generated.last() {
-                generated_adjusted.push((g.mpps / g.on_cpu.min(1.0)) / (c / share));
+            for feed in [&mut ours, &mut generated] {
+                if let Some(g) = feed.rounds.last() {
+                    feed.per_cpu_ratio.push(g.mpps_per_cpu() / (c / share));
+                }
             }
         }
         if let Some(bin) = secgw_bin {
@@ -372,23 +403,11 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let m = median(ours.iter().map(|f| f.mpps).collect());
-    println!(
-        "\nmedian: ours {m:.3} Mpps, {:.3} Gbit/s, {:.0} cycles/packet, {:.0} on the CPU; the worker ran {:.0}% of \
-         the time",
-        median(ours.iter().map(|f| f.gbps).collect()),
-        median(ours.iter().map(|f| f.cycles_per_packet).collect()),
-        median(ours.iter().map(|f| f.cycles_per_packet * f.on_cpu).collect()),
-        100.0 * median(ours.iter().map(|f| f.on_cpu).collect())
-    );
-    let g = median(generated.iter().map(|f| f.mpps).collect());
-    if !generated.is_empty() {
-        println!(
-            "median: ours on the built-in generator {g:.3} Mpps, {:.3} Gbit/s, {:.0} cycles/packet, {:.0} on the CPU",
-            median(generated.iter().map(|f| f.gbps).collect()),
-            median(generated.iter().map(|f| f.cycles_per_packet).collect()),
-            median(generated.iter().map(|f| f.cycles_per_packet * f.on_cpu).collect()),
-        );
+    let m = ours.median(|f| f.mpps);
+    println!();
+    ours.print_median("ours");
+    if !generated.rounds.is_empty() {
+        generated.print_median("ours on the built-in generator");
     }
     if a.ceiling {
         let c = median(ceiling);
@@ -396,20 +415,20 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             "median: crypto ceiling {} Mops; ours / ceiling = {:.0}%; per time on the CPU {:.0}%",
             mops(c),
             100.0 * m / c,
-            100.0 * median(adjusted)
+            100.0 * median(ours.per_cpu_ratio)
         );
-        if !generated.is_empty() {
+        if !generated.rounds.is_empty() {
             println!(
                 "median: ours on the built-in generator / ceiling = {:.0}%; per time on the CPU {:.0}%",
-                100.0 * g / c,
-                100.0 * median(generated_adjusted)
+                100.0 * generated.median(|f| f.mpps) / c,
+                100.0 * median(generated.per_cpu_ratio)
             );
         }
     }
     if !secgw_rounds.is_empty() {
         let sg = median(secgw_rounds.iter().map(|(r, _)| r.mpps).collect());
         // Per round, both rates as if each had had its core to itself.
-        let per_cpu = secgw_rounds.iter().map(|(r, f)| (f.mpps / f.on_cpu.min(1.0)) / (r.mpps / r.on_cpu)).collect();
+        let per_cpu = secgw_rounds.iter().map(|(r, f)| f.mpps_per_cpu() / (r.mpps / r.on_cpu)).collect();
         println!(
             "median: ipsec-secgw {} Mpps; ours / ipsec-secgw = {:.2}; per time on the CPU {:.2}",
             mops(sg),
@@ -417,10 +436,10 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             median(per_cpu)
         );
     }
-    if let Some(rt) = runtime {
+    if let Some(rt) = ours.runtime {
         println!("\nper-stage cycles of the last round (the worker's own accounting):\n{rt}");
     }
-    if let Some(rt) = generated_runtime {
+    if let Some(rt) = generated.runtime {
         println!("per-stage cycles of the last round on the built-in generator:\n{rt}");
     }
     Ok(())
