@@ -413,7 +413,7 @@ impl<E: Engine> State<E> {
         }
         let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
         if m > 0 {
-            let sas: Sas<'_, E> = Sas { outbound: &self.outbound, memo: Memo::default() };
+            let sas: Sas<'_, E> = Sas { outbound: &self.outbound, engine: &self.engine, memo: Memo::default() };
             self.spd.outbound(&outg[..m], sas, &mut self.counters, &mut self.out_cache, &mut dec[..m]);
         }
         for (buf, f) in pkts.drain(..).zip(fate) {
@@ -476,12 +476,6 @@ impl<E: Engine> State<E> {
                 }
                 continue;
             };
-            // The SA's front is cached (`has_sa` read it): start on what it points to, the keys
-            // and the shared sequence counter, while the packets are prepared.
-            for sa in b.esp.iter().chain(b.ah.iter()) {
-                sa.prefetch_shared();
-                self.engine.prefetch(&sa.session);
-            }
             any_ah |= b.ah.is_some();
             sealed.extend(group.drain(..));
             policies.push(*policy);
@@ -550,13 +544,23 @@ fn bundle<S>(outbound: &[Option<Box<Bundle<S>>>], idx: PolicyIdx) -> Option<&Bun
 /// The worker's answers to the SPD about outbound SAs, for one burst.
 struct Sas<'a, E: Engine> {
     outbound: &'a [Option<Box<Bundle<E::Session>>>],
+    engine: &'a E,
     memo: Memo,
 }
 
 impl<E: Engine> SaLookup for Sas<'_, E> {
     #[inline]
     fn has_sa(&self, idx: PolicyIdx) -> bool {
-        self.memo.get(idx, || has_sa(self.outbound, idx))
+        self.memo.get(idx, || {
+            let Some(b) = bundle(self.outbound, idx) else { return false };
+            // The bundle's front is cached now: start on what it points to, the keys and the
+            // shared sequence counter, which sealing needs after the rest of the SPD stage.
+            for sa in b.esp.iter().chain(b.ah.iter()) {
+                sa.prefetch_shared();
+                self.engine.prefetch(&sa.session);
+            }
+            b.is_usable()
+        })
     }
 
     /// Starts loading the hot front of the policy's bundle (its first SA's per-packet fields),
