@@ -171,6 +171,9 @@ pub struct Sa<S> {
     pub(crate) mode: Mode,
     pub(crate) dont_fragment: DontFragment,
     state: SaState,
+    /// The key of every packet the SA seals (see [`Sa::outer_key`]), kept with the per-packet
+    /// fields: a burst asks for it once per SA.
+    outer_key: Key,
     pending: [Option<SaEvent>; 3],
     added_at: u64,
     pub(crate) replay: ReplayWindow,
@@ -201,6 +204,13 @@ fn outer_template(src: Ipv4Addr, dst: Ipv4Addr, proto: IpsecProto, encap: Option
     ipv4::Template::new(src, dst, outer_protocol(proto, encap), OUTER_TTL)
 }
 
+/// Returns the classification key of the packets an SA sends. Only ESP has an encapsulation
+/// (`set_udp_encap`).
+fn outer_key(src: Ipv4Addr, dst: Ipv4Addr, proto: IpsecProto, encap: Option<UdpEncap>) -> Key {
+    let (sport, dport) = encap.map_or((0, 0), |e| (e.src_port, e.dst_port));
+    Key::new(src, dst, outer_protocol(proto, encap).into(), sport, dport)
+}
+
 /// Returns the IP protocol of the packets an SA sends: ESP, ESP in UDP (RFC 3948), or AH.
 fn outer_protocol(proto: IpsecProto, encap: Option<UdpEncap>) -> Protocol {
     match (proto, encap) {
@@ -216,6 +226,7 @@ impl<S> Sa<S> {
         let session = engine.session(cfg.xf, cfg.enc_key, cfg.auth_key)?;
         Ok(Sa {
             outer: outer_template(cfg.src, cfg.dst, cfg.proto, None),
+            outer_key: outer_key(cfg.src, cfg.dst, cfg.proto, None),
             spi: cfg.spi,
             proto: cfg.proto,
             mode: cfg.mode,
@@ -272,10 +283,9 @@ impl<S> Sa<S> {
     /// Returns the classification key of every packet this SA seals: its outer header goes
     /// from sa-src to sa-dst in both modes (transport mode seals only packets with those
     /// addresses), carrying ESP, AH, or UDP with the encapsulation's ports.
+    #[inline]
     pub fn outer_key(&self) -> Key {
-        // Only ESP has an encapsulation (`set_udp_encap`).
-        let (sport, dport) = self.encap.map_or((0, 0), |e| (e.src_port, e.dst_port));
-        Key::new(self.src, self.dst, self.outer_protocol().into(), sport, dport)
+        self.outer_key
     }
 
     /// Returns the IP protocol of the packets the SA sends: ESP, ESP in UDP, or AH.
@@ -287,6 +297,7 @@ impl<S> Sa<S> {
     pub fn set_udp_encap(&mut self, encap: Option<UdpEncap>) {
         self.encap = if self.proto == IpsecProto::Esp { encap } else { None };
         self.outer = outer_template(self.src, self.dst, self.proto, self.encap);
+        self.outer_key = outer_key(self.src, self.dst, self.proto, self.encap);
     }
 
     /// Returns the life stage.
@@ -324,7 +335,9 @@ impl<S> Sa<S> {
 
     /// Returns the next event for the control plane, if any.
     pub fn poll_event(&mut self) -> Option<SaEvent> {
-        self.pending.iter_mut().find_map(Option::take)
+        // Usually there is none: looking costs less than taking every slot.
+        let i = self.pending.iter().position(Option::is_some)?;
+        self.pending[i].take()
     }
 
     fn raise(&mut self, ev: SaEvent) {
