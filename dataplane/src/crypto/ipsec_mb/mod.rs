@@ -152,6 +152,8 @@ pub struct MbEngine {
     mgr: NonNull<ImbMgr>,
     /// The SSE manager, when HMAC-SHA-1 and HMAC-SHA-256 run there.
     sha_ni: Option<NonNull<ImbMgr>>,
+    /// The lines of the GCM key data this manager's code reads for short packets.
+    gcm_lines: &'static [u16],
 }
 
 // SAFETY: the managers are owned exclusively by this value and only used through `&mut self`;
@@ -174,9 +176,9 @@ impl MbEngine {
         }
         // SAFETY: gw_mb_new returns an initialised manager or null; we own it from here.
         let mgr = NonNull::new(unsafe { gw_mb_new() }).ok_or(MbError::Init)?;
-        let mut e = MbEngine { mgr, sha_ni: None };
         // SAFETY: `mgr` is a live, initialised manager.
         let (arch, shani) = unsafe { (gw_mb_arch(mgr.as_ptr()), gw_mb_has_shani(mgr.as_ptr()) != 0) };
+        let mut e = MbEngine { mgr, sha_ni: None, gcm_lines: gcm_lines(arch) };
         let wanted = match lanes {
             HmacLanes::Simd => false,
             HmacLanes::ShaNi => true,
@@ -274,6 +276,21 @@ impl MbEngine {
                 };
             }
         }
+    }
+}
+
+/// Returns the offsets of the lines of `struct gcm_key_data` that the GCM code of `arch` reads
+/// to seal or open a packet of up to 128 bytes: the round keys (240 bytes at the front, 176 used
+/// by AES-128), and the hash key powers the message's blocks use. The SSE and AVX code keep 8
+/// powers and their Karatsuba halves after the round keys (to 496), AVX2 8 powers (to 368),
+/// the VAES code of the AVX-512 manager 48 powers from the highest (to 1008), so that short
+/// messages use its last lines (its code without VAES keeps AVX2's layout: both are fetched).
+/// Longer messages read more powers, loaded when needed.
+fn gcm_lines(arch: u32) -> &'static [u16] {
+    match arch {
+        ARCH_AVX2 => &[0, 64, 128, 192, 256, 320],
+        ARCH_AVX512 => &[0, 64, 128, 192, 256, 320, 896, 960],
+        _ => &[0, 64, 128, 192, 256, 320, 384, 448],
     }
 }
 
@@ -396,18 +413,16 @@ impl Engine for MbEngine {
 
     fn prefetch(&self, s: &MbSession) {
         // The cache lines a job reads: the job template (two lines: the mode, hash and GCM
-        // fields are in the second), and the round keys and hash keys of GCM (the front of
-        // the GCM key data) or of CBC and HMAC.
-        const GCM: std::ops::Range<usize> = 0..512;
-        const CBC_HMAC: [usize; 6] = [1024, 1088, 1152, 1216, 1920, 1984];
-        const TEMPLATE: [usize; 2] = [2048, 2112];
+        // fields are in the second), and the round keys and hash keys of GCM or of CBC and HMAC.
+        const CBC_HMAC: [u16; 6] = [1024, 1088, 1152, 1216, 1920, 1984];
+        const TEMPLATE: [u16; 2] = [2048, 2112];
         let keys = &s.keys.0;
-        let fetch = |off: usize| crate::prefetch::line(keys[off..].as_ptr());
-        TEMPLATE.into_iter().for_each(fetch);
+        let fetch = |&off: &u16| crate::prefetch::line(keys[usize::from(off)..].as_ptr());
+        TEMPLATE.iter().for_each(fetch);
         if s.xf.cipher().is_aead() {
-            GCM.step_by(64).for_each(fetch);
+            self.gcm_lines.iter().for_each(fetch);
         } else {
-            CBC_HMAC.into_iter().for_each(fetch);
+            CBC_HMAC.iter().for_each(fetch);
         }
     }
 
