@@ -32,6 +32,11 @@ impl<S> Bundle<S> {
     }
 
     /// Returns the SAs of the bundle, ESP first.
+    pub fn sas(&self) -> impl Iterator<Item = &Sa<S>> {
+        self.esp.iter().chain(self.ah.iter())
+    }
+
+    /// Returns the SAs of the bundle, ESP first.
     pub fn sas_mut(&mut self) -> impl Iterator<Item = &mut Sa<S>> {
         self.esp.iter_mut().chain(self.ah.iter_mut())
     }

@@ -210,7 +210,7 @@ impl<E: Engine> State<E> {
             .enumerate()
             .filter_map(|(i, b)| Some((self.spd.policy(i as PolicyIdx)?.id, b.as_ref()?)));
         for (id, b) in by_idx.chain(self.detached.iter().map(|(&id, b)| (id, b))) {
-            for sa in b.esp.iter().chain(b.ah.iter()) {
+            for sa in b.sas() {
                 f(Direction::Out, id, sa);
             }
         }
@@ -555,7 +555,7 @@ impl<E: Engine> SaLookup for Sas<'_, E> {
             let Some(b) = bundle(self.outbound, idx) else { return false };
             // The bundle's front is cached now: start on what it points to, the keys and the
             // shared sequence counter, which sealing needs after the rest of the SPD stage.
-            for sa in b.esp.iter().chain(b.ah.iter()) {
+            for sa in b.sas() {
                 sa.prefetch_shared();
                 self.engine.prefetch(&sa.session);
             }

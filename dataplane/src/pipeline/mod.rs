@@ -323,7 +323,7 @@ impl<E: Engine> Pipeline<E> {
             ToWorker::Spd(spd) => Some(Retired::Spd(self.ipsec.set_spd(spd))),
             ToWorker::Outbound { policy_id, mut bundle } => {
                 if let Some(b) = bundle.as_mut() {
-                    b.esp.iter_mut().chain(b.ah.iter_mut()).for_each(|sa| sa.start_life(now_ms / 1000));
+                    b.sas_mut().for_each(|sa| sa.start_life(now_ms / 1000));
                 }
                 self.ipsec.set_outbound(policy_id, bundle).map(Retired::Bundle)
             }
