@@ -564,7 +564,7 @@ impl<E: Engine> SaLookup for Sas<'_, E> {
     }
 
     /// Starts loading the hot front of the policy's bundle (its first SA's per-packet fields),
-    /// which `has_sa` reads next; the keys follow when the burst is sealed.
+    /// which `has_sa` reads next; `has_sa` then starts on the keys and counter it points to.
     #[inline]
     fn prefetch(&self, idx: PolicyIdx) {
         if let Some(b) = bundle(self.outbound, idx) {
