@@ -129,9 +129,16 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
             status[i] = job.status;
         }
     }
+    // Survivors move up; each group's bounds follow its own.
+    let mut kept = 0;
     for g in 0..groups {
-        let Some(sa) = sas.sa_mut(g) else { continue };
-        for i in bounds[g]..bounds[g + 1] {
+        let (start, end) = (bounds[g], bounds[g + 1]);
+        bounds[g] = kept;
+        let Some(sa) = sas.sa_mut(g) else {
+            kept += end - start;
+            continue;
+        };
+        for i in start..end {
             let Some(prep) = preps[i].as_ref() else { continue };
             let verdict = match status[i] {
                 JobStatus::Done => X::finish(sa, &mut burst[i], prep),
@@ -139,23 +146,21 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
                 JobStatus::Pending | JobStatus::Invalid => Err(DropReason::CryptoFailed),
             };
             match verdict {
-                Ok(()) => keep[i] = true,
+                Ok(()) => {
+                    keep[i] = true;
+                    kept += 1;
+                }
                 Err(r) => stats.drop(r),
             }
         }
         sa.end_burst();
     }
-    // Survivors move up; each group's bounds follow its own.
-    let mut kept = 0;
-    for g in 0..groups {
-        let (start, end) = (bounds[g], bounds[g + 1]);
-        bounds[g] = kept;
-        kept += keep[start..end].iter().filter(|&&k| k).count();
-    }
     if groups > 0 {
         bounds[groups] = kept;
     }
-    retain_marked(burst, &keep);
+    if kept < burst.len() {
+        retain_marked(burst, &keep);
+    }
 }
 
 /// The facts about a packet's IPv4 header that ESP and AH need.

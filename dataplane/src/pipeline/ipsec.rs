@@ -39,9 +39,19 @@ const ACQUIRE_INTERVAL_MS: u64 = 1000;
 /// short for its ports).
 pub(crate) type Keys = ArrayVec<Option<Key>, BURST>;
 
-/// Encrypt groups of one burst: packets by policy.
+/// Encrypt groups of one burst: packets by policy. The packets stay in one burst in arrival
+/// order with each one's group beside it; [`Groups::take`] lays them out group after group.
 pub(crate) struct Groups<B> {
-    groups: ArrayVec<(PolicyIdx, Burst<B>), BURST>,
+    bufs: Burst<B>,
+    /// The group of each packet of `bufs`.
+    group: [u8; BURST],
+    /// The policy of each group, in order of first appearance.
+    policies: ArrayVec<PolicyIdx, BURST>,
+    /// The packets of each group.
+    counts: [u8; BURST],
+    /// True while every group's packets follow each other in `bufs` (one policy, or a burst
+    /// spread over as many policies as packets): `take` then moves the burst as it is.
+    runs: bool,
     /// The group of a policy, by the policy's low bits (group number + 1; 0: none yet): with
     /// thousands of policies every packet of a burst may start a group, and scanning the
     /// groups for each cost about 45 instructions per packet at 32 groups.
@@ -53,41 +63,100 @@ const SLOTS: usize = 2 * BURST;
 
 impl<B> Groups<B> {
     pub(crate) fn new() -> Self {
-        Groups { groups: ArrayVec::new(), slot: [0; SLOTS] }
+        Groups {
+            bufs: Burst::new(),
+            group: [0; BURST],
+            policies: ArrayVec::new(),
+            counts: [0; BURST],
+            runs: true,
+            slot: [0; SLOTS],
+        }
     }
 
     fn push(&mut self, policy: PolicyIdx, buf: B) {
         let s = policy as usize % SLOTS;
-        let at = match usize::from(self.slot[s]) {
-            g if g > 0 && self.groups[g - 1].0 == policy => Some(g - 1),
+        let found = match usize::from(self.slot[s]) {
+            g if g > 0 && self.policies[g - 1] == policy => Some(g - 1),
             // Another policy holds the slot: look for ours among the groups.
-            g if g > 0 => self.groups.iter().position(|(p, _)| *p == policy),
+            g if g > 0 => self.policies.iter().position(|&p| p == policy),
             _ => None,
         };
-        match at {
-            Some(g) => self.groups[g].1.push(buf),
-            None => {
-                let mut g = Burst::new();
-                g.push(buf);
-                self.groups.push((policy, g));
-                if self.slot[s] == 0 {
-                    self.slot[s] = self.groups.len() as u8;
-                }
+        let g = match found {
+            Some(g) => {
+                self.runs &= g + 1 == self.policies.len();
+                g
             }
-        }
+            None => {
+                self.policies.push(policy);
+                if self.slot[s] == 0 {
+                    self.slot[s] = self.policies.len() as u8;
+                }
+                self.policies.len() - 1
+            }
+        };
+        self.group[self.bufs.len()] = g as u8;
+        self.counts[g] += 1;
+        self.bufs.push(buf);
     }
 
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut (PolicyIdx, Burst<B>)> {
-        self.groups.iter_mut()
+    /// Returns the policy of each group.
+    pub(crate) fn policies(&self) -> &[PolicyIdx] {
+        &self.policies
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.groups.is_empty()
+        self.bufs.is_empty()
     }
 
     /// Returns the packets in all groups.
     pub(crate) fn packets(&self) -> usize {
-        self.groups.iter().map(|(_, g)| g.len()).sum()
+        self.bufs.len()
+    }
+
+    /// Moves the packets of the groups `keep` accepts to `out`, group after group, each in
+    /// arrival order, and pushes where each group ends in `out` to `ends`; the packets of the
+    /// other groups are dropped, counted as `reason`.
+    pub(crate) fn take(
+        &mut self,
+        keep: &[bool],
+        out: &mut Burst<B>,
+        ends: &mut ArrayVec<usize, { BURST + 1 }>,
+        reason: DropReason,
+        drops: &mut Stats,
+    ) {
+        let groups = self.policies.len();
+        let mut at = [0u8; BURST];
+        let mut n = out.len();
+        for g in 0..groups {
+            at[g] = n as u8;
+            if keep[g] {
+                n += usize::from(self.counts[g]);
+                ends.push(n);
+            }
+        }
+        if self.runs && !keep[..groups].contains(&false) {
+            out.extend(self.bufs.drain(..));
+            return;
+        }
+        let mut slots: [Option<B>; BURST] = [const { None }; BURST];
+        for (i, buf) in self.bufs.drain(..).enumerate() {
+            let g = usize::from(self.group[i]);
+            if keep[g] {
+                slots[usize::from(at[g])] = Some(buf);
+                at[g] += 1;
+            } else {
+                drops.drop(reason);
+            }
+        }
+        let base = out.len();
+        out.extend(slots[base..n].iter_mut().filter_map(Option::take));
+    }
+
+    /// Drops every packet, counted as `reason`.
+    pub(crate) fn drop_all(&mut self, reason: DropReason, drops: &mut Stats) {
+        for _ in self.bufs.drain(..) {
+            drops.drop(reason);
+        }
     }
 }
 
@@ -464,39 +533,35 @@ impl<E: Engine> State<E> {
         drops: &mut Stats,
         up: &Ring<FromWorker<B, E::Session>>,
     ) {
-        let mut policies: ArrayVec<PolicyIdx, BURST> = ArrayVec::new();
+        // The groups' bundles leave `outbound` for the burst, each found once: the passes
+        // below reach them by group number. The groups' policies differ, so each is taken
+        // once; all go back at the end.
+        let mut taken: ArrayVec<(PolicyIdx, Box<Bundle<E::Session>>), BURST> = ArrayVec::new();
+        let mut present = [false; BURST];
+        let mut any_ah = false;
+        for (g, &policy) in groups.policies().iter().enumerate() {
+            if let Some(b) = self.outbound.get_mut(policy as usize).and_then(Option::take) {
+                any_ah |= b.ah.is_some();
+                present[g] = true;
+                taken.push((policy, b));
+            }
+        }
         let mut bounds: ArrayVec<usize, { BURST + 1 }> = ArrayVec::new();
         bounds.push(0);
-        let mut any_ah = false;
-        // Each group's bundle is looked up once here for what is per group before sealing.
-        for (policy, group) in groups.iter_mut() {
-            let Some(b) = bundle(&self.outbound, *policy) else {
-                for _ in group.drain(..) {
-                    drops.drop(DropReason::NoSa);
-                }
-                continue;
-            };
-            any_ah |= b.ah.is_some();
-            sealed.extend(group.drain(..));
-            policies.push(*policy);
-            bounds.push(sealed.len());
-        }
-        let mut esp = BundleSas { outbound: &mut self.outbound, policies: &policies, ah: false };
+        groups.take(&present, sealed, &mut bounds, DropReason::NoSa, drops);
+        let mut esp = Taken { bundles: &mut taken, ah: false };
         xform::run_groups::<E, B, esp_xf::Seal, _>(&mut esp, &mut bounds, &mut self.engine, sealed, drops);
         if any_ah {
-            let mut ah = BundleSas { outbound: &mut self.outbound, policies: &policies, ah: true };
+            let mut ah = Taken { bundles: &mut taken, ah: true };
             xform::run_groups::<E, B, ah_xf::Seal, _>(&mut ah, &mut bounds, &mut self.engine, sealed, drops);
         }
-        // Per group: its SAs' events go up, and whether its packets' outer headers could match
-        // a policy. A burst's groups mostly share their outer addresses (one peer): the last
-        // answer is kept.
+        // Per group: its SAs' events go up, whether its packets' outer headers could match a
+        // policy, and its bundle goes back. A burst's groups mostly share their outer
+        // addresses (one peer): the last answer is kept.
         let mut again = [false; BURST];
+        let mut policies = [PolicyIdx::MAX; BURST];
         let mut last: Option<(Key, bool)> = None;
-        for (g, &policy) in policies.iter().enumerate() {
-            let Some(Some(b)) = self.outbound.get_mut(policy as usize) else {
-                again[g] = true;
-                continue;
-            };
+        for (g, (policy, mut b)) in taken.drain(..).enumerate() {
             again[g] = match b.outer_key() {
                 None => true,
                 Some(k) => match last {
@@ -508,21 +573,27 @@ impl<E: Engine> State<E> {
                     }
                 },
             };
-            for sa in b.sas_mut() {
+            if let Some(sa) = &mut b.esp {
                 report(self.worker, sa, up);
             }
+            if let Some(sa) = &mut b.ah {
+                report(self.worker, sa, up);
+            }
+            policies[g] = policy;
+            self.outbound[policy as usize] = Some(b);
         }
-        if !again[..policies.len()].contains(&true) {
+        let groups = bounds.len() - 1;
+        if !again[..groups].contains(&true) {
             done.extend(sealed.drain(..));
             return;
         }
         let mut keep: Burst<B> = Burst::new();
         let mut keep_by = [None; BURST];
         let mut bufs = sealed.drain(..);
-        for (g, &policy) in policies.iter().enumerate() {
+        for g in 0..groups {
             for buf in bufs.by_ref().take(bounds[g + 1] - bounds[g]) {
                 if again[g] {
-                    keep_by[keep.len()] = Some(policy);
+                    keep_by[keep.len()] = Some(policies[g]);
                     keep.push(buf);
                 } else {
                     done.push(buf);
@@ -555,7 +626,12 @@ impl<E: Engine> SaLookup for Sas<'_, E> {
             let Some(b) = bundle(self.outbound, idx) else { return false };
             // The bundle's front is cached now: start on what it points to, the keys and the
             // shared sequence counter, which sealing needs after the rest of the SPD stage.
-            for sa in b.sas() {
+            // ESP and AH by name: a chain of the two costs more instructions per group.
+            if let Some(sa) = &b.esp {
+                sa.prefetch_shared();
+                self.engine.prefetch(&sa.session);
+            }
+            if let Some(sa) = &b.ah {
                 sa.prefetch_shared();
                 self.engine.prefetch(&sa.session);
             }
@@ -573,20 +649,21 @@ impl<E: Engine> SaLookup for Sas<'_, E> {
     }
 }
 
-/// The ESP or the AH SAs of the policies of a burst's encrypt groups.
-struct BundleSas<'a, S> {
-    outbound: &'a mut [Option<Box<Bundle<S>>>],
-    policies: &'a [PolicyIdx],
+/// The ESP or the AH SAs of a burst's encrypt groups, from the bundles taken for the burst.
+struct Taken<'a, S> {
+    bundles: &'a mut [(PolicyIdx, Box<Bundle<S>>)],
     ah: bool,
 }
 
-impl<S> xform::SaGroups<S> for BundleSas<'_, S> {
+impl<S> xform::SaGroups<S> for Taken<'_, S> {
+    #[inline]
     fn sa_mut(&mut self, g: usize) -> Option<&mut Sa<S>> {
-        let b = self.outbound.get_mut(*self.policies.get(g)? as usize)?.as_deref_mut()?;
+        let b = &mut self.bundles.get_mut(g)?.1;
         if self.ah { b.ah.as_mut() } else { b.esp.as_mut() }
     }
+    #[inline]
     fn sa(&self, g: usize) -> Option<&Sa<S>> {
-        let b = bundle(self.outbound, *self.policies.get(g)?)?;
+        let b = &self.bundles.get(g)?.1;
         if self.ah { b.ah.as_ref() } else { b.esp.as_ref() }
     }
 }
@@ -658,15 +735,18 @@ mod tests {
 
     proptest! {
         /// Groups against a simple reference: one group per policy in the order of first
-        /// appearance, each with its packets in order, whatever policies share a slot.
+        /// appearance, each with its packets in order, whatever policies share a slot; the
+        /// packets of the groups not kept are dropped and counted.
         #[test]
         fn groups_gather_each_policys_packets_in_order(
-            policies in proptest::collection::vec(prop_oneof![0u32..4, 0u32..200, Just(64), Just(128)], 0..=BURST)
+            policies in proptest::collection::vec(prop_oneof![0u32..4, 0u32..200, Just(64), Just(128)], 0..=BURST),
+            kept in proptest::collection::vec(any::<bool>(), BURST),
         ) {
             let mut g: Groups<usize> = Groups::new();
             for (i, &p) in policies.iter().enumerate() {
                 g.push(p, i);
             }
+            prop_assert_eq!(g.packets(), policies.len());
             let mut want: Vec<(u32, Vec<usize>)> = Vec::new();
             for (i, &p) in policies.iter().enumerate() {
                 match want.iter_mut().find(|(q, _)| *q == p) {
@@ -674,9 +754,25 @@ mod tests {
                     None => want.push((p, vec![i])),
                 }
             }
-            let got: Vec<(u32, Vec<usize>)> = g.iter_mut().map(|(p, b)| (*p, b.to_vec())).collect();
-            prop_assert_eq!(got, want);
-            prop_assert_eq!(g.packets(), policies.len());
+            let order: Vec<u32> = want.iter().map(|(p, _)| *p).collect();
+            prop_assert_eq!(g.policies(), &order[..]);
+            let mut out: Burst<usize> = Burst::new();
+            let mut ends: ArrayVec<usize, { BURST + 1 }> = ArrayVec::new();
+            let mut drops = Stats::default();
+            g.take(&kept, &mut out, &mut ends, DropReason::NoSa, &mut drops);
+            let mut got: Vec<Vec<usize>> = Vec::new();
+            let mut start = 0;
+            for &end in &ends {
+                got.push(out[start..end].to_vec());
+                start = end;
+            }
+            prop_assert_eq!(start, out.len());
+            let want_kept: Vec<Vec<usize>> =
+                want.iter().enumerate().filter(|&(k, _)| kept[k]).map(|(_, (_, v))| v.clone()).collect();
+            let lost: usize = want.iter().enumerate().filter(|&(k, _)| !kept[k]).map(|(_, (_, v))| v.len()).sum();
+            prop_assert_eq!(got, want_kept);
+            prop_assert_eq!(drops.dropped(DropReason::NoSa), lost as u64);
+            prop_assert!(g.is_empty());
         }
     }
 }

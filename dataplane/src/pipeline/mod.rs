@@ -559,11 +559,7 @@ impl<E: Engine> Pipeline<E> {
             return;
         }
         if depth >= MAX_NESTING {
-            for (_, group) in groups.iter_mut() {
-                for _ in group.drain(..) {
-                    self.stats.drops.drop(DropReason::NestingTooDeep);
-                }
-            }
+            groups.drop_all(DropReason::NestingTooDeep, &mut self.stats.drops);
             return;
         }
         let n = groups.packets();
