@@ -464,8 +464,8 @@ impl<E: Engine> State<E> {
         }
         // Packets no policy can match go on in clear without a lookup.
         let mut fate = [Fate::Truncated; BURST];
-        let mut outg = [Outgoing { key: Key::default(), len: 0, local, prev: None }; BURST];
-        let mut m = 0;
+        // Filled as needed: initializing all 32 entries first cost 22 instructions per packet.
+        let mut outg: ArrayVec<Outgoing, BURST> = ArrayVec::new();
         for (i, (f, p)) in fate.iter_mut().zip(pkts.iter()).enumerate() {
             let key = match keys.and_then(|k| k.get(i)) {
                 Some(&k) => k,
@@ -476,14 +476,14 @@ impl<E: Engine> State<E> {
                 *f = Fate::Clear;
                 continue;
             }
-            outg[m] = Outgoing { key, len: p.len() as u32, local, prev: prev[i] };
-            *f = Fate::Check(m as u8);
-            m += 1;
+            *f = Fate::Check(outg.len() as u8);
+            outg.push(Outgoing { key, len: p.len() as u32, local, prev: prev[i] });
         }
+        let m = outg.len();
         let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
         if m > 0 {
             let sas: Sas<'_, E> = Sas { outbound: &self.outbound, engine: &self.engine, memo: Memo::default() };
-            self.spd.outbound(&outg[..m], sas, &mut self.counters, &mut self.out_cache, &mut dec[..m]);
+            self.spd.outbound(&outg, sas, &mut self.counters, &mut self.out_cache, &mut dec[..m]);
         }
         for (buf, f) in pkts.drain(..).zip(fate) {
             let d = match f {

@@ -41,13 +41,14 @@ pub type Result<T> = core::result::Result<T, Error>;
 /// Reads a big-endian `u16` at `at`; panics if `bytes` is too short (callers check lengths first).
 #[inline]
 fn read_u16(bytes: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([bytes[at], bytes[at + 1]])
+    // One range check instead of one per byte.
+    u16::from_be_bytes(bytes[at..at + 2].try_into().expect("two bytes"))
 }
 
 /// Reads a big-endian `u32` at `at`; panics if `bytes` is too short (callers check lengths first).
 #[inline]
 fn read_u32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+    u32::from_be_bytes(bytes[at..at + 4].try_into().expect("four bytes"))
 }
 
 /// Writes `value` big-endian at `at`; panics if `bytes` is too short.
@@ -65,7 +66,7 @@ fn write_u32(bytes: &mut [u8], at: usize, value: u32) {
 /// Reads an IPv4 address at `at`; panics if `bytes` is too short.
 #[inline]
 fn read_ipv4(bytes: &[u8], at: usize) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::new(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3])
+    std::net::Ipv4Addr::from(read_u32(bytes, at))
 }
 
 /// Writes an IPv4 address at `at`; panics if `bytes` is too short.
