@@ -489,21 +489,28 @@ impl<E: Engine> Pipeline<E> {
                 self.punt(io, in_port, PuntReason::Local, buf);
             }
         }
-        let mut forward: Burst<B> = Burst::new();
-        let mut forward_keys: Keys = Keys::new();
-        for (mut buf, key) in fwd.drain(..).zip(fwd_keys) {
-            if ipv4::Packet::new_unchecked(buf.data()).ttl() <= 1 {
-                self.stats.drops.drop(DropReason::TtlExceeded);
-                self.icmp_error(buf, IcmpError::TtlExceeded, in_port, io.now_ms, &mut replies);
-                continue;
+        let expired = |buf: &B| ipv4::Packet::new_unchecked(buf.data()).ttl() <= 1;
+        // Usually no packet's TTL runs out: the burst and its keys then go on as they are.
+        if fwd.iter().any(expired) {
+            let mut live: Burst<B> = Burst::new();
+            let mut live_keys: Keys = Keys::new();
+            for (buf, key) in fwd.drain(..).zip(fwd_keys.drain(..)) {
+                if expired(&buf) {
+                    self.stats.drops.drop(DropReason::TtlExceeded);
+                    self.icmp_error(buf, IcmpError::TtlExceeded, in_port, io.now_ms, &mut replies);
+                    continue;
+                }
+                live.push(buf);
+                live_keys.push(key);
             }
-            decrement_ttl(buf.data_mut());
-            forward.push(buf);
-            forward_keys.push(key);
+            (fwd, fwd_keys) = (live, live_keys);
         }
-        self.stats.forwarded += forward.len() as u64;
+        for buf in &mut fwd {
+            decrement_ttl(buf.data_mut());
+        }
+        self.stats.forwarded += fwd.len() as u64;
         self.lap(Stage::Input, 0);
-        self.output_nested(&mut forward, Some(&forward_keys), &[None; BURST], Origin::Forwarded(in_port), 0, io);
+        self.output_nested(&mut fwd, Some(&fwd_keys), &[None; BURST], Origin::Forwarded(in_port), 0, io);
         self.output(&mut replies, Origin::Local, io);
     }
 
