@@ -61,7 +61,12 @@ struct RawJob {
     cipher_len: u32,
     hash_off: u32,
     hash_len: u32,
-    aad_len: u32,
+    aad_len: u16,
+    /// 1 for AES-128-GCM, 2 for AES-256-GCM, else 0: what the session's template says, here so
+    /// that the shim reads no template line for a GCM job.
+    gcm: u8,
+    /// GCM: the ICV's length.
+    tag_len: u8,
     status: u32,
 }
 
@@ -77,6 +82,8 @@ impl RawJob {
         hash_off: 0,
         hash_len: 0,
         aad_len: 0,
+        gcm: 0,
+        tag_len: 0,
         status: u32::MAX,
     };
 }
@@ -316,6 +323,9 @@ impl fmt::Debug for MbEngine {
 /// One SA's keys prepared for the library, 64-byte aligned on the heap; zeroized on drop.
 pub struct MbSession {
     xf: Transform,
+    /// The descriptor's `gcm` and `tag_len` for this SA's jobs, chosen once.
+    gcm: u8,
+    gcm_tag_len: u8,
     /// GCM: the salt, the key material's last 4 bytes (RFC 4106 section 4).
     salt: [u8; GCM_SALT_LEN],
     keys: Box<MbKeys>,
@@ -394,7 +404,13 @@ impl Engine for MbEngine {
         if xf.cipher().is_aead() {
             salt.copy_from_slice(&enc_key[enc_key.len() - GCM_SALT_LEN..]);
         }
-        Ok(MbSession { xf, salt, keys, empty_icv, fallback })
+        let gcm = match xf.cipher() {
+            Cipher::AesGcm128 => 1,
+            Cipher::AesGcm256 => 2,
+            _ => 0,
+        };
+        let gcm_tag_len = if gcm != 0 { xf.icv_len() as u8 } else { 0 };
+        Ok(MbSession { xf, gcm, gcm_tag_len, salt, keys, empty_icv, fallback })
     }
 
     fn seal(&mut self, s: &MbSession, jobs: &mut [Job<'_>]) {
@@ -412,17 +428,17 @@ impl Engine for MbEngine {
     }
 
     fn prefetch(&self, s: &MbSession) {
-        // The cache lines a job reads: the job template (two lines: the mode, hash and GCM
-        // fields are in the second), and the round keys and hash keys of GCM or of CBC and HMAC.
+        // The cache lines a job reads: GCM, the round keys and hash keys; CBC and HMAC, the job
+        // template (two lines: the mode, hash and GCM fields are in the second) and the keys.
         const CBC_HMAC: [u16; 6] = [1024, 1088, 1152, 1216, 1920, 1984];
         const TEMPLATE: [u16; 2] = [2048, 2112];
         // Offsets within the key block, added without a bounds check: a prefetch cannot fault.
         let keys = s.keys.0.as_ptr();
         let fetch = |&off: &u16| crate::prefetch::line(keys.wrapping_add(usize::from(off)));
-        TEMPLATE.iter().for_each(fetch);
         if s.xf.cipher().is_aead() {
             self.gcm_lines.iter().for_each(fetch);
         } else {
+            TEMPLATE.iter().for_each(fetch);
             CBC_HMAC.iter().for_each(fetch);
         }
     }
@@ -522,7 +538,9 @@ fn describe(
             return None;
         }
         r.aad = d[auth].as_ptr();
-        r.aad_len = job.auth.len;
+        r.aad_len = job.auth.len as u16;
+        r.gcm = s.gcm;
+        r.tag_len = s.gcm_tag_len;
         nonce[..GCM_SALT_LEN].copy_from_slice(&s.salt);
         nonce[GCM_SALT_LEN..].copy_from_slice(&d[iv]);
         r.iv = nonce.as_ptr();

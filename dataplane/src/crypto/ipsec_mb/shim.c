@@ -106,7 +106,9 @@ struct gw_mb_job {
         uint32_t cipher_len;
         uint32_t hash_off;
         uint32_t hash_len;
-        uint32_t aad_len;
+        uint16_t aad_len;
+        uint8_t gcm;           /* as the SA's template, so that a GCM job need not read it */
+        uint8_t tag_len;       /* GCM: the ICV's length */
         uint32_t status;       /* out: GW_ST_* */
 };
 
@@ -332,17 +334,22 @@ void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int encrypt, struct gw_mb_job *jobs, u
 
         for (i = 0; i < n; i++) {
                 struct gw_mb_job *d = &jobs[i];
-                const struct gw_mb_sa *t = &d->keys->sa.s;
+                const struct gw_mb_sa *t;
 
-                if (t->gcm) {
+                if (d->gcm) {
                         struct gcm_context_data ctx;
                         uint8_t *p = d->buf + d->cipher_off;
 
-                        gcm[t->gcm](&d->keys->gcm.k, &ctx, p, p, d->cipher_len, d->iv, d->aad, d->aad_len,
-                                        d->tag, t->tag_len);
+                        if (d->gcm > 2) {
+                                d->status = GW_ST_ERROR;
+                                continue;
+                        }
+                        gcm[d->gcm](&d->keys->gcm.k, &ctx, p, p, d->cipher_len, d->iv, d->aad, d->aad_len,
+                                        d->tag, d->tag_len);
                         d->status = GW_ST_OK;
                         continue;
                 }
+                t = &d->keys->sa.s;
                 IMB_MGR *mm = mgrs[t->second];
 
                 d->status = GW_ST_PENDING;
