@@ -62,8 +62,8 @@ struct RawJob {
     hash_off: u32,
     hash_len: u32,
     aad_len: u16,
-    /// 1 for AES-128-GCM, 2 for AES-256-GCM, else 0: what the session's template says, here so
-    /// that the shim reads no template line for a GCM job.
+    /// 1 for AES-128-GCM, 2 for AES-256-GCM, else 0: the shim calls the library's GCM function
+    /// from this without reading the job template.
     gcm: u8,
     /// GCM: the ICV's length.
     tag_len: u8,
@@ -429,7 +429,7 @@ impl Engine for MbEngine {
 
     fn prefetch(&self, s: &MbSession) {
         // The cache lines a job reads: GCM, the round keys and hash keys; CBC and HMAC, the job
-        // template (two lines: the mode, hash and GCM fields are in the second) and the keys.
+        // template (two lines: the mode, hash and tag fields are in the second) and the keys.
         const CBC_HMAC: [u16; 6] = [1024, 1088, 1152, 1216, 1920, 1984];
         const TEMPLATE: [u16; 2] = [2048, 2112];
         // Offsets within the key block, added without a bounds check: a prefetch cannot fault.

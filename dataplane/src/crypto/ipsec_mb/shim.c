@@ -65,7 +65,6 @@ struct gw_mb_sa {
         uint32_t mode;     /* IMB_CIPHER_MODE */
         uint32_t hash;     /* IMB_HASH_ALG */
         uint32_t tag_len;
-        uint32_t gcm;      /* 0, or 1 for AES-128-GCM, 2 for AES-256-GCM */
         uint32_t second;   /* 1: the job goes to the burst's second manager (see gw_mb_burst) */
 };
 
@@ -107,7 +106,7 @@ struct gw_mb_job {
         uint32_t hash_off;
         uint32_t hash_len;
         uint16_t aad_len;
-        uint8_t gcm;           /* as the SA's template, so that a GCM job need not read it */
+        uint8_t gcm;           /* 0, or 1 for AES-128-GCM, 2 for AES-256-GCM (the session chose it) */
         uint8_t tag_len;       /* GCM: the ICV's length */
         uint32_t status;       /* out: GW_ST_* */
 };
@@ -296,8 +295,7 @@ static void gw_template(struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, ui
         }
         if (t->dec_keys == NULL)
                 t->dec_keys = t->enc_keys; /* DES, 3DES and GCM use one schedule both ways */
-        t->gcm = cipher == GW_C_GCM128 ? 1 : cipher == GW_C_GCM256 ? 2 : 0;
-        if (t->gcm)
+        if (t->mode == IMB_CIPHER_GCM)
                 t->hash = IMB_AUTH_AES_GMAC;
         t->ipad = k->ipad;
         t->opad = k->opad;
@@ -369,29 +367,21 @@ void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int encrypt, struct gw_mb_job *jobs, u
                 j->hash_alg = (IMB_HASH_ALG)t->hash;
                 j->auth_tag_output = d->tag;
                 j->auth_tag_output_len_in_bytes = t->tag_len;
-                if (t->gcm) {
-                        /* RFC 4106: the tag covers the AAD and the ciphertext. */
-                        j->hash_start_src_offset_in_bytes = d->cipher_off;
-                        j->msg_len_to_hash_in_bytes = d->cipher_len;
-                        j->u.GCM.aad = d->aad;
-                        j->u.GCM.aad_len_in_bytes = d->aad_len;
-                        j->u.GCM.ctx = NULL;
-                } else {
-                        j->hash_start_src_offset_in_bytes = d->hash_off;
-                        j->msg_len_to_hash_in_bytes = d->hash_len;
-                        j->u.HMAC._hashed_auth_key_xor_ipad = t->ipad;
-                        j->u.HMAC._hashed_auth_key_xor_opad = t->opad;
-                        if (d->cipher_len == 0) {
-                                /* Nothing to cipher: the library refuses empty CBC jobs. */
-                                j->cipher_mode = IMB_CIPHER_NULL;
-                        }
-                        if (t->hash == IMB_AUTH_NULL || d->hash_len == 0) {
-                                /* The library refuses empty HMAC jobs: Rust supplies that ICV. */
-                                j->hash_alg = IMB_AUTH_NULL;
-                                j->auth_tag_output = NULL;
-                                j->auth_tag_output_len_in_bytes = 0;
-                                j->msg_len_to_hash_in_bytes = 0;
-                        }
+                /* GCM jobs never get here: they called the library's direct function above. */
+                j->hash_start_src_offset_in_bytes = d->hash_off;
+                j->msg_len_to_hash_in_bytes = d->hash_len;
+                j->u.HMAC._hashed_auth_key_xor_ipad = t->ipad;
+                j->u.HMAC._hashed_auth_key_xor_opad = t->opad;
+                if (d->cipher_len == 0) {
+                        /* Nothing to cipher: the library refuses empty CBC jobs. */
+                        j->cipher_mode = IMB_CIPHER_NULL;
+                }
+                if (t->hash == IMB_AUTH_NULL || d->hash_len == 0) {
+                        /* The library refuses empty HMAC jobs: Rust supplies that ICV. */
+                        j->hash_alg = IMB_AUTH_NULL;
+                        j->auth_tag_output = NULL;
+                        j->auth_tag_output_len_in_bytes = 0;
+                        j->msg_len_to_hash_in_bytes = 0;
                 }
                 j->user_data = d;
                 j->user_data2 = NULL;
