@@ -267,7 +267,10 @@ static void gw_complete(const IMB_JOB *j)
         d->status = j->status == IMB_STATUS_COMPLETED ? GW_ST_OK : GW_ST_ERROR;
 }
 
-/* Chooses the job fields of one SA's packets. */
+/*
+ * Chooses the job fields of one SA's packets. GCM SAs have none: their jobs call the library's
+ * direct function from the descriptor alone (gw_mb_burst).
+ */
 static void gw_template(struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, uint32_t tag_len)
 {
         struct gw_mb_sa *t = &k->sa.s;
@@ -283,8 +286,6 @@ static void gw_template(struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, ui
         case GW_C_AES128: t->mode = IMB_CIPHER_CBC; t->enc_keys = k->enc; t->dec_keys = k->dec; t->key_len = 16; t->iv_len = 16; break;
         case GW_C_AES192: t->mode = IMB_CIPHER_CBC; t->enc_keys = k->enc; t->dec_keys = k->dec; t->key_len = 24; t->iv_len = 16; break;
         case GW_C_AES256: t->mode = IMB_CIPHER_CBC; t->enc_keys = k->enc; t->dec_keys = k->dec; t->key_len = 32; t->iv_len = 16; break;
-        case GW_C_GCM128: t->mode = IMB_CIPHER_GCM; t->enc_keys = &k->gcm.k; t->key_len = 16; t->iv_len = 12; break;
-        case GW_C_GCM256: t->mode = IMB_CIPHER_GCM; t->enc_keys = &k->gcm.k; t->key_len = 32; t->iv_len = 12; break;
         default: break;
         }
         switch (auth) {
@@ -294,9 +295,7 @@ static void gw_template(struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, ui
         default: break;
         }
         if (t->dec_keys == NULL)
-                t->dec_keys = t->enc_keys; /* DES, 3DES and GCM use one schedule both ways */
-        if (t->mode == IMB_CIPHER_GCM)
-                t->hash = IMB_AUTH_AES_GMAC;
+                t->dec_keys = t->enc_keys; /* DES and 3DES use one schedule both ways */
         t->ipad = k->ipad;
         t->opad = k->opad;
         t->tag_len = t->hash == IMB_AUTH_NULL ? 0 : tag_len;
