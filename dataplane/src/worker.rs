@@ -104,6 +104,7 @@ impl<P: Port, E: Engine> Worker<P, E> {
             let Some(msg) = self.down.pop() else { break };
             self.pipeline.apply(msg, &mut self.out, &self.up, now_ms);
         }
+        self.pipeline.tick(&self.up, now_ms);
         self.flush();
         let mut received = 0;
         let mut rx: Burst<P::Buf> = Burst::new();

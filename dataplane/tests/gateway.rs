@@ -522,14 +522,11 @@ fn nat_traversal_carries_esp_in_udp_4500_and_sorts_what_else_arrives_there() {
     assert_eq!(r2.w.stats().punted, punted_before + 1);
 }
 
-#[test]
-fn sa_time_lifetimes_start_when_the_worker_installs_the_sa() {
-    // The worker's clock is far from zero (TSC-based in production); the SA was built elsewhere.
-    let t0_ms = 5_000_000_000u64;
-    let mut r1 = Gw::new(1, vec![tunnel_policy(1, Level::Require, IpsecProtocols::Esp)]);
+/// An outbound GCM SA from R1 to R2 with time lifetimes, built on another thread's clock (0).
+fn timed_sa(spi: u32, soft_secs: u64, hard_secs: u64) -> Sa<S> {
     let enc: Vec<u8> = (0..20).collect();
     let cfg = SaConfig {
-        spi: 0x100,
+        spi,
         proto: IpsecProto::Esp,
         mode: Mode::Tunnel,
         src: R1_WAN,
@@ -538,28 +535,91 @@ fn sa_time_lifetimes_start_when_the_worker_installs_the_sa() {
         enc_key: &enc,
         auth_key: &[],
         replay_window: 64,
-        lifetimes: Lifetimes { soft_secs: 10, hard_secs: 20, ..Lifetimes::default() },
+        lifetimes: Lifetimes { soft_secs, hard_secs, ..Lifetimes::default() },
         dont_fragment: DontFragment::Clear,
     };
-    let sa = Sa::new(&mut RustEngine, &cfg, 0).unwrap();
+    Sa::new(&mut RustEngine, &cfg, 0).unwrap()
+}
+
+/// Sends one packet from H1 to H2 into R1 at `at_ms`; returns the packets R1 sent to the WAN.
+fn send_at(r1: &mut Gw, at_ms: u64) -> usize {
+    let p = ip_packet(H1, H2, Protocol::Udp, 64, &udp(1000, 53, 10));
+    r1.w.ports_mut()[LAN as usize].rx.push_back(frame(mac(1, LAN), host_mac(1), &p));
+    while r1.w.poll_once(at_ms) > 0 {}
+    std::mem::take(&mut r1.w.ports_mut()[WAN as usize].tx).len()
+}
+
+#[test]
+fn sa_time_lifetimes_start_when_the_worker_installs_the_sa() {
+    // The worker's clock is far from zero (TSC-based in production); the SA was built elsewhere.
+    let t0_ms = 5_000_000_000u64;
+    let mut r1 = Gw::new(1, vec![tunnel_policy(1, Level::Require, IpsecProtocols::Esp)]);
+    let sa = timed_sa(0x100, 10, 20);
     assert!(
         r1.down
             .push(ToWorker::Outbound { policy_id: 1, bundle: Some(Box::new(Bundle { esp: Some(sa), ah: None })) })
             .is_ok()
     );
     r1.w.poll_once(t0_ms);
-    let send = |r1: &mut Gw, at_ms: u64| {
-        let p = ip_packet(H1, H2, Protocol::Udp, 64, &udp(1000, 53, 10));
-        r1.w.ports_mut()[LAN as usize].rx.push_back(frame(mac(1, LAN), host_mac(1), &p));
-        while r1.w.poll_once(at_ms) > 0 {}
-        std::mem::take(&mut r1.w.ports_mut()[WAN as usize].tx).len()
-    };
-    assert_eq!(send(&mut r1, t0_ms + 1000), 1, "a fresh SA seals");
+    assert_eq!(send_at(&mut r1, t0_ms + 1000), 1, "a fresh SA seals");
     assert!(!r1.up_events().contains(&SaEvent::SoftExpired));
-    assert_eq!(send(&mut r1, t0_ms + 11_000), 1, "past the soft lifetime it still seals");
+    assert_eq!(send_at(&mut r1, t0_ms + 11_000), 1, "past the soft lifetime it still seals");
     assert!(r1.up_events().contains(&SaEvent::SoftExpired));
-    assert_eq!(send(&mut r1, t0_ms + 21_000), 0, "past the hard lifetime it stops");
+    assert_eq!(send_at(&mut r1, t0_ms + 21_000), 0, "past the hard lifetime it stops");
     assert!(r1.up_events().contains(&SaEvent::HardExpired));
+}
+
+#[test]
+fn idle_sas_expire_without_traffic_a_bounded_number_per_round() {
+    let mut r2 = Gw::new(2, vec![tunnel_policy(2, Level::Require, IpsecProtocols::Esp)]);
+    let n = 100;
+    for spi in 0..n {
+        let sa = timed_sa(0x1000 + spi, 5, 10);
+        let key = SaKey { src: sa.src(), dst: sa.dst(), proto: sa.proto(), spi: sa.spi() };
+        assert!(r2.down.push(ToWorker::Inbound { key, sa: Some(Box::new(InboundSa { sa, policy_id: 2 })) }).is_ok());
+    }
+    // Installed at 0; no packet arrives at any time below.
+    while !r2.down.is_empty() {
+        r2.w.poll_once(0);
+    }
+    r2.w.poll_once(4_999);
+    assert!(r2.up_events().is_empty(), "nothing is due before the soft lifetime");
+    for (at_ms, event) in [(5_000, SaEvent::SoftExpired), (10_000, SaEvent::HardExpired)] {
+        r2.w.poll_once(at_ms);
+        let first = r2.up_events();
+        assert!(!first.is_empty() && first.len() < n as usize, "one round expires some, not all: {}", first.len());
+        let mut all = first;
+        let mut rounds = 1;
+        loop {
+            r2.w.poll_once(at_ms);
+            let more = r2.up_events();
+            if more.is_empty() {
+                break;
+            }
+            all.extend(more);
+            rounds += 1;
+        }
+        assert!(all.iter().all(|e| *e == event), "{all:?}");
+        assert_eq!(all.len(), n as usize, "every SA expires once, in {rounds} rounds");
+    }
+}
+
+#[test]
+fn a_replaced_sa_keeps_its_own_lifetimes() {
+    let mut r1 = Gw::new(1, vec![tunnel_policy(1, Level::Require, IpsecProtocols::Esp)]);
+    let install = |r1: &mut Gw, at_ms: u64| {
+        // The same SPI both times: the first SA's deadlines then find the second one.
+        let bundle = Some(Box::new(Bundle { esp: Some(timed_sa(0x100, 0, 10)), ah: None }));
+        assert!(r1.down.push(ToWorker::Outbound { policy_id: 1, bundle }).is_ok());
+        r1.w.poll_once(at_ms);
+    };
+    install(&mut r1, 0);
+    install(&mut r1, 8_000);
+    assert_eq!(send_at(&mut r1, 10_000), 1, "the first SA's hard lifetime does not end the second");
+    assert_eq!(send_at(&mut r1, 17_000), 1);
+    assert!(r1.up_events().is_empty());
+    assert_eq!(send_at(&mut r1, 18_000), 0, "the second SA ends ten seconds after its own installation");
+    assert_eq!(r1.up_events(), [SaEvent::HardExpired]);
 }
 
 #[test]

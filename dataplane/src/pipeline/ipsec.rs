@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 
 use super::Io;
+use super::deadlines::{self, Deadlines, Target};
 use crate::buf::{BURST, Burst, PacketBuf, retain_marked};
 use crate::bundle::Bundle;
 use crate::classify::{CacheStats, FlowCache};
@@ -174,7 +175,8 @@ pub(crate) struct State<E: Engine> {
     detached: FxHashMap<u32, Box<Bundle<E::Session>>>,
     inbound: FxHashMap<SaKey, Box<InboundSa<E::Session>>>,
     last_acquire: FxHashMap<u32, u64>,
-    now_secs: u64,
+    /// When the installed SAs' time lifetimes run out.
+    deadlines: Deadlines,
     /// Outbound and incoming-check answers of the classifiers, by flow.
     out_cache: FlowCache,
     in_cache: FlowCache,
@@ -206,7 +208,7 @@ impl<E: Engine> State<E> {
             detached: map_with_capacity(EXPECTED_SAS),
             inbound: map_with_capacity(EXPECTED_SAS),
             last_acquire: map_with_capacity(EXPECTED_SAS),
-            now_secs: 0,
+            deadlines: Deadlines::default(),
             out_cache: FlowCache::new(CACHED_FLOWS),
             in_cache: FlowCache::new(CACHED_FLOWS),
         }
@@ -249,7 +251,7 @@ impl<E: Engine> State<E> {
         old
     }
 
-    pub(crate) fn set_outbound(
+    fn set_outbound(
         &mut self,
         policy_id: u32,
         bundle: Option<Box<Bundle<E::Session>>>,
@@ -261,7 +263,7 @@ impl<E: Engine> State<E> {
         }
     }
 
-    pub(crate) fn set_inbound(
+    fn set_inbound(
         &mut self,
         key: SaKey,
         sa: Option<Box<InboundSa<E::Session>>>,
@@ -288,22 +290,79 @@ impl<E: Engine> State<E> {
         }
     }
 
-    /// Applies time lifetimes once a second, reporting what expired.
+    /// Applies the time lifetimes due at `now_secs`, reporting what expired: a few SAs per
+    /// burst at most, and usually one comparison.
     pub(crate) fn tick<B>(&mut self, now_secs: u64, up: &Ring<FromWorker<B, E::Session>>) {
-        if now_secs == self.now_secs {
-            return;
-        }
-        self.now_secs = now_secs;
         let worker = self.worker;
-        for b in self.outbound.iter_mut().flatten().chain(self.detached.values_mut()) {
-            for sa in b.sas_mut() {
+        for _ in 0..deadlines::PER_BURST {
+            let Some(target) = self.deadlines.pop_due(now_secs) else { return };
+            // A target whose SA was replaced or removed finds another SA or none; another SA
+            // judges its age from its own installation, so nothing expires early.
+            if let Some(sa) = self.sa_at(&target) {
                 sa.tick(now_secs);
                 report(worker, sa, up);
             }
         }
-        for ib in self.inbound.values_mut() {
-            ib.sa.tick(now_secs);
-            report(worker, &mut ib.sa, up);
+    }
+
+    /// Installs (or with `None` removes) the outbound bundle of policy `policy_id`, its time
+    /// lifetimes starting at `now_secs`; returns the bundle it replaces.
+    pub(crate) fn install_outbound(
+        &mut self,
+        policy_id: u32,
+        mut bundle: Option<Box<Bundle<E::Session>>>,
+        now_secs: u64,
+    ) -> Option<Box<Bundle<E::Session>>> {
+        for sa in bundle.iter_mut().flat_map(|b| b.sas_mut()) {
+            sa.start_life(now_secs);
+            self.deadlines.schedule(sa, Target::Out { policy_id, proto: sa.proto(), spi: sa.spi() });
+        }
+        let old = self.set_outbound(policy_id, bundle);
+        self.compact_deadlines();
+        old
+    }
+
+    /// Installs (or with `None` removes) the inbound SA of `key`, its time lifetimes starting
+    /// at `now_secs`; returns the SA it replaces.
+    pub(crate) fn install_inbound(
+        &mut self,
+        key: SaKey,
+        mut sa: Option<Box<InboundSa<E::Session>>>,
+        now_secs: u64,
+    ) -> Option<Box<InboundSa<E::Session>>> {
+        if let Some(ib) = sa.as_mut() {
+            ib.sa.start_life(now_secs);
+            self.deadlines.schedule(&ib.sa, Target::In(key));
+        }
+        let old = self.set_inbound(key, sa);
+        self.compact_deadlines();
+        old
+    }
+
+    /// Drops the deadlines of SAs no longer installed once they could outnumber the live
+    /// ones (each SA has two at most): the heap stays proportional to the installed SAs
+    /// however many were replaced, at a cost spread over the installations.
+    fn compact_deadlines(&mut self) {
+        let bound = 4 * (2 * (self.outbound.len() + self.detached.len()) + self.inbound.len()) + 64;
+        if self.deadlines.len() <= bound {
+            return;
+        }
+        let mut d = std::mem::take(&mut self.deadlines);
+        d.compact(|t, at| self.sa_at(t).is_some_and(|sa| deadlines::is_deadline_of(sa, at)));
+        self.deadlines = d;
+    }
+
+    /// Returns the installed SA a deadline names, if it is still there.
+    fn sa_at(&mut self, target: &Target) -> Option<&mut Sa<E::Session>> {
+        match *target {
+            Target::In(key) => self.inbound.get_mut(&key).map(|ib| &mut ib.sa),
+            Target::Out { policy_id, proto, spi } => {
+                let b = match self.id_to_idx.get(&policy_id) {
+                    Some(&i) => self.outbound.get_mut(i as usize)?.as_deref_mut(),
+                    None => self.detached.get_mut(&policy_id).map(|b| &mut **b),
+                }?;
+                b.sas_mut().find(|sa| sa.proto() == proto && sa.spi() == spi)
+            }
         }
     }
 
@@ -774,5 +833,37 @@ mod tests {
             prop_assert_eq!(drops.dropped(DropReason::NoSa), lost as u64);
             prop_assert!(g.is_empty());
         }
+    }
+
+    /// Replacing one SA again and again leaves its old deadlines behind; they are dropped
+    /// before they outnumber what the installed SAs can have.
+    #[test]
+    fn stale_deadlines_do_not_accumulate() {
+        use crate::crypto::rust::RustEngine;
+        use crate::crypto::{Auth, Cipher, Transform};
+        use crate::sa::{DontFragment, Lifetimes, Mode, SaConfig};
+        let mut st = State::new(0, RustEngine, Arc::new(Spd::new(Vec::new())));
+        let cfg = SaConfig {
+            spi: 0x100,
+            proto: IpsecProto::Esp,
+            mode: Mode::Tunnel,
+            src: Ipv4Addr::new(10, 0, 0, 1),
+            dst: Ipv4Addr::new(10, 0, 0, 2),
+            xf: Transform::new(Cipher::AesGcm128, Auth::Null).unwrap(),
+            enc_key: &[7; 20],
+            auth_key: &[],
+            replay_window: 64,
+            lifetimes: Lifetimes { soft_secs: 3600, hard_secs: 7200, ..Default::default() },
+            dont_fragment: DontFragment::Clear,
+        };
+        let mut most = 0;
+        for i in 0..1000 {
+            let sa = Sa::new(&mut st.engine, &cfg, 0).unwrap();
+            st.install_outbound(1, Some(Box::new(Bundle { esp: Some(sa), ah: None })), i);
+            most = most.max(st.deadlines.len());
+        }
+        // One policy's bundle (in `detached`: the SPD is empty) may hold two SAs of two deadlines.
+        assert!(most <= 4 * 2 + 64 + 2, "{most} deadlines pending for one bundle");
+        assert!(st.sa_at(&Target::Out { policy_id: 1, proto: IpsecProto::Esp, spi: 0x100 }).is_some());
     }
 }

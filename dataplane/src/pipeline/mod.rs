@@ -5,6 +5,7 @@
 //! share a fate (one SA, one output port) are processed together and metadata is per burst,
 //! never per packet. Every packet that goes nowhere is counted under a `DropReason`.
 
+mod deadlines;
 mod frag;
 mod icmp;
 mod ipsec;
@@ -310,6 +311,12 @@ impl<E: Engine> Pipeline<E> {
         self.ipsec.for_each_sa(f);
     }
 
+    /// Applies the SA time lifetimes due at `now_ms`, with or without traffic; reports what
+    /// expired on `up`. Usually one comparison.
+    pub fn tick<B: PacketBuf>(&mut self, up: &Ring<FromWorker<B, E::Session>>, now_ms: u64) {
+        self.ipsec.tick(now_ms / 1000, up);
+    }
+
     /// Applies one control message between bursts.
     pub fn apply<B: PacketBuf>(
         &mut self,
@@ -321,18 +328,10 @@ impl<E: Engine> Pipeline<E> {
         let retired = match msg {
             ToWorker::Tables(t) => Some(Retired::Tables(std::mem::replace(&mut self.tables, t))),
             ToWorker::Spd(spd) => Some(Retired::Spd(self.ipsec.set_spd(spd))),
-            ToWorker::Outbound { policy_id, mut bundle } => {
-                if let Some(b) = bundle.as_mut() {
-                    b.sas_mut().for_each(|sa| sa.start_life(now_ms / 1000));
-                }
-                self.ipsec.set_outbound(policy_id, bundle).map(Retired::Bundle)
+            ToWorker::Outbound { policy_id, bundle } => {
+                self.ipsec.install_outbound(policy_id, bundle, now_ms / 1000).map(Retired::Bundle)
             }
-            ToWorker::Inbound { key, mut sa } => {
-                if let Some(s) = sa.as_mut() {
-                    s.sa.start_life(now_ms / 1000);
-                }
-                self.ipsec.set_inbound(key, sa).map(Retired::Inbound)
-            }
+            ToWorker::Inbound { key, sa } => self.ipsec.install_inbound(key, sa, now_ms / 1000).map(Retired::Inbound),
             ToWorker::Neighbor { port, ip, mac } => {
                 self.neighbors.insert(port, ip, mac);
                 None
@@ -385,7 +384,6 @@ impl<E: Engine> Pipeline<E> {
         };
         let mut io = Io { out, up, now_ms };
         self.start_lap();
-        self.ipsec.tick(now_ms / 1000, io.up);
         let n = rx.len();
         let mut ip: Burst<B> = Burst::new();
         for mut buf in rx.drain(..) {
