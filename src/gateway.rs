@@ -292,7 +292,7 @@ impl Gateway {
         }
         if let Some(spd) = plan.spd {
             for w in 0..self.downs.len() {
-                self.push(w, ToWorker::Spd(Arc::clone(&spd)))?;
+                self.push(w, ToWorker::spd(Arc::clone(&spd)))?;
             }
             self.installed.policies = want.policies.clone();
             report.spd = true;

@@ -13,7 +13,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::bundle::Bundle;
 use crate::route::{Fib, Ifaces};
 use crate::sa::{IpsecProto, Sa, SaEvent};
-use crate::spd::Spd;
+use crate::spd::{PolicyCounters, Spd};
 
 /// Routing state swapped whole into every worker.
 #[derive(Clone, Debug, Default)]
@@ -74,8 +74,15 @@ pub enum PuntReason {
 pub enum ToWorker<B, S> {
     /// Replace the routing tables.
     Tables(Arc<Tables>),
-    /// Replace the compiled SPD (the worker's per-policy counters restart).
-    Spd(Arc<Spd>),
+    /// Replace the compiled SPD. The worker's per-policy counters restart from `counters`
+    /// (made by `spd.counters()`): the control plane allocates them, so that a worker with
+    /// thousands of policies does not (zeroing and freeing 1.6 MB took it 0.3 to 1.6 ms).
+    Spd {
+        /// The new SPD.
+        spd: Arc<Spd>,
+        /// Its counters, zero.
+        counters: PolicyCounters,
+    },
     /// Install (or replace) the outbound SAs of a policy; `None` removes them.
     Outbound {
         /// The control plane's id of the policy.
@@ -158,12 +165,19 @@ pub struct SaSnapshot {
     pub lifetimes: crate::sa::Lifetimes,
 }
 
+impl<B, S> ToWorker<B, S> {
+    /// Returns the message that swaps in `spd`, with its counters made here.
+    pub fn spd(spd: Arc<Spd>) -> Self {
+        ToWorker::Spd { counters: spd.counters(), spd }
+    }
+}
+
 /// Something a worker replaced, for the control plane to free.
 pub enum Retired<S> {
     /// Routing tables.
     Tables(Arc<Tables>),
-    /// A compiled SPD.
-    Spd(Arc<Spd>),
+    /// A compiled SPD and the counters the worker kept for it.
+    Spd(Arc<Spd>, PolicyCounters),
     /// A policy's outbound SAs.
     Bundle(Box<Bundle<S>>),
     /// An inbound SA.

@@ -193,7 +193,7 @@ fn sa_and_policy_churn_loses_nothing_on_the_unchanged_sa() {
                     extra.remove(i % 32);
                 }
                 let list = std::iter::once(steady).chain(extra.iter().copied()).collect();
-                push(ToWorker::Spd(Arc::new(Spd::new(list))));
+                push(ToWorker::spd(Arc::new(Spd::new(list))));
             }
             _ => push(ToWorker::Outbound { policy_id: id, bundle: None }),
         }

@@ -11,12 +11,12 @@ use dataplane::bundle::Bundle;
 use dataplane::classify::CacheStats;
 use dataplane::crypto::rust::RustEngine;
 use dataplane::crypto::{Auth, Cipher, Engine, Transform};
-use dataplane::ctl::{FromWorker, InboundSa, Ring, SaKey, Tables, ToWorker};
+use dataplane::ctl::{FromWorker, InboundSa, Retired, Ring, SaKey, Tables, ToWorker};
 use dataplane::pipeline::Direction;
 use dataplane::port::MemPort;
 use dataplane::route::{Iface, Ifaces, NextHop, Route};
 use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, Sa, SaConfig, SaEvent};
-use dataplane::spd::{Action, IpsecProtocols, Level, Policy, Prefix, Selector, Spd};
+use dataplane::spd::{Action, IpsecProtocols, Level, Outcome, Policy, PolicyCounters, Prefix, Selector, Spd};
 use dataplane::stats::DropReason;
 use dataplane::wire::{Protocol, ah, esp, ethernet, ipv4};
 use dataplane::worker::Worker;
@@ -731,7 +731,7 @@ fn outbound_sas_follow_their_policy_id_across_spd_changes() {
     let spds = [vec![other(7), encrypt], vec![encrypt, other(7), other(8)], vec![other(8)], vec![encrypt]];
     let want = [Some(Some(1)), Some(Some(2)), Some(None), Some(Some(3))];
     for (spd, want) in spds.into_iter().zip(want) {
-        r1.msg(ToWorker::Spd(Arc::new(Spd::new(spd))));
+        r1.msg(ToWorker::spd(Arc::new(Spd::new(spd))));
         assert_eq!(send(&mut r1), want);
     }
     let mut seen = Vec::new();
@@ -745,4 +745,40 @@ fn outbound_sas_follow_their_policy_id_across_spd_changes() {
     // The flow cache: a miss under each SPD whose rules could match the packet (a new SPD
     // forgets the last one's answers), then a hit for the same flow under the same SPD.
     assert_eq!(r1.w.stats().outbound_cache, CacheStats { hits: 1, misses: 3 });
+}
+
+#[test]
+fn an_spd_swap_hands_back_the_old_spd_and_its_counters() {
+    let encrypt = tunnel_policy(1, Level::Require, IpsecProtocols::Esp);
+    let first = Arc::new(Spd::new(vec![encrypt]));
+    let mut r1 = Gw::new(1, Vec::new());
+    r1.msg(ToWorker::spd(Arc::clone(&first)));
+    let s = r1.sa(0x100, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 1);
+    r1.install_out(1, Some(s), None);
+    let p = ip_packet(H1, H2, Protocol::Udp, 64, &udp(1000, 53, 10));
+    let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p); 2]);
+    assert_eq!(wan.len(), 2);
+    let encrypted = |c: &PolicyCounters| c.get(0, Outcome::Encrypted).packets;
+    assert_eq!(encrypted(r1.w.pipeline().policy_counters()), 2);
+    while r1.up.pop().is_some() {}
+    // The control plane made the new counters; the worker returns the old ones with the old
+    // SPD, to be freed off the worker.
+    r1.msg(ToWorker::spd(Arc::new(Spd::new(vec![encrypt]))));
+    let mut retired = None;
+    while let Some(m) = r1.up.pop() {
+        if let FromWorker::Retired(Retired::Spd(spd, counters)) = m {
+            retired = Some((spd, counters));
+        }
+    }
+    let (spd, counters) = retired.expect("the old SPD comes back");
+    assert!(Arc::ptr_eq(&spd, &first));
+    assert_eq!(encrypted(&counters), 2);
+    assert_eq!(encrypted(r1.w.pipeline().policy_counters()), 0);
+    // Counters made for another SPD are not used: the worker makes its own.
+    let other = Policy { id: 2, action: Action::Accept, ..encrypt };
+    r1.msg(ToWorker::Spd { spd: Arc::new(Spd::new(vec![encrypt, other])), counters: PolicyCounters::new(1) });
+    assert_eq!(r1.w.pipeline().policy_counters().len(), 2);
+    let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p)]);
+    assert_eq!(wan.len(), 1);
+    assert_eq!(encrypted(r1.w.pipeline().policy_counters()), 1);
 }

@@ -166,7 +166,6 @@ pub(crate) struct State<E: Engine> {
     engine: E,
     spd: Arc<Spd>,
     counters: PolicyCounters,
-    id_to_idx: FxHashMap<u32, PolicyIdx>,
     /// Outbound bundles by the index of their policy in `spd`: the per-packet path reaches
     /// them without a hash lookup.
     outbound: Vec<Option<Box<Bundle<E::Session>>>>,
@@ -190,19 +189,12 @@ const CACHED_FLOWS: usize = 48 * 1024;
 /// SAs a worker expects; more only make the maps grow, between bursts.
 const EXPECTED_SAS: usize = 1024;
 
-fn index_ids(spd: &Spd) -> FxHashMap<u32, PolicyIdx> {
-    let mut m = map_with_capacity(spd.len());
-    m.extend(spd.policies().iter().enumerate().map(|(i, p)| (p.id, i as PolicyIdx)));
-    m
-}
-
 impl<E: Engine> State<E> {
     pub(crate) fn new(worker: u16, engine: E, spd: Arc<Spd>) -> Self {
         State {
             worker,
             engine,
             counters: spd.counters(),
-            id_to_idx: index_ids(&spd),
             outbound: std::iter::repeat_with(|| None).take(spd.len()).collect(),
             spd,
             detached: map_with_capacity(EXPECTED_SAS),
@@ -231,24 +223,26 @@ impl<E: Engine> State<E> {
         (self.out_cache.stats, self.in_cache.stats)
     }
 
-    /// Swaps in a new SPD and returns the old one; the bundles follow their policy ids to
-    /// their new indices. Allocates (between bursts, as a control message).
-    pub(crate) fn set_spd(&mut self, spd: Arc<Spd>) -> Arc<Spd> {
-        self.counters = spd.counters();
-        self.id_to_idx = index_ids(&spd);
+    /// Swaps in a new SPD and its (zero) counters and returns the old ones; the bundles
+    /// follow their policy ids to their new indices. The work left here is moving the bundles:
+    /// the control plane built the SPD, its index of ids and the counters, and frees the old.
+    pub(crate) fn set_spd(&mut self, spd: Arc<Spd>, counters: PolicyCounters) -> (Arc<Spd>, PolicyCounters) {
+        // Counters for another SPD would count under the wrong policies: start afresh then.
+        let counters = if counters.len() == spd.len() { counters } else { spd.counters() };
+        let old_counters = std::mem::replace(&mut self.counters, counters);
         let old = std::mem::replace(&mut self.spd, spd);
         let by_idx =
             std::mem::replace(&mut self.outbound, std::iter::repeat_with(|| None).take(self.spd.len()).collect());
-        let placed: Vec<(u32, Box<Bundle<E::Session>>)> = by_idx
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, b)| Some((old.policy(i as PolicyIdx)?.id, b?)))
-            .chain(std::mem::take(&mut self.detached))
-            .collect();
-        for (id, b) in placed {
+        let detached = std::mem::take(&mut self.detached);
+        for (i, b) in by_idx.into_iter().enumerate() {
+            if let (Some(b), Some(p)) = (b, old.policy(i as PolicyIdx)) {
+                self.set_outbound(p.id, Some(b));
+            }
+        }
+        for (id, b) in detached {
             self.set_outbound(id, Some(b));
         }
-        old
+        (old, old_counters)
     }
 
     fn set_outbound(
@@ -256,7 +250,7 @@ impl<E: Engine> State<E> {
         policy_id: u32,
         bundle: Option<Box<Bundle<E::Session>>>,
     ) -> Option<Box<Bundle<E::Session>>> {
-        match (self.id_to_idx.get(&policy_id).and_then(|&i| self.outbound.get_mut(i as usize)), bundle) {
+        match (self.spd.index_of(policy_id).and_then(|i| self.outbound.get_mut(i as usize)), bundle) {
             (Some(slot), b) => std::mem::replace(slot, b),
             (None, Some(b)) => self.detached.insert(policy_id, b),
             (None, None) => self.detached.remove(&policy_id),
@@ -357,8 +351,8 @@ impl<E: Engine> State<E> {
         match *target {
             Target::In(key) => self.inbound.get_mut(&key).map(|ib| &mut ib.sa),
             Target::Out { policy_id, proto, spi } => {
-                let b = match self.id_to_idx.get(&policy_id) {
-                    Some(&i) => self.outbound.get_mut(i as usize)?.as_deref_mut(),
+                let b = match self.spd.index_of(policy_id) {
+                    Some(i) => self.outbound.get_mut(i as usize)?.as_deref_mut(),
                     None => self.detached.get_mut(&policy_id).map(|b| &mut **b),
                 }?;
                 b.sas_mut().find(|sa| sa.proto() == proto && sa.spi() == spi)
@@ -476,7 +470,7 @@ impl<E: Engine> State<E> {
             IpsecProto::Ah => ah_xf::open(&mut ib.sa, &mut self.engine, group, drops),
         }
         report(self.worker, &mut ib.sa, up);
-        let Some(&policy) = self.id_to_idx.get(&ib.policy_id) else {
+        let Some(policy) = self.spd.index_of(ib.policy_id) else {
             for _ in group.drain(..) {
                 drops.drop(DropReason::InnerPolicyMismatch);
             }

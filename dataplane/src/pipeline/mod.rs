@@ -327,7 +327,10 @@ impl<E: Engine> Pipeline<E> {
     ) {
         let retired = match msg {
             ToWorker::Tables(t) => Some(Retired::Tables(std::mem::replace(&mut self.tables, t))),
-            ToWorker::Spd(spd) => Some(Retired::Spd(self.ipsec.set_spd(spd))),
+            ToWorker::Spd { spd, counters } => {
+                let (old, old_counters) = self.ipsec.set_spd(spd, counters);
+                Some(Retired::Spd(old, old_counters))
+            }
             ToWorker::Outbound { policy_id, bundle } => {
                 self.ipsec.install_outbound(policy_id, bundle, now_ms / 1000).map(Retired::Bundle)
             }

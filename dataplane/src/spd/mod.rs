@@ -20,6 +20,7 @@ pub use counters::{Count, Outcome, PolicyCounters};
 use crate::buf::BURST;
 use crate::classify::{Classifier, FlowCache, PortRange, Rule};
 pub use crate::classify::{Key, Prefix};
+use crate::fasthash::{FxHashMap, map_with_capacity};
 pub use crate::sa::{DontFragment, Mode};
 use crate::stats::DropReason;
 use crate::wire::Protocol;
@@ -285,6 +286,9 @@ pub struct Spd {
     in_policy: Vec<PolicyIdx>,
     /// The range of `in_rules` each policy owns.
     in_range: Vec<Range<u32>>,
+    /// The index of each policy id, built with the rest here on the control plane's thread,
+    /// so that a worker swapping SPDs does not build it between bursts.
+    index: FxHashMap<u32, PolicyIdx>,
 }
 
 impl Spd {
@@ -309,9 +313,12 @@ impl Spd {
             }
             in_range.push(start..in_rules.len() as u32);
         }
+        let mut index = map_with_capacity(policies.len());
+        index.extend(policies.iter().enumerate().map(|(i, p)| (p.id, i as PolicyIdx)));
         Spd {
             out: Classifier::build(&out_rules),
             incoming: Classifier::build(&in_rules),
+            index,
             policies,
             out_policy,
             in_rules,
@@ -328,6 +335,12 @@ impl Spd {
     /// Returns policy `idx`.
     pub fn policy(&self, idx: PolicyIdx) -> Option<&Policy> {
         self.policies.get(idx as usize)
+    }
+
+    /// Returns the index of the policy with id `id` (the last, should ids repeat).
+    #[inline]
+    pub fn index_of(&self, id: u32) -> Option<PolicyIdx> {
+        self.index.get(&id).copied()
     }
 
     /// Returns the number of policies.
@@ -353,6 +366,7 @@ impl Spd {
             + self.in_rules.len() * size_of::<Rule>()
             + self.out_policy.len() * size_of::<(PolicyIdx, Action)>()
             + self.in_policy.len() * size_of::<PolicyIdx>()
+            + self.index.capacity() * size_of::<(u32, PolicyIdx)>()
     }
 
     /// Tells whether some policy could match an outgoing packet with `key`. When it says no,
