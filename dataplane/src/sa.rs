@@ -479,7 +479,7 @@ fn fallback_seed(now: u64) -> [u8; 32] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -493,7 +493,9 @@ mod tests {
     }
     use crate::crypto::{Auth, Cipher, rust::RustEngine};
 
-    fn sa(lifetimes: Lifetimes) -> Sa<<RustEngine as Engine>::Session> {
+    /// An outbound AES-GCM tunnel SA with `lifetimes`, on the RustCrypto engine (tests of
+    /// other modules use it too).
+    pub(crate) fn sa(lifetimes: Lifetimes) -> Sa<<RustEngine as Engine>::Session> {
         let cfg = SaConfig {
             spi: 0x100,
             proto: IpsecProto::Esp,

@@ -834,25 +834,12 @@ mod tests {
     #[test]
     fn stale_deadlines_do_not_accumulate() {
         use crate::crypto::rust::RustEngine;
-        use crate::crypto::{Auth, Cipher, Transform};
-        use crate::sa::{DontFragment, Lifetimes, Mode, SaConfig};
+        use crate::sa::Lifetimes;
         let mut st = State::new(0, RustEngine, Arc::new(Spd::new(Vec::new())));
-        let cfg = SaConfig {
-            spi: 0x100,
-            proto: IpsecProto::Esp,
-            mode: Mode::Tunnel,
-            src: Ipv4Addr::new(10, 0, 0, 1),
-            dst: Ipv4Addr::new(10, 0, 0, 2),
-            xf: Transform::new(Cipher::AesGcm128, Auth::Null).unwrap(),
-            enc_key: &[7; 20],
-            auth_key: &[],
-            replay_window: 64,
-            lifetimes: Lifetimes { soft_secs: 3600, hard_secs: 7200, ..Default::default() },
-            dont_fragment: DontFragment::Clear,
-        };
+        let lifetimes = Lifetimes { soft_secs: 3600, hard_secs: 7200, ..Default::default() };
         let mut most = 0;
         for i in 0..1000 {
-            let sa = Sa::new(&mut st.engine, &cfg, 0).unwrap();
+            let sa = crate::sa::tests::sa(lifetimes);
             st.install_outbound(1, Some(Box::new(Bundle { esp: Some(sa), ah: None })), i);
             most = most.max(st.deadlines.len());
         }
