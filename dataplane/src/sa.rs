@@ -361,7 +361,8 @@ impl<S> Sa<S> {
         self.added_at = now;
     }
 
-    /// Moves the SA through its time lifetimes at `now` (seconds); called once per burst.
+    /// Moves the SA through its time lifetimes at `now` (seconds); the worker calls it when one
+    /// of the SA's deadlines is due.
     pub fn tick(&mut self, now: u64) {
         let age = now.saturating_sub(self.added_at);
         let lt = self.lifetimes;

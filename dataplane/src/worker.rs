@@ -97,8 +97,8 @@ impl<P: Port, E: Engine> Worker<P, E> {
         &mut self.ports
     }
 
-    /// Runs one round: control messages, then one burst from every port. Returns the number of
-    /// packets received.
+    /// Runs one round: control messages, the SA lifetimes due, then one burst from every port.
+    /// Returns the number of packets received.
     pub fn poll_once(&mut self, now_ms: u64) -> usize {
         for _ in 0..MSGS_PER_ROUND {
             let Some(msg) = self.down.pop() else { break };

@@ -32,8 +32,8 @@ pub(crate) enum Target {
 /// A moment (seconds, on the worker's clock) and the SA to look at then.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Deadline {
-    pub(crate) at: u64,
-    pub(crate) target: Target,
+    at: u64,
+    target: Target,
 }
 
 // The heap orders by time only, soonest on top.
