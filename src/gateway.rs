@@ -443,9 +443,7 @@ impl Gateway {
                 Err(m) if Instant::now() < deadline => {
                     msg = m;
                     match self.workers[w].as_mut() {
-                        Some(worker) => {
-                            worker.poll_once(0);
-                        }
+                        Some(worker) => worker.apply_control(0),
                         None => std::thread::sleep(Duration::from_micros(50)),
                     }
                 }
@@ -462,7 +460,7 @@ impl Gateway {
                 return Err(format!("{}: worker ring full", self.name));
             }
             for worker in self.workers.iter_mut().flatten() {
-                worker.poll_once(0);
+                worker.apply_control(0);
             }
             std::thread::sleep(Duration::from_micros(50));
         }

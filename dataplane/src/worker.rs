@@ -100,10 +100,7 @@ impl<P: Port, E: Engine> Worker<P, E> {
     /// Runs one round: control messages, the SA lifetimes due, then one burst from every port.
     /// Returns the number of packets received.
     pub fn poll_once(&mut self, now_ms: u64) -> usize {
-        for _ in 0..MSGS_PER_ROUND {
-            let Some(msg) = self.down.pop() else { break };
-            self.pipeline.apply(msg, &mut self.out, &self.up, now_ms);
-        }
+        self.apply_control(now_ms);
         self.pipeline.tick(&self.up, now_ms);
         self.flush();
         let mut received = 0;
@@ -121,6 +118,17 @@ impl<P: Port, E: Engine> Worker<P, E> {
             self.flush();
         }
         received
+    }
+
+    /// Applies up to a round's worth of queued control messages and touches no port: what the
+    /// control plane calls to make room in the worker's ring while it still holds the worker,
+    /// before its ports start (polling a stopped port is an error to DPDK). Frames it is asked
+    /// to send wait, staged, for the first round.
+    pub fn apply_control(&mut self, now_ms: u64) {
+        for _ in 0..MSGS_PER_ROUND {
+            let Some(msg) = self.down.pop() else { break };
+            self.pipeline.apply(msg, &mut self.out, &self.up, now_ms);
+        }
     }
 
     fn flush(&mut self) {

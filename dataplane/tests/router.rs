@@ -526,3 +526,23 @@ fn fragments_what_exceeds_the_mtu_unless_df_forbids_it() {
     assert!(r.sent(1).is_empty());
     assert_eq!(r.dropped(DropReason::NoBuffer), 1);
 }
+
+/// The control plane makes room in the ring of a worker it still holds, before the ports start:
+/// that applies the messages and touches no port (DPDK refuses, loudly, to poll a stopped one).
+#[test]
+fn applying_control_messages_touches_no_port() {
+    let mut r = rig(1500, false);
+    let ping = ip_packet(HOST, LAN_IP, Protocol::Icmp, 64, false, &echo_request());
+    r.w.ports_mut()[0].rx.push_back(frame(LAN_MAC, HOST_MAC, 0x0800, &ping));
+    r.down.push(ToWorker::Neighbor { port: 0, ip: HOST, mac: HOST_MAC }).ok().unwrap();
+    r.down.push(ToWorker::Transmit { port: 1, buf: HeapBuf::from_slice(&[0xab; 60]) }).ok().unwrap();
+    r.w.apply_control(0);
+    assert!(r.down.pop().is_none(), "every message applied");
+    assert_eq!(r.w.ports_mut()[0].rx.len(), 1, "nothing received");
+    assert!(r.sent(1).is_empty(), "nothing transmitted yet");
+    assert_eq!(r.w.stats().rx_packets, 0);
+    // The first round sends the staged frame and answers the ping with the neighbour applied.
+    r.w.poll_once(0);
+    assert_eq!(r.sent(1), vec![vec![0xab; 60]]);
+    assert_eq!(r.sent(0).len(), 1, "echo reply");
+}
