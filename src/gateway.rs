@@ -493,6 +493,15 @@ impl Gateway {
         self.downs.len()
     }
 
+    /// Gives every worker a static neighbour entry (a next hop that answers no ARP), waiting for
+    /// room in their rings: a configuration with thousands of SAs leaves them nearly full.
+    pub fn static_neighbor(&mut self, port: u16, ip: Ipv4Addr, mac: [u8; 6]) -> Result<(), String> {
+        for w in 0..self.downs.len() {
+            self.push(w, ToWorker::Neighbor { port, ip, mac })?;
+        }
+        Ok(())
+    }
+
     /// Takes the next worker not yet taken, to run it on an lcore.
     pub fn take_worker(&mut self) -> Option<GwWorker> {
         self.workers.iter_mut().find_map(Option::take)
