@@ -2,13 +2,22 @@
 //! cached, and asking for all of a burst's lines before using any lets their misses overlap.
 #![allow(unsafe_code)]
 
-/// Hints that the first `bytes` of `obj` (at most all of it) are needed soon.
+/// Hints that the first `bytes` of `obj` (at most all of it) are needed soon: every cache line
+/// they overlap, one more than `bytes / 64` when `obj` does not start a line (a heap object is
+/// usually only 16-byte aligned).
 #[inline(always)]
 pub fn front<T>(obj: &T, bytes: usize) {
     let p = (obj as *const T).cast::<u8>();
-    for i in 0..bytes.min(size_of::<T>()).div_ceil(64) {
-        line(p.wrapping_add(i * 64));
+    let skew = p as usize % 64;
+    for i in 0..lines(skew, bytes.min(size_of::<T>())) {
+        line(p.wrapping_add(i * 64).wrapping_sub(skew));
     }
+}
+
+/// Returns how many cache lines `bytes` bytes starting `skew` bytes into a line overlap.
+#[inline(always)]
+fn lines(skew: usize, bytes: usize) -> usize {
+    if bytes == 0 { 0 } else { (skew + bytes).div_ceil(64) }
 }
 
 /// Hints that the cache line at `p` is needed soon.
@@ -22,4 +31,16 @@ pub fn line(p: *const u8) {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_region_covers_every_line_it_overlaps() {
+        assert_eq!(super::lines(0, 256), 4);
+        assert_eq!(super::lines(16, 256), 5);
+        assert_eq!(super::lines(48, 16), 1);
+        assert_eq!(super::lines(48, 17), 2);
+        assert_eq!(super::lines(8, 0), 0);
+    }
 }
