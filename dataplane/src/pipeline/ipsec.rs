@@ -33,6 +33,14 @@ pub enum Direction {
     In,
 }
 
+/// Where an installed SA is, for a walk over them spread across rounds: an outbound bundle
+/// by its policy id, or an inbound SA by its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Listed {
+    Out(u32),
+    In(SaKey),
+}
+
 /// Acquires sent per policy per second, at most (the IKE daemon needs only one).
 const ACQUIRE_INTERVAL_MS: u64 = 1000;
 
@@ -268,19 +276,43 @@ impl<E: Engine> State<E> {
         }
     }
 
+    /// Visits every installed SA (for the control plane's thread and tests: it allocates).
     pub(crate) fn for_each_sa(&self, mut f: impl FnMut(Direction, u32, &Sa<E::Session>)) {
+        for item in self.listing() {
+            self.visit(item, &mut f);
+        }
+    }
+
+    /// Lists every installed bundle and inbound SA without reading them (with thousands of SAs
+    /// their state is cold): a snapshot walks the list a few SAs per round.
+    pub(crate) fn listing(&self) -> Vec<Listed> {
         let by_idx = self
             .outbound
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| Some((self.spd.policy(i as PolicyIdx)?.id, b.as_ref()?)));
-        for (id, b) in by_idx.chain(self.detached.iter().map(|(&id, b)| (id, b))) {
-            for sa in b.sas() {
-                f(Direction::Out, id, sa);
+            .filter(|(_, b)| b.is_some())
+            .filter_map(|(i, _)| Some(Listed::Out(self.spd.policy(i as PolicyIdx)?.id)));
+        let detached = self.detached.keys().map(|&id| Listed::Out(id));
+        by_idx.chain(detached).chain(self.inbound.keys().map(|&k| Listed::In(k))).collect()
+    }
+
+    /// Visits the SAs `item` names, if they are still installed.
+    pub(crate) fn visit(&self, item: Listed, mut f: impl FnMut(Direction, u32, &Sa<E::Session>)) {
+        match item {
+            Listed::Out(id) => {
+                let b = match self.spd.index_of(id) {
+                    Some(i) => self.outbound.get(i as usize).and_then(|b| b.as_deref()),
+                    None => self.detached.get(&id).map(|b| &**b),
+                };
+                for sa in b.into_iter().flat_map(Bundle::sas) {
+                    f(Direction::Out, id, sa);
+                }
             }
-        }
-        for ib in self.inbound.values() {
-            f(Direction::In, ib.policy_id, &ib.sa);
+            Listed::In(key) => {
+                if let Some(ib) = self.inbound.get(&key) {
+                    f(Direction::In, ib.policy_id, &ib.sa);
+                }
+            }
         }
     }
 

@@ -240,9 +240,16 @@ pub struct Pipeline<E: Engine> {
     ipsec: ipsec::State<E>,
     clock: Clock,
     last: u64,
+    /// The SAs a snapshot has still to report, and how far it got: a few go up each round.
+    snapshot: Option<(Vec<ipsec::Listed>, usize)>,
     /// Counters.
     pub stats: WorkerStats,
 }
+
+/// SAs a snapshot reports per round. Reporting 20,000 SAs between two bursts took the worker 4
+/// to 6 ms (their state is cold), long enough for a receive ring to overflow; 8 cold SAs take
+/// tens of microseconds.
+const SNAPSHOT_PER_ROUND: usize = 8;
 
 /// ICMP errors a worker may originate per second.
 const ICMP_ERRORS_PER_SEC: u32 = 1000;
@@ -258,6 +265,7 @@ impl<E: Engine> Pipeline<E> {
             ipsec: ipsec::State::new(id, engine, spd),
             clock: no_clock,
             last: 0,
+            snapshot: None,
             stats: WorkerStats::default(),
         }
     }
@@ -311,10 +319,29 @@ impl<E: Engine> Pipeline<E> {
         self.ipsec.for_each_sa(f);
     }
 
-    /// Applies the SA time lifetimes due at `now_ms`, with or without traffic; reports what
-    /// expired on `up`. Usually one comparison.
+    /// Applies the SA time lifetimes due at `now_ms`, with or without traffic, reporting what
+    /// expired on `up`, and sends the next few SAs of a snapshot in progress. Usually one
+    /// comparison.
     pub fn tick<B: PacketBuf>(&mut self, up: &Ring<FromWorker<B, E::Session>>, now_ms: u64) {
         self.ipsec.tick(now_ms / 1000, up);
+        self.send_snapshot(up);
+    }
+
+    /// Reports the next [`SNAPSHOT_PER_ROUND`] listed SAs that are still installed; a full
+    /// ring has them sent again next round.
+    fn send_snapshot<B>(&mut self, up: &Ring<FromWorker<B, E::Session>>) {
+        let Some((listed, next)) = &mut self.snapshot else { return };
+        let end = (*next + SNAPSHOT_PER_ROUND).min(listed.len());
+        let mut v = Vec::with_capacity(2 * (end - *next));
+        for &item in &listed[*next..end] {
+            self.ipsec.visit(item, |direction, policy_id, sa| v.push(snapshot(self.id, direction, policy_id, sa)));
+        }
+        if v.is_empty() || up.push(FromWorker::Snapshot(v)).is_ok() {
+            *next = end;
+        }
+        if *next == listed.len() {
+            self.snapshot = None;
+        }
     }
 
     /// Applies one control message between bursts.
@@ -348,10 +375,8 @@ impl<E: Engine> Pipeline<E> {
                 None
             }
             ToWorker::Snapshot => {
-                let mut v = Vec::new();
-                let worker = self.id;
-                self.ipsec.for_each_sa(|direction, policy_id, sa| v.push(snapshot(worker, direction, policy_id, sa)));
-                let _ = up.push(FromWorker::Snapshot(v));
+                // A new request restarts the walk: the control plane waits for the last one.
+                self.snapshot = Some((self.ipsec.listing(), 0));
                 None
             }
             ToWorker::Originate { buf } => {
