@@ -278,22 +278,24 @@ impl<E: Engine> State<E> {
 
     /// Visits every installed SA (for the control plane's thread and tests: it allocates).
     pub(crate) fn for_each_sa(&self, mut f: impl FnMut(Direction, u32, &Sa<E::Session>)) {
-        for item in self.listing() {
+        let mut listed = Vec::new();
+        self.list_into(&mut listed);
+        for item in listed {
             self.visit(item, &mut f);
         }
     }
 
-    /// Lists every installed bundle and inbound SA without reading them (with thousands of SAs
-    /// their state is cold): a snapshot walks the list a few SAs per round.
-    pub(crate) fn listing(&self) -> Vec<Listed> {
-        let by_idx = self
-            .outbound
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.is_some())
-            .filter_map(|(i, _)| Some(Listed::Out(self.spd.policy(i as PolicyIdx)?.id)));
+    /// Lists every installed bundle and inbound SA in `out` (emptied first) without reading
+    /// them (with thousands of SAs their state is cold): a snapshot walks the list a few SAs
+    /// per round. `out` keeps its capacity, so the worker allocates for its first snapshot only.
+    pub(crate) fn list_into(&self, out: &mut Vec<Listed>) {
+        out.clear();
+        let by_idx = self.outbound.iter().enumerate().filter_map(|(i, b)| {
+            b.as_ref()?;
+            Some(Listed::Out(self.spd.policy(i as PolicyIdx)?.id))
+        });
         let detached = self.detached.keys().map(|&id| Listed::Out(id));
-        by_idx.chain(detached).chain(self.inbound.keys().map(|&k| Listed::In(k))).collect()
+        out.extend(by_idx.chain(detached).chain(self.inbound.keys().map(|&k| Listed::In(k))));
     }
 
     /// Visits the SAs `item` names, if they are still installed.

@@ -240,8 +240,10 @@ pub struct Pipeline<E: Engine> {
     ipsec: ipsec::State<E>,
     clock: Clock,
     last: u64,
-    /// The SAs a snapshot has still to report, and how far it got: a few go up each round.
-    snapshot: Option<(Vec<ipsec::Listed>, usize)>,
+    /// The SAs of the last snapshot asked for; those from `snapshot_next` on are still to be
+    /// reported, a few each round. Kept between snapshots, so the worker frees nothing.
+    snapshot: Vec<ipsec::Listed>,
+    snapshot_next: usize,
     /// Counters.
     pub stats: WorkerStats,
 }
@@ -265,7 +267,8 @@ impl<E: Engine> Pipeline<E> {
             ipsec: ipsec::State::new(id, engine, spd),
             clock: no_clock,
             last: 0,
-            snapshot: None,
+            snapshot: Vec::new(),
+            snapshot_next: 0,
             stats: WorkerStats::default(),
         }
     }
@@ -330,17 +333,17 @@ impl<E: Engine> Pipeline<E> {
     /// Reports the next [`SNAPSHOT_PER_ROUND`] listed SAs that are still installed; a full
     /// ring has them sent again next round.
     fn send_snapshot<B>(&mut self, up: &Ring<FromWorker<B, E::Session>>) {
-        let Some((listed, next)) = &mut self.snapshot else { return };
-        let end = (*next + SNAPSHOT_PER_ROUND).min(listed.len());
-        let mut v = Vec::with_capacity(2 * (end - *next));
-        for &item in &listed[*next..end] {
+        let next = self.snapshot_next;
+        if next == self.snapshot.len() {
+            return;
+        }
+        let end = (next + SNAPSHOT_PER_ROUND).min(self.snapshot.len());
+        let mut v = Vec::with_capacity(2 * (end - next));
+        for &item in &self.snapshot[next..end] {
             self.ipsec.visit(item, |direction, policy_id, sa| v.push(snapshot(self.id, direction, policy_id, sa)));
         }
         if v.is_empty() || up.push(FromWorker::Snapshot(v)).is_ok() {
-            *next = end;
-        }
-        if *next == listed.len() {
-            self.snapshot = None;
+            self.snapshot_next = end;
         }
     }
 
@@ -376,7 +379,8 @@ impl<E: Engine> Pipeline<E> {
             }
             ToWorker::Snapshot => {
                 // A new request restarts the walk: the control plane waits for the last one.
-                self.snapshot = Some((self.ipsec.listing(), 0));
+                self.ipsec.list_into(&mut self.snapshot);
+                self.snapshot_next = 0;
                 None
             }
             ToWorker::Originate { buf } => {
