@@ -26,6 +26,9 @@ pub fn open<E: Engine, B: PacketBuf>(sa: &mut Sa<E::Session>, engine: &mut E, bu
     xform::run::<E, B, Open>(sa, engine, burst, stats);
 }
 
+/// The default padding (RFC 4303 section 2.4), as long as any cipher's block.
+const PAD: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+
 /// Offsets of one packet's ESP fields: its job is made of them, nothing is copied.
 pub(crate) struct Layout {
     /// The IPv4 header's length.
@@ -133,9 +136,12 @@ impl<S> Xform<S> for Seal {
         }
         let ct_off = iv_off + iv_len;
         let trailer = ct_off + payload_len;
-        for (i, b) in d[trailer..trailer + pad_len].iter_mut().enumerate() {
-            // RFC 4303 section 2.4: the default padding is 1, 2, 3...
-            *b = i as u8 + 1;
+        // RFC 4303 section 2.4: the default padding is 1, 2, 3... At most 15 bytes (CBC
+        // blocks are 16 bytes at most); when 16 fit, one fixed copy writes them, and the pad
+        // length, next header and ICV overwrite what lies past the padding.
+        match d.get_mut(trailer..trailer + PAD.len()) {
+            Some(t) => t.copy_from_slice(&PAD),
+            None => d[trailer..trailer + pad_len].copy_from_slice(&PAD[..pad_len]),
         }
         d[trailer + pad_len] = pad_len as u8;
         d[trailer + pad_len + 1] = next_header.into();

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 use super::DIMS;
-use crate::wire::{Protocol, ipv4, tcp, udp};
+use crate::wire::{Protocol, ipv4};
 
 /// The fields a packet is classified on. Addresses are in host byte order; a packet without
 /// ports (neither TCP nor UDP, or a fragment after the first) has both ports 0.
@@ -33,33 +33,35 @@ impl Key {
     #[inline(always)]
     pub fn from_ipv4(bytes: &[u8]) -> Option<Key> {
         let ip = ipv4::Packet::new_checked(bytes).ok()?;
-        let proto = ip.protocol();
+        Key::of_checked(bytes, usize::from(ip.header_len()), usize::from(ip.total_len()))
+    }
+
+    /// Reads the key of an IPv4 packet whose header `ipv4::Packet::check_len` accepted, with
+    /// that header's length and total length (`20 <= hlen <= total <= bytes.len()`); as
+    /// [`Key::from_ipv4`] otherwise. Reads each field once, with one bounds check for the
+    /// fixed header: input calls it for every packet.
+    #[inline(always)]
+    pub fn of_checked(bytes: &[u8], hlen: usize, total: usize) -> Option<Key> {
+        let h: &[u8; ipv4::HEADER_LEN] = bytes.first_chunk()?;
+        let proto = h[9];
         let mut key = Key {
-            src: u32::from(ip.src_addr()),
-            dst: u32::from(ip.dst_addr()),
-            proto: proto.into(),
+            src: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
+            dst: u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
+            proto,
             src_port: 0,
             dst_port: 0,
         };
-        if ip.frag_offset() != 0 {
+        // Fragments after the first carry no ports.
+        if u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0 {
             return Some(key);
         }
-        let payload = ip.payload();
-        // Only the two ports are needed, and they are the first 4 bytes of both headers. The
-        // full views' length checks would refuse a first fragment, whose UDP length field or
-        // TCP options may reach into later fragments, so check the 4 bytes here instead.
-        const PORTS_LEN: usize = 4;
-        match proto {
-            Protocol::Tcp if payload.len() >= PORTS_LEN => {
-                let t = tcp::Packet::new_unchecked(payload);
-                (key.src_port, key.dst_port) = (t.src_port(), t.dst_port());
-            }
-            Protocol::Udp if payload.len() >= PORTS_LEN => {
-                let u = udp::Packet::new_unchecked(payload);
-                (key.src_port, key.dst_port) = (u.src_port(), u.dst_port());
-            }
-            Protocol::Tcp | Protocol::Udp => return None,
-            _ => {}
+        // Only the two ports are needed, and they are the first 4 bytes of both TCP and UDP.
+        // The full views' length checks would refuse a first fragment, whose UDP length field
+        // or TCP options may reach into later fragments, so check the 4 bytes here instead.
+        if proto == u8::from(Protocol::Tcp) || proto == u8::from(Protocol::Udp) {
+            let ports: &[u8; 4] = bytes.get(hlen..total)?.first_chunk()?;
+            key.src_port = u16::from_be_bytes([ports[0], ports[1]]);
+            key.dst_port = u16::from_be_bytes([ports[2], ports[3]]);
         }
         Some(key)
     }

@@ -23,7 +23,7 @@ use crate::sa::Sa;
 use crate::spd::{IKE_NATT_PORT, IKE_PORT, Key, PolicyCounters, PolicyIdx, Spd};
 use crate::stats::{DropReason, Stats};
 
-use crate::wire::{Protocol, icmp as wicmp, ipv4, udp};
+use crate::wire::{Protocol, checksum, icmp as wicmp, ipv4, udp};
 use icmp::{IcmpError, RateLimit};
 pub use ipsec::Direction;
 use ipsec::Keys;
@@ -417,12 +417,13 @@ impl<E: Engine> Pipeline<E> {
         let mut io = Io { out, up, now_ms };
         self.start_lap();
         let n = rx.len();
-        let mut ip: Burst<B> = Burst::new();
+        // The link layer and IPv4 input in one pass: each frame is read once.
+        let mut sorted = Sorted::new();
         for mut buf in rx.drain(..) {
             self.stats.rx_packets += 1;
             self.stats.rx_bytes += buf.len() as u64;
             match l2::receive(&mut buf, iface) {
-                Ok(l2::Frame::Ipv4) => ip.push(buf),
+                Ok(l2::Frame::Ipv4) => self.sort(in_port, buf, &tables, &mut sorted, &io),
                 Ok(l2::Frame::ArpReplied) => {
                     self.stats.arp_replies += 1;
                     io.out.push(in_port, buf, &mut self.stats.drops);
@@ -432,7 +433,7 @@ impl<E: Engine> Pipeline<E> {
             }
         }
         self.lap(Stage::Input, n);
-        self.ip_input(in_port, &mut ip, 0, &mut io);
+        self.ip_sorted(in_port, &mut sorted, 0, &mut io);
         (self.stats.outbound_cache, self.stats.incoming_cache) = self.ipsec.cache_stats();
     }
 
@@ -443,48 +444,72 @@ impl<E: Engine> Pipeline<E> {
         }
     }
 
-    /// IPv4 input: inbound IPsec, local delivery or forwarding. `depth` counts the IPsec layers
-    /// already removed: packets that came out of an SA skip the incoming policy check.
+    /// IPv4 input of packets that came out of an SA: they are received once more.
     fn ip_input<B: PacketBuf>(&mut self, in_port: u16, pkts: &mut Burst<B>, depth: u8, io: &mut Io<'_, B, E::Session>) {
         let tables = Arc::clone(&self.tables);
-        let mut ipsec_in: Burst<B> = Burst::new();
-        let mut local: Burst<B> = Burst::new();
-        let mut fwd: Burst<B> = Burst::new();
-        // Each packet's header is parsed once, here: the incoming check and the outbound SPD
-        // take its key from these.
-        let mut local_keys: Keys = Keys::new();
-        let mut fwd_keys: Keys = Keys::new();
-        for mut buf in pkts.drain(..) {
-            let Checked { dst, proto, dport, key } = match check_ipv4(&mut buf) {
-                Ok(v) => v,
-                Err(r) => {
-                    self.stats.drops.drop(r);
-                    continue;
-                }
-            };
-            if tables.ifaces.is_local(dst) || dst.is_broadcast() {
-                match proto {
-                    Protocol::Esp | Protocol::Ah => ipsec_in.push(buf),
-                    // RFC 3948: port 4500 carries ESP in UDP and, behind a zero marker, IKE.
-                    Protocol::Udp if dport == Some(IKE_NATT_PORT) => match natt_kind(buf.data()) {
-                        Some(Natt::Esp) => ipsec_in.push(buf),
-                        Some(Natt::Ike) => self.punt(io, in_port, PuntReason::Ike, buf),
-                        Some(Natt::Keepalive) => self.stats.drops.drop(DropReason::NatKeepalive),
-                        None => self.stats.drops.drop(DropReason::Truncated),
-                    },
-                    // Manual, "IKE traffic": IKE to us skips the incoming policy check.
-                    Protocol::Udp if dport == Some(IKE_PORT) => self.punt(io, in_port, PuntReason::Ike, buf),
-                    _ => {
-                        local.push(buf);
-                        local_keys.push(key);
-                    }
-                }
-            } else {
-                fwd.push(buf);
-                fwd_keys.push(key);
-            }
+        let mut sorted = Sorted::new();
+        for buf in pkts.drain(..) {
+            self.sort(in_port, buf, &tables, &mut sorted, io);
         }
         self.lap(Stage::Input, 0);
+        self.ip_sorted(in_port, &mut sorted, depth, io);
+    }
+
+    /// Validates one IPv4 packet and sorts it: IPsec to us, other traffic to us, forwarded.
+    /// Each packet's header is parsed once, here: the incoming check and the outbound SPD take
+    /// its key from `sorted`.
+    #[inline(always)]
+    fn sort<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        mut buf: B,
+        tables: &Tables,
+        sorted: &mut Sorted<B>,
+        io: &Io<'_, B, E::Session>,
+    ) {
+        let Checked { dst, proto, key } = match check_ipv4(&mut buf) {
+            Ok(v) => v,
+            Err(r) => {
+                self.stats.drops.drop(r);
+                return;
+            }
+        };
+        if !tables.ifaces.is_local(dst) && !dst.is_broadcast() {
+            sorted.fwd.push(buf);
+            sorted.fwd_keys.push(key);
+            return;
+        }
+        let dport = if proto == Protocol::Udp { udp_dport(buf.data()) } else { None };
+        match proto {
+            Protocol::Esp | Protocol::Ah => sorted.ipsec_in.push(buf),
+            // RFC 3948: port 4500 carries ESP in UDP and, behind a zero marker, IKE.
+            Protocol::Udp if dport == Some(IKE_NATT_PORT) => match natt_kind(buf.data()) {
+                Some(Natt::Esp) => sorted.ipsec_in.push(buf),
+                Some(Natt::Ike) => self.punt(io, in_port, PuntReason::Ike, buf),
+                Some(Natt::Keepalive) => self.stats.drops.drop(DropReason::NatKeepalive),
+                None => self.stats.drops.drop(DropReason::Truncated),
+            },
+            // Manual, "IKE traffic": IKE to us skips the incoming policy check.
+            Protocol::Udp if dport == Some(IKE_PORT) => self.punt(io, in_port, PuntReason::Ike, buf),
+            _ => {
+                sorted.local.push(buf);
+                sorted.local_keys.push(key);
+            }
+        }
+    }
+
+    /// IPv4 input after sorting: inbound IPsec, local delivery or forwarding. `depth` counts
+    /// the IPsec layers already removed: packets that came out of an SA skip the incoming
+    /// policy check.
+    fn ip_sorted<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        sorted: &mut Sorted<B>,
+        depth: u8,
+        io: &mut Io<'_, B, E::Session>,
+    ) {
+        let tables = Arc::clone(&self.tables);
+        let Sorted { ipsec_in, local, local_keys, fwd, fwd_keys } = sorted;
         if !ipsec_in.is_empty() {
             if depth >= MAX_NESTING {
                 for _ in ipsec_in.drain(..) {
@@ -493,7 +518,7 @@ impl<E: Engine> Pipeline<E> {
             } else {
                 let mut clear: Burst<B> = Burst::new();
                 let n = ipsec_in.len();
-                self.ipsec.inbound(&tables.ifaces, &mut ipsec_in, &mut clear, &mut self.stats.drops, io);
+                self.ipsec.inbound(&tables.ifaces, ipsec_in, &mut clear, &mut self.stats.drops, io);
                 self.lap(Stage::Ipsec, n);
                 // Manual: a decrypted packet "is received once more".
                 self.ip_input(in_port, &mut clear, depth + 1, io);
@@ -501,8 +526,8 @@ impl<E: Engine> Pipeline<E> {
         }
         if depth == 0 {
             let n = local.len() + fwd.len();
-            self.ipsec.incoming_check(&mut local, &mut local_keys, true, &mut self.stats.drops);
-            self.ipsec.incoming_check(&mut fwd, &mut fwd_keys, false, &mut self.stats.drops);
+            self.ipsec.incoming_check(local, local_keys, true, &mut self.stats.drops);
+            self.ipsec.incoming_check(fwd, fwd_keys, false, &mut self.stats.drops);
             self.lap(Stage::Policy, n);
         }
         let mut replies: Burst<B> = Burst::new();
@@ -533,14 +558,14 @@ impl<E: Engine> Pipeline<E> {
                 live.push(buf);
                 live_keys.push(key);
             }
-            (fwd, fwd_keys) = (live, live_keys);
+            (*fwd, *fwd_keys) = (live, live_keys);
         }
-        for buf in &mut fwd {
+        for buf in fwd.iter_mut() {
             decrement_ttl(buf.data_mut());
         }
         self.stats.forwarded += fwd.len() as u64;
         self.lap(Stage::Input, 0);
-        self.output_nested(&mut fwd, Some(&fwd_keys), &[None; BURST], Origin::Forwarded(in_port), 0, io);
+        self.output_nested(fwd, Some(fwd_keys), &[None; BURST], Origin::Forwarded(in_port), 0, io);
         self.output(&mut replies, Origin::Local, io);
     }
 
@@ -760,41 +785,76 @@ impl Origin {
     }
 }
 
+/// A burst's IPv4 packets sorted by input, with the SPD keys of those the incoming check sees.
+struct Sorted<B> {
+    ipsec_in: Burst<B>,
+    local: Burst<B>,
+    local_keys: Keys,
+    fwd: Burst<B>,
+    fwd_keys: Keys,
+}
+
+impl<B> Sorted<B> {
+    fn new() -> Self {
+        Sorted {
+            ipsec_in: Burst::new(),
+            local: Burst::new(),
+            local_keys: Keys::new(),
+            fwd: Burst::new(),
+            fwd_keys: Keys::new(),
+        }
+    }
+}
+
 /// What input learns from a valid IPv4 header.
 struct Checked {
     dst: Ipv4Addr,
     proto: Protocol,
-    /// The UDP destination port of an unfragmented or first-fragment UDP packet.
-    dport: Option<u16>,
     /// The SPD's key; `None` when a TCP or UDP packet is too short for its ports.
     key: Option<Key>,
 }
 
 /// Validates an IPv4 header (checksum included) and trims link-layer padding; returns the
-/// destination, protocol, the destination port of a first fragment of UDP, and the SPD key.
+/// destination, the protocol and the SPD key. Every received packet comes here: each header
+/// field is read once, behind one bounds check.
+#[inline(always)]
 fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<Checked, DropReason> {
     let (total, v) = {
         let d = buf.data();
-        if d.first().is_none_or(|b| b >> 4 != 4) {
-            return Err(if d.is_empty() { DropReason::Truncated } else { DropReason::NotIpv4 });
+        let Some(&first) = d.first() else { return Err(DropReason::Truncated) };
+        if first >> 4 != 4 {
+            return Err(DropReason::NotIpv4);
         }
-        let ip = ipv4::Packet::new_checked(d).map_err(|_| DropReason::BadIpHeader)?;
-        if !ip.verify_checksum() {
+        let Some(h) = d.first_chunk::<{ ipv4::HEADER_LEN }>() else { return Err(DropReason::BadIpHeader) };
+        // As `ipv4::Packet::check_len`: 20 <= header length <= total length <= buffer.
+        let hlen = usize::from(first & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        if hlen < ipv4::HEADER_LEN || total < hlen || total > d.len() {
+            return Err(DropReason::BadIpHeader);
+        }
+        // Without options the header's length is known here, and the sum unrolled.
+        let sum = if hlen == ipv4::HEADER_LEN { checksum::data(h) } else { checksum::data(&d[..hlen]) };
+        if sum != 0xffff {
             return Err(DropReason::BadChecksum);
         }
-        let dport = if ip.protocol() == Protocol::Udp && ip.frag_offset() == 0 {
-            udp::Packet::new_checked(ip.payload()).ok().map(|u| u.dst_port())
-        } else {
-            None
-        };
-        let checked = Checked { dst: ip.dst_addr(), proto: ip.protocol(), dport, key: Key::from_ipv4(d) };
-        (usize::from(ip.total_len()), checked)
+        let dst = Ipv4Addr::from([h[16], h[17], h[18], h[19]]);
+        (total, Checked { dst, proto: Protocol::from(h[9]), key: Key::of_checked(d, hlen, total) })
     };
     let extra = buf.len() - total;
     if extra > 0 {
         buf.trim(extra);
     }
     Ok(v)
+}
+
+/// Returns the UDP destination port of a valid IPv4 packet that is UDP and not a later
+/// fragment, with a valid UDP header.
+fn udp_dport(d: &[u8]) -> Option<u16> {
+    let ip = ipv4::Packet::new_unchecked(d);
+    if ip.protocol() != Protocol::Udp || ip.frag_offset() != 0 {
+        return None;
+    }
+    udp::Packet::new_checked(ip.payload()).ok().map(|u| u.dst_port())
 }
 
 /// What arrived on UDP port 4500 (RFC 3948 section 2).
