@@ -96,6 +96,7 @@ impl fmt::Debug for Mbuf {
 }
 
 impl PacketBuf for Mbuf {
+    #[inline]
     fn data(&self) -> &[u8] {
         let m = self.raw();
         // SAFETY: buf_addr + data_off starts data_len initialised bytes inside the mbuf's
@@ -103,6 +104,7 @@ impl PacketBuf for Mbuf {
         unsafe { slice::from_raw_parts(m.buf_addr.cast::<u8>().add(m.data_off.into()), m.data_len.into()) }
     }
 
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         let m = self.raw();
         let (p, len) = (m.buf_addr.cast::<u8>(), m.data_len.into());
@@ -110,15 +112,18 @@ impl PacketBuf for Mbuf {
         unsafe { slice::from_raw_parts_mut(p.add(m.data_off.into()), len) }
     }
 
+    #[inline]
     fn headroom(&self) -> usize {
         self.raw().data_off.into()
     }
 
+    #[inline]
     fn tailroom(&self) -> usize {
         let m = self.raw();
         usize::from(m.buf_len) - usize::from(m.data_off) - usize::from(m.data_len)
     }
 
+    #[inline]
     fn len(&self) -> usize {
         self.raw().data_len.into()
     }
@@ -129,6 +134,7 @@ impl PacketBuf for Mbuf {
     // work on the last segment, which is this one: a chained mbuf (none is made or received
     // here) goes through DPDK's own functions.
 
+    #[inline]
     fn prepend(&mut self, n: usize) -> bool {
         let m = self.raw_mut();
         let Ok(n) = u16::try_from(n) else { return false };
@@ -142,6 +148,7 @@ impl PacketBuf for Mbuf {
         true
     }
 
+    #[inline]
     fn append(&mut self, n: usize) -> bool {
         let Ok(n) = u16::try_from(n) else { return false };
         if self.raw().nb_segs != 1 {
@@ -157,6 +164,7 @@ impl PacketBuf for Mbuf {
         true
     }
 
+    #[inline]
     fn adj(&mut self, n: usize) -> bool {
         let m = self.raw_mut();
         let Ok(n) = u16::try_from(n) else { return false };
@@ -169,6 +177,7 @@ impl PacketBuf for Mbuf {
         true
     }
 
+    #[inline]
     fn trim(&mut self, n: usize) -> bool {
         let Ok(n) = u16::try_from(n) else { return false };
         if self.raw().nb_segs != 1 {

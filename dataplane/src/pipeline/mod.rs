@@ -732,6 +732,7 @@ impl<E: Engine> Pipeline<E> {
     /// Puts the Ethernet header for `next_hop` (whose address the neighbour table gave as
     /// `mac`) on a routed packet and stages it on `port`, or hands it to the control plane to
     /// resolve the next hop.
+    #[inline(always)]
     fn link_out_to<B: PacketBuf>(
         &mut self,
         mut buf: B,
