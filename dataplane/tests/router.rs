@@ -291,6 +291,34 @@ fn punts_ike_and_other_local_traffic() {
 }
 
 #[test]
+fn forwards_a_header_with_options_whose_checksum_covers_them() {
+    let mut r = rig(1500, true);
+    // A 24-byte header (router alert option), its checksum computed over all 24 bytes.
+    let plain = ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1, 2, 10));
+    let mut p = Vec::with_capacity(plain.len() + 4);
+    p.extend_from_slice(&plain[..20]);
+    p.extend_from_slice(&[0x94, 4, 0, 0]);
+    p.extend_from_slice(&plain[20..]);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut p[..]);
+        ip.set_header_len(24);
+        ip.set_total_len((plain.len() + 4) as u16);
+        ip.fill_checksum();
+    }
+    let mut bad = p.clone();
+    bad[22] ^= 1;
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &p));
+    let out = r.sent(1);
+    assert_eq!(out.len(), 1);
+    let ip = l3(&out[0]);
+    assert_eq!((ip.header_len(), ip.ttl(), usize::from(ip.total_len())), (24, 63, p.len()));
+    // A changed option byte breaks the checksum: the sum covers the options.
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &bad));
+    assert!(r.sent(1).is_empty());
+    assert_eq!(r.dropped(DropReason::BadChecksum), 1);
+}
+
+#[test]
 fn drops_what_it_must_with_a_reason() {
     let mut r = rig(1500, true);
     let good = ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1, 2, 10));

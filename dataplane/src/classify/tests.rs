@@ -238,6 +238,19 @@ fn key_from_ipv4_reads_ports_and_skips_later_fragments() {
     let mut icmp = p;
     icmp[9] = 1;
     assert_eq!(Key::from_ipv4(&icmp).unwrap().dst_port, 0);
+
+    // With options (a 24-byte header: router alert), the ports follow the options.
+    let mut opts = [0u8; 32];
+    opts[..20].copy_from_slice(&p[..20]);
+    opts[0] = 0x46;
+    opts[2..4].copy_from_slice(&32u16.to_be_bytes());
+    opts[20..24].copy_from_slice(&[0x94, 4, 0, 0]);
+    opts[24..32].copy_from_slice(&p[20..28]);
+    let k = Key::from_ipv4(&opts).unwrap();
+    assert_eq!((k.src_port, k.dst_port), (500, 4500));
+    // Ports that would reach past the total length are refused.
+    opts[2..4].copy_from_slice(&26u16.to_be_bytes());
+    assert_eq!(Key::from_ipv4(&opts), None);
 }
 
 #[test]

@@ -848,11 +848,11 @@ fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<Checked, DropReason> {
     Ok(v)
 }
 
-/// Returns the UDP destination port of a valid IPv4 packet that is UDP and not a later
-/// fragment, with a valid UDP header.
+/// Returns the destination port of a valid IPv4 UDP packet that is not a later fragment, with
+/// a valid UDP header.
 fn udp_dport(d: &[u8]) -> Option<u16> {
     let ip = ipv4::Packet::new_unchecked(d);
-    if ip.protocol() != Protocol::Udp || ip.frag_offset() != 0 {
+    if ip.frag_offset() != 0 {
         return None;
     }
     udp::Packet::new_checked(ip.payload()).ok().map(|u| u.dst_port())
