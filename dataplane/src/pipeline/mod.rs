@@ -433,7 +433,7 @@ impl<E: Engine> Pipeline<E> {
             }
         }
         self.lap(Stage::Input, n);
-        self.ip_sorted(in_port, &mut sorted, 0, &mut io);
+        self.ip_sorted(in_port, &tables, &mut sorted, 0, &mut io);
         (self.stats.outbound_cache, self.stats.incoming_cache) = self.ipsec.cache_stats();
     }
 
@@ -452,7 +452,7 @@ impl<E: Engine> Pipeline<E> {
             self.sort(in_port, buf, &tables, &mut sorted, io);
         }
         self.lap(Stage::Input, 0);
-        self.ip_sorted(in_port, &mut sorted, depth, io);
+        self.ip_sorted(in_port, &tables, &mut sorted, depth, io);
     }
 
     /// Validates one IPv4 packet and sorts it: IPsec to us, other traffic to us, forwarded.
@@ -504,11 +504,11 @@ impl<E: Engine> Pipeline<E> {
     fn ip_sorted<B: PacketBuf>(
         &mut self,
         in_port: u16,
+        tables: &Tables,
         sorted: &mut Sorted<B>,
         depth: u8,
         io: &mut Io<'_, B, E::Session>,
     ) {
-        let tables = Arc::clone(&self.tables);
         let Sorted { ipsec_in, local, local_keys, fwd, fwd_keys } = sorted;
         if !ipsec_in.is_empty() {
             if depth >= MAX_NESTING {
@@ -826,13 +826,7 @@ fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<Checked, DropReason> {
         if first >> 4 != 4 {
             return Err(DropReason::NotIpv4);
         }
-        let Some(h) = d.first_chunk::<{ ipv4::HEADER_LEN }>() else { return Err(DropReason::BadIpHeader) };
-        // As `ipv4::Packet::check_len`: 20 <= header length <= total length <= buffer.
-        let hlen = usize::from(first & 0x0f) * 4;
-        let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-        if hlen < ipv4::HEADER_LEN || total < hlen || total > d.len() {
-            return Err(DropReason::BadIpHeader);
-        }
+        let Some((h, hlen, total)) = ipv4::lengths(d) else { return Err(DropReason::BadIpHeader) };
         // Without options the header's length is known here, and the sum unrolled.
         let sum = if hlen == ipv4::HEADER_LEN { checksum::data(h) } else { checksum::data(&d[..hlen]) };
         if sum != 0xffff {

@@ -184,6 +184,18 @@ mod field {
     pub const OFFSET_MASK: u16 = 0x1fff;
 }
 
+/// Reads the header length and total length of the IPv4 header at the start of `bytes` and
+/// checks 20 <= header length <= total length <= buffer length ([`Packet::check_len`] is this
+/// and the version); returns the fixed header with them. One bounds check for every field of
+/// the fixed header: input runs it on every packet.
+#[inline(always)]
+pub fn lengths(bytes: &[u8]) -> Option<(&[u8; HEADER_LEN], usize, usize)> {
+    let h: &[u8; HEADER_LEN] = bytes.first_chunk()?;
+    let hlen = usize::from(h[field::VER_IHL] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    (hlen >= HEADER_LEN && hlen <= total && total <= bytes.len()).then_some((h, hlen, total))
+}
+
 /// Views an IPv4 packet over a byte buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {
@@ -209,16 +221,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// the total length is accepted (Ethernet pads short frames). Then no accessor panics.
     /// The checksum and the option list are not checked here.
     pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN || self.version() != 4 {
-            return Err(Error);
+        match lengths(self.buffer.as_ref()) {
+            Some((h, _, _)) if h[field::VER_IHL] >> 4 == 4 => Ok(()),
+            _ => Err(Error),
         }
-        let header_len = usize::from(self.header_len());
-        let total_len = usize::from(self.total_len());
-        if header_len < HEADER_LEN || header_len > len || total_len < header_len || total_len > len {
-            return Err(Error);
-        }
-        Ok(())
     }
 
     /// Returns the wrapped buffer.
