@@ -101,7 +101,7 @@ fn main() -> ExitCode {
         let mut held: Burst<Mbuf> = Burst::new();
         assert_eq!(g.fill(&mut held), BURST);
         let mut more: Burst<Mbuf> = Burst::new();
-        assert_eq!(g.fill(&mut more), 0, "8 free for 32");
+        assert_eq!(g.fill(&mut more), 0, "8 free for a burst");
         drop(held);
         assert_eq!(g.fill(&mut more), BURST);
     });

@@ -356,7 +356,11 @@ fn floods_are_counted_and_legitimate_traffic_keeps_flowing() {
     assert!(d("slow-path-hold-dropped") == 0, "and delivered to the LAN host");
     // The storm's senders are learned once each (80 addresses), not once per request.
     assert!(w.end["slow-path-arp-learned"] <= 80 + 2, "{}", w.end["slow-path-arp-learned"]);
-    assert!(d("arp-replies") as f64 >= (ARP_STORM / 2) as f64 * (loops - 1.5), "requests for us answered");
+    // As `near` allows: the worker publishes its counters every 64 polls, while the port's
+    // are read live, so the window's ends can be a few bursts of 128 frames apart.
+    let replies = d("arp-replies") as f64;
+    let want = (ARP_STORM / 2) as f64 * (loops - 1.5) * 0.99;
+    assert!(replies >= want, "requests for us answered: {replies}, at least {want:.0} expected");
     // IKE: half-open exchanges bounded, the rest refused.
     let s = &w.end;
     let bound = control::ike::HALF_OPEN_PER_PEER as u64;

@@ -56,7 +56,7 @@ mod tests {
     #[test]
     fn mem_port_moves_frames_and_refuses_beyond_its_limit() {
         let mut p = MemPort::default();
-        p.rx.extend((0..40u8).map(|i| vec![i; 3]));
+        p.rx.extend((0..BURST + 8).map(|i| vec![i as u8; 3]));
         let mut b = Burst::new();
         assert_eq!(p.rx_burst(&mut b), BURST);
         assert_eq!(p.rx_burst(&mut b), 0, "burst full");

@@ -219,6 +219,10 @@ const LANES: usize = 8;
 /// Flips the top bit, mapping unsigned order onto signed order (SSE2 compares only signed).
 const BIAS: u32 = 0x8000_0000;
 
+/// One bit per packet of a burst: the packets whose leaf goes on past its first block.
+type BurstMask = u128;
+const _: () = assert!(BURST <= BurstMask::BITS as usize, "a burst's packets need a bit each");
+
 /// Is the index a lane without a match reports (above every rule index, see `build`).
 const NO_LANE: i32 = i32::MAX;
 
@@ -456,7 +460,7 @@ impl Classifier {
             }
             // The first block of every packet's leaf, again without a branch per packet; the
             // few packets whose leaf goes on past a first block without a match continue below.
-            let mut more = 0u32;
+            let mut more: BurstMask = 0;
             for (i, ((&at, fields), best)) in at[..n].iter().zip(&fields[..n]).zip(&mut best[..n]).enumerate() {
                 let range = at.leaf_range();
                 let first = t.blocks[range.start].first(fields);
@@ -464,7 +468,7 @@ impl Classifier {
                 // the top bit set.
                 let first = first as u32 | ((first as u32 + 1) as i32 >> 31) as u32;
                 *best = (*best).min(first);
-                more |= u32::from((first == NONE) & (range.len() > 1)) << i;
+                more |= BurstMask::from((first == NONE) & (range.len() > 1)) << i;
             }
             while more != 0 {
                 let i = more.trailing_zeros() as usize;
