@@ -302,11 +302,7 @@ impl<E: Engine> State<E> {
     pub(crate) fn visit(&self, item: Listed, mut f: impl FnMut(Direction, u32, &Sa<E::Session>)) {
         match item {
             Listed::Out(id) => {
-                let b = match self.spd.index_of(id) {
-                    Some(i) => self.outbound.get(i as usize).and_then(|b| b.as_deref()),
-                    None => self.detached.get(&id).map(|b| &**b),
-                };
-                for sa in b.into_iter().flat_map(Bundle::sas) {
+                for sa in self.bundle_of(id).into_iter().flat_map(Bundle::sas) {
                     f(Direction::Out, id, sa);
                 }
             }
@@ -385,12 +381,25 @@ impl<E: Engine> State<E> {
         match *target {
             Target::In(key) => self.inbound.get_mut(&key).map(|ib| &mut ib.sa),
             Target::Out { policy_id, proto, spi } => {
-                let b = match self.spd.index_of(policy_id) {
-                    Some(i) => self.outbound.get_mut(i as usize)?.as_deref_mut(),
-                    None => self.detached.get_mut(&policy_id).map(|b| &mut **b),
-                }?;
-                b.sas_mut().find(|sa| sa.proto() == proto && sa.spi() == spi)
+                self.bundle_of_mut(policy_id)?.sas_mut().find(|sa| sa.proto() == proto && sa.spi() == spi)
             }
+        }
+    }
+
+    /// Returns the outbound bundle of the policy with `id`: by its SPD index, or among the
+    /// detached ones when the SPD has no such policy.
+    fn bundle_of(&self, id: u32) -> Option<&Bundle<E::Session>> {
+        match self.spd.index_of(id) {
+            Some(i) => self.outbound.get(i as usize)?.as_deref(),
+            None => self.detached.get(&id).map(|b| &**b),
+        }
+    }
+
+    /// As [`bundle_of`](Self::bundle_of), writable.
+    fn bundle_of_mut(&mut self, id: u32) -> Option<&mut Bundle<E::Session>> {
+        match self.spd.index_of(id) {
+            Some(i) => self.outbound.get_mut(i as usize)?.as_deref_mut(),
+            None => self.detached.get_mut(&id).map(|b| &mut **b),
         }
     }
 
