@@ -252,11 +252,15 @@ fn gw_inline(
 ) {
     let start = Instant::now();
     let mut rounds = 0u32;
+    let mut polled = now_ms();
     while !shutdown::requested() {
-        worker.poll_once(now_ms());
+        let now = now_ms();
+        worker.poll_once(now);
         rounds += 1;
-        if rounds == 64 {
+        // The control plane's turn comes every 64 rounds, or sooner when rounds are slow.
+        if rounds >= 64 || now.wrapping_sub(polled) >= dataplane::worker::PUBLISH_MS {
             rounds = 0;
+            polled = now;
             worker.publish();
             gw.poll_slow(now_ms());
             ctl.poll(gw);
