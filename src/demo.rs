@@ -13,6 +13,7 @@ use dataplane::pipeline::{Direction, WorkerStats};
 use dataplane::port::Port;
 use dataplane::stats::DropReason;
 use dataplane::wire::{Protocol, arp, ethernet, ipv4, udp};
+use dataplane::worker::Cadence;
 use ipsecgw::dpdk::{Eal, EthPort, EthQueue, Mbuf, Mempool, PoolConfig, PortConfig, lcore, shutdown};
 use ipsecgw::gateway::{Gateway, Setup};
 
@@ -308,7 +309,7 @@ fn run_demo(eal: &Eal, a: &Args, r1_setup: Setup, r2_setup: Setup) -> Result<boo
     let mut last = Snap::default();
     let mut last_t = start;
     let mut next_print = start + Duration::from_secs(1);
-    let mut rounds = 0u64;
+    let mut slow_turn = Cadence::new(64, now_ms());
     while Instant::now() < end && !shutdown::requested() {
         let t = now_ms();
         h1.send();
@@ -318,8 +319,7 @@ fn run_demo(eal: &Eal, a: &Args, r1_setup: Setup, r2_setup: Setup) -> Result<boo
         }
         h1.receive();
         h2.receive();
-        rounds += 1;
-        if rounds.is_multiple_of(64) {
+        if slow_turn.due(t) {
             w2.publish();
             r1.poll_slow(t);
             r2.poll_slow(t);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use control::daemon::wire::PortInfo;
 use control::daemon::{DEFAULT_SOCKET, dataplane_socket};
+use dataplane::worker::Cadence;
 use ipsecgw::dpdk::{Eal, Mempool, PoolConfig, lcore, shutdown};
 use ipsecgw::gateway::{Gateway, Setup};
 
@@ -251,16 +252,12 @@ fn gw_inline(
     ctl: &mut Control,
 ) {
     let start = Instant::now();
-    let mut rounds = 0u32;
-    let mut polled = now_ms();
+    // The control plane's turn comes every 64 rounds, or sooner when rounds are slow.
+    let mut turn = Cadence::new(64, now_ms());
     while !shutdown::requested() {
         let now = now_ms();
         worker.poll_once(now);
-        rounds += 1;
-        // The control plane's turn comes every 64 rounds, or sooner when rounds are slow.
-        if rounds >= 64 || now.wrapping_sub(polled) >= dataplane::worker::PUBLISH_MS {
-            rounds = 0;
-            polled = now;
+        if turn.due(now) {
             worker.publish();
             gw.poll_slow(now_ms());
             ctl.poll(gw);

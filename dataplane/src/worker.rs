@@ -17,10 +17,37 @@ use crate::stats::{DropReason, Stats};
 /// Control messages applied between two rounds of polling, at most.
 const MSGS_PER_ROUND: usize = 64;
 
-/// The longest [`Worker::run`] keeps its counters to itself, in milliseconds: a round of 128
-/// 3DES packets of 1,420 bytes takes about 22 ms, so a count of rounds alone could leave the
-/// counters seconds old.
-pub const PUBLISH_MS: u64 = 50;
+/// The longest a [`Cadence`] waits, in milliseconds: a round of 128 3DES packets of 1,420 bytes
+/// takes about 22 ms, so a count of rounds alone could leave counters seconds old.
+const CADENCE_MS: u64 = 50;
+
+/// When a polling loop's periodic work (publishing counters, the control plane's turn) is due:
+/// every `every` rounds, or every [`CADENCE_MS`] however long rounds take.
+#[derive(Debug)]
+pub struct Cadence {
+    every: u32,
+    rounds: u32,
+    last_ms: u64,
+}
+
+impl Cadence {
+    /// Starts counting at `now_ms`.
+    pub fn new(every: u32, now_ms: u64) -> Cadence {
+        Cadence { every, rounds: 0, last_ms: now_ms }
+    }
+
+    /// Counts one round ending at `now_ms`; true when the periodic work is due (and starts
+    /// counting again).
+    pub fn due(&mut self, now_ms: u64) -> bool {
+        self.rounds += 1;
+        if self.rounds < self.every && now_ms.wrapping_sub(self.last_ms) < CADENCE_MS {
+            return false;
+        }
+        self.rounds = 0;
+        self.last_ms = now_ms;
+        true
+    }
+}
 
 /// One worker: its queue of every port, its pipeline, and its rings.
 pub struct Worker<P: Port, E: Engine> {
@@ -165,19 +192,14 @@ impl<P: Port, E: Engine> Worker<P, E> {
         self.published.store(&self.pipeline.stats);
     }
 
-    /// Polls until `stop()` says so, publishing counters every `publish_every` rounds, and at
-    /// least every [`PUBLISH_MS`] however long rounds take; `now_ms` reads the clock (once per
-    /// round).
+    /// Polls until `stop()` says so, publishing counters at the [`Cadence`] of `publish_every`
+    /// rounds; `now_ms` reads the clock (once per round).
     pub fn run(&mut self, stop: impl Fn() -> bool, mut now_ms: impl FnMut() -> u64, publish_every: u32) {
-        let mut rounds = 0u32;
-        let mut published = now_ms();
+        let mut publish = Cadence::new(publish_every, now_ms());
         while !stop() {
             let now = now_ms();
             self.poll_once(now);
-            rounds += 1;
-            if rounds >= publish_every || now.wrapping_sub(published) >= PUBLISH_MS {
-                rounds = 0;
-                published = now;
+            if publish.due(now) {
                 self.publish();
             }
         }
@@ -278,5 +300,25 @@ impl StatsCell {
             drops,
             runtime,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CADENCE_MS, Cadence};
+
+    #[test]
+    fn cadence_is_due_every_n_rounds_or_after_its_time_whichever_comes_first() {
+        let mut c = Cadence::new(3, 1_000);
+        let fast: Vec<bool> = (0..6).map(|_| c.due(1_000)).collect();
+        assert_eq!(fast, [false, false, true, false, false, true]);
+        // Slow rounds: due once the time has passed, and counting starts again from there.
+        assert!(!c.due(1_000 + CADENCE_MS - 1));
+        assert!(c.due(1_000 + CADENCE_MS));
+        assert!(!c.due(1_000 + CADENCE_MS + 1));
+        // A clock that wraps still measures forward.
+        let mut w = Cadence::new(100, u64::MAX - 10);
+        assert!(!w.due(u64::MAX));
+        assert!(w.due(CADENCE_MS));
     }
 }
