@@ -368,16 +368,16 @@ impl Gateway {
             }
             let mut copies: Vec<Box<Bundle<Session>>> = Vec::new();
             for _ in 0..self.downs.len() {
-                let mut bundle = Bundle {
-                    esp: spec.esp.as_ref().map(|s| build_sa(&mut engine, s)).transpose()?,
-                    ah: spec.ah.as_ref().map(|s| build_sa(&mut engine, s)).transpose()?,
-                };
+                let mut bundle = Bundle::new(
+                    spec.esp.as_ref().map(|s| build_sa(&mut engine, s)).transpose()?,
+                    spec.ah.as_ref().map(|s| build_sa(&mut engine, s)).transpose()?,
+                );
                 // Every worker's copy draws from the first copy's sequence numbers.
                 if let Some(first) = copies.first() {
                     if let (Some(sa), Some(f)) = (bundle.esp.as_mut(), first.esp.as_ref()) {
                         sa.share_with(f);
                     }
-                    if let (Some(sa), Some(f)) = (bundle.ah.as_mut(), first.ah.as_ref()) {
+                    if let (Some(sa), Some(f)) = (bundle.ah.as_deref_mut(), first.ah.as_deref()) {
                         sa.share_with(f);
                     }
                 }

@@ -136,8 +136,8 @@ fn sa_pair<E: Engine>(
 
 fn run_case<E: Engine>(case: &Case, r1: &mut E, r2: &mut E) -> Result<(), String> {
     println!("-- {}", case.name);
-    let mut out = Bundle { esp: None, ah: None };
-    let mut inb = Bundle { esp: None, ah: None };
+    let mut out = Bundle::new(None, None);
+    let mut inb = Bundle::new(None, None);
     if let Some((ealg, bits, ekey, aalg, akey)) = case.esp {
         let enc = ealg.key_from_hex(bits, ekey).map_err(|e| e.to_string())?;
         let cipher = ealg.cipher(bits).ok_or("no cipher for key")?;
@@ -153,7 +153,7 @@ fn run_case<E: Engine>(case: &Case, r1: &mut E, r2: &mut E) -> Result<(), String
         // The manual: with ah,esp in tunnel mode, AH runs in transport mode over the new header.
         let mode = if case.esp.is_some() { Mode::Transport } else { case.mode };
         let (o, i) = sa_pair(r1, r2, IpsecProto::Ah, mode, 256, xf, &[], &auth)?;
-        (out.ah, inb.ah) = (Some(o), Some(i));
+        (out.ah, inb.ah) = (Some(Box::new(o)), Some(Box::new(i)));
     }
     let (src, dst) = if case.mode == Mode::Tunnel { (LAN1_HOST, LAN2_HOST) } else { (R1, R2) };
     let originals: Vec<Vec<u8>> = (0..32).map(|i| udp_packet(src, dst, i * 45)).collect();
@@ -190,7 +190,7 @@ fn run_case<E: Engine>(case: &Case, r1: &mut E, r2: &mut E) -> Result<(), String
         return Err("replayed or forged packets were not all dropped".into());
     }
     println!("   installed SAs (R1 outbound, then R2 inbound):");
-    for sa in [&out.esp, &out.ah, &inb.esp, &inb.ah].into_iter().flatten() {
+    for sa in out.sas().chain(inb.sas()) {
         println!("   {}", installed_sa_line(sa));
     }
     Ok(())

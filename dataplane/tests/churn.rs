@@ -123,7 +123,7 @@ fn sa_and_policy_churn_loses_nothing_on_the_unchanged_sa() {
     push(ToWorker::Neighbor { port: WAN, ip: R2_WAN, mac: PEER_MAC });
     push(ToWorker::Outbound {
         policy_id: 1,
-        bundle: Some(Box::new(Bundle { esp: Some(sa(STEADY_SPI, R1_WAN, R2_WAN)), ah: None })),
+        bundle: Some(Box::new(Bundle::new(Some(sa(STEADY_SPI, R1_WAN, R2_WAN)), None))),
     });
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -176,7 +176,7 @@ fn sa_and_policy_churn_loses_nothing_on_the_unchanged_sa() {
         match i % 4 {
             0 => push(ToWorker::Outbound {
                 policy_id: id,
-                bundle: Some(Box::new(Bundle { esp: Some(sa(0x1000 + i as u32, R1_WAN, R2_WAN)), ah: None })),
+                bundle: Some(Box::new(Bundle::new(Some(sa(0x1000 + i as u32, R1_WAN, R2_WAN)), None))),
             }),
             1 => {
                 let s = sa(0x8000_0000 | i as u32, R2_WAN, R1_WAN);

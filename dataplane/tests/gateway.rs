@@ -113,7 +113,7 @@ impl Gw {
     }
 
     fn install_out(&mut self, policy_id: u32, esp: Option<Sa<S>>, ah: Option<Sa<S>>) {
-        self.msg(ToWorker::Outbound { policy_id, bundle: Some(Box::new(Bundle { esp, ah })) });
+        self.msg(ToWorker::Outbound { policy_id, bundle: Some(Box::new(Bundle::new(esp, ah))) });
     }
 
     fn install_in(&mut self, policy_id: u32, sa: Sa<S>) {
@@ -597,9 +597,7 @@ fn sa_time_lifetimes_start_when_the_worker_installs_the_sa() {
     let mut r1 = Gw::new(1, vec![tunnel_policy(1, Level::Require, IpsecProtocols::Esp)]);
     let sa = timed_sa(0x100, 10, 20);
     assert!(
-        r1.down
-            .push(ToWorker::Outbound { policy_id: 1, bundle: Some(Box::new(Bundle { esp: Some(sa), ah: None })) })
-            .is_ok()
+        r1.down.push(ToWorker::Outbound { policy_id: 1, bundle: Some(Box::new(Bundle::new(Some(sa), None))) }).is_ok()
     );
     r1.w.poll_once(t0_ms);
     assert_eq!(send_at(&mut r1, t0_ms + 1000), 1, "a fresh SA seals");
@@ -650,7 +648,7 @@ fn a_replaced_sa_keeps_its_own_lifetimes() {
     let mut r1 = Gw::new(1, vec![tunnel_policy(1, Level::Require, IpsecProtocols::Esp)]);
     let install = |r1: &mut Gw, at_ms: u64| {
         // The same SPI both times: the first SA's deadlines then find the second one.
-        let bundle = Some(Box::new(Bundle { esp: Some(timed_sa(0x100, 0, 10)), ah: None }));
+        let bundle = Some(Box::new(Bundle::new(Some(timed_sa(0x100, 0, 10)), None)));
         assert!(r1.down.push(ToWorker::Outbound { policy_id: 1, bundle }).is_ok());
         r1.w.poll_once(at_ms);
     };

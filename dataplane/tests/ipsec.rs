@@ -481,8 +481,8 @@ fn ah_esp_bundle_orders_esp_then_ah() {
     ah_spec.spi = 0x2000;
     let esp_pair = esp_spec.build(&mut RustEngine);
     let ah_pair = ah_spec.build(&mut RustEngine);
-    let mut out = Bundle { esp: Some(esp_pair.out), ah: Some(ah_pair.out) };
-    let mut inb = Bundle { esp: Some(esp_pair.inb), ah: Some(ah_pair.inb) };
+    let mut out = Bundle::new(Some(esp_pair.out), Some(ah_pair.out));
+    let mut inb = Bundle::new(Some(esp_pair.inb), Some(ah_pair.inb));
     let originals: Vec<Vec<u8>> = (0..5).map(|n| udp_packet(LAN1, LAN2, n * 100, 0, false)).collect();
     let mut b = burst_of(&originals);
     let mut st = Stats::default();

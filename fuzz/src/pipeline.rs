@@ -194,7 +194,7 @@ impl Gateway {
             let id = s as u32 + 1;
             let esp = sc.esp.map(|_| sa(sc, s, IpsecProto::Esp, true));
             let ah = sc.ah.map(|_| sa(sc, s, IpsecProto::Ah, true));
-            g.msg(ToWorker::Outbound { policy_id: id, bundle: Some(Box::new(Bundle { esp, ah })) });
+            g.msg(ToWorker::Outbound { policy_id: id, bundle: Some(Box::new(Bundle::new(esp, ah))) });
             for proto in [IpsecProto::Esp, IpsecProto::Ah] {
                 let present = match proto {
                     IpsecProto::Esp => sc.esp.is_some(),

@@ -740,7 +740,7 @@ impl<E: Engine> SaLookup for Sas<'_, E> {
     #[inline]
     fn prefetch(&self, idx: PolicyIdx) {
         if let Some(b) = bundle(self.outbound, idx) {
-            crate::prefetch::front(b, crate::sa::HOT_BYTES);
+            crate::prefetch::front(b, Bundle::<E::Session>::HOT_BYTES);
         }
     }
 }
@@ -755,12 +755,12 @@ impl<S> xform::SaGroups<S> for Taken<'_, S> {
     #[inline]
     fn sa_mut(&mut self, g: usize) -> Option<&mut Sa<S>> {
         let b = &mut self.bundles.get_mut(g)?.1;
-        if self.ah { b.ah.as_mut() } else { b.esp.as_mut() }
+        if self.ah { b.ah.as_deref_mut() } else { b.esp.as_mut() }
     }
     #[inline]
     fn sa(&self, g: usize) -> Option<&Sa<S>> {
         let b = &self.bundles.get(g)?.1;
-        if self.ah { b.ah.as_ref() } else { b.esp.as_ref() }
+        if self.ah { b.ah.as_deref() } else { b.esp.as_ref() }
     }
 }
 
@@ -883,7 +883,7 @@ mod tests {
         let mut most = 0;
         for i in 0..1000 {
             let sa = crate::sa::tests::sa(lifetimes);
-            st.install_outbound(1, Some(Box::new(Bundle { esp: Some(sa), ah: None })), i);
+            st.install_outbound(1, Some(Box::new(Bundle::new(Some(sa), None))), i);
             most = most.max(st.deadlines.len());
         }
         // One policy's bundle (in `detached`: the SPD is empty) may hold two SAs of two deadlines.
