@@ -25,7 +25,7 @@ pub struct Bundle<S> {
 impl<S> Bundle<S> {
     /// The bytes at the start of a bundle that every packet reads: the AH pointer and the ESP
     /// SA's per-packet fields.
-    pub const HOT_BYTES: usize = std::mem::offset_of!(Bundle<S>, esp) + crate::sa::HOT_BYTES;
+    pub const HOT_BYTES: usize = std::mem::offset_of!(Bundle<S>, esp) + Sa::<S>::HOT_BYTES;
 
     /// Returns a bundle of `esp`, `ah`, or both.
     pub fn new(esp: Option<Sa<S>>, ah: Option<Sa<S>>) -> Self {

@@ -140,9 +140,9 @@ const MIN_RESERVE: u64 = 1;
 
 /// A unidirectional SA with its engine session `S`.
 ///
-/// The fields every packet reads or writes come first, in declaration order (`repr(C)`), so
-/// that they share the SA's first few cache lines ([`HOT_BYTES`]): with thousands of SAs those
-/// are the lines prefetched ahead of a burst.
+/// The fields every packet or burst reads or writes come first, in declaration order
+/// (`repr(C)`), so that they share the SA's first few cache lines ([`Sa::HOT_BYTES`]): with
+/// thousands of SAs those are the lines prefetched ahead of a burst.
 #[repr(C)]
 pub struct Sa<S> {
     pub(crate) session: S,
@@ -181,10 +181,6 @@ pub struct Sa<S> {
     pub(crate) iv_rng: ChaCha12Rng,
 }
 
-/// The bytes at the start of an [`Sa`] that hold what every packet touches (checked by a test
-/// against the field offsets).
-pub const HOT_BYTES: usize = 256;
-
 impl<S> std::fmt::Debug for Sa<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sa")
@@ -221,6 +217,12 @@ fn outer_protocol(proto: IpsecProto, encap: Option<UdpEncap>) -> Protocol {
 }
 
 impl<S> Sa<S> {
+    /// The bytes at the start of an SA that sealing a burst reads or writes: the per-packet
+    /// fields, then `pending` (events, looked at once per burst). Prefetching exactly these,
+    /// not a round 256, saves a line per SA in three bundles of four (they start 16 bytes
+    /// into a line or more).
+    pub const HOT_BYTES: usize = std::mem::offset_of!(Sa<S>, added_at);
+
     /// Installs an SA at time `now` (seconds), preparing its keys in `engine`.
     pub fn new<E: Engine<Session = S>>(engine: &mut E, cfg: &SaConfig<'_>, now: u64) -> Result<Self, KeyError> {
         let session = engine.session(cfg.xf, cfg.enc_key, cfg.auth_key)?;
@@ -485,11 +487,11 @@ pub(crate) mod tests {
 
     #[test]
     fn per_packet_fields_sit_in_the_first_lines() {
-        fn last_hot<S>() -> usize {
-            std::mem::offset_of!(Sa<S>, pending)
-        }
-        for end in [last_hot::<crate::crypto::ipsec_mb::MbSession>(), last_hot::<crate::crypto::rust::RustSession>()] {
-            assert!(end <= HOT_BYTES, "the per-packet fields end at {end}");
+        // Four lines hold them from the start of a line, with room for the bundle's AH pointer.
+        for end in
+            [Sa::<crate::crypto::ipsec_mb::MbSession>::HOT_BYTES, Sa::<crate::crypto::rust::RustSession>::HOT_BYTES]
+        {
+            assert!(end + 16 <= 256, "the per-packet fields end at {end}");
         }
     }
     use crate::crypto::{Auth, Cipher, rust::RustEngine};
