@@ -138,6 +138,10 @@ struct Shared {
 /// Sequence numbers a worker reserves at once when sealing one packet outside a burst.
 const MIN_RESERVE: u64 = 1;
 
+/// Sequence numbers a copy alone on the gateway reserves at once: it owns the space, so it
+/// touches the shared counter's line once per this many packets instead of once per burst.
+const ALONE_RESERVE: u64 = 4096;
+
 /// A unidirectional SA with its engine session `S`.
 ///
 /// The fields every packet or burst reads or writes come first, in declaration order
@@ -171,6 +175,10 @@ pub struct Sa<S> {
     pub(crate) mode: Mode,
     pub(crate) dont_fragment: DontFragment,
     state: SaState,
+    /// Set when bursts need not touch the shared counters: the copy was alone at its last
+    /// reservation (it reserves [`ALONE_RESERVE`] numbers at a time) and has no byte lifetime.
+    /// Then sealing does not prefetch them: with thousands of SAs that is a line per packet.
+    shared_idle: bool,
     /// The key of every packet the SA seals (see [`Sa::outer_key`]), kept with the per-packet
     /// fields: a burst asks for it once per SA.
     outer_key: Key,
@@ -249,6 +257,7 @@ impl<S> Sa<S> {
             added_at: now,
             counters: SaCounters::default(),
             state: SaState::Mature,
+            shared_idle: false,
             pending: [None; 3],
         })
     }
@@ -310,9 +319,14 @@ impl<S> Sa<S> {
     pub fn counters(&self) -> SaCounters {
         self.counters
     }
-    /// Returns the last sequence number handed out to any copy of the SA (outbound).
+    /// Returns the last sequence number handed out to any copy of the SA (outbound); a copy
+    /// alone leaves out the numbers it reserved and has not sent.
     pub fn seq(&self) -> u32 {
-        self.shared.seq.load(Ordering::Relaxed).min(u64::from(u32::MAX)) as u32
+        let mut seq = self.shared.seq.load(Ordering::Relaxed);
+        if Arc::strong_count(&self.shared) == 1 {
+            seq -= self.reserved.end - self.reserved.start;
+        }
+        seq.min(u64::from(u32::MAX)) as u32
     }
 
     /// Makes this SA a copy of `other` on another worker: they draw sequence numbers and GCM
@@ -321,6 +335,7 @@ impl<S> Sa<S> {
         self.shared = Arc::clone(&other.shared);
         self.gcm_iv_base = other.gcm_iv_base;
         self.reserved = 0..0;
+        self.shared_idle = false;
     }
     /// Returns the replay window (inbound).
     pub fn replay_window(&self) -> &ReplayWindow {
@@ -405,20 +420,31 @@ impl<S> Sa<S> {
 
     /// Reserves `n` sequence numbers for a burst about to be sealed: one atomic add shared with
     /// the SA's other copies. What a burst leaves unused is kept for the next one.
+    ///
+    /// A copy with no other copy reserves [`ALONE_RESERVE`] at a time. Copies are made when
+    /// the SA is installed, before any packet (`share_with`), so a copy alone now stays alone.
     pub(crate) fn reserve_seq(&mut self, n: usize) {
         let n = n as u64;
         if self.reserved.end - self.reserved.start >= n {
             return;
         }
-        // Numbers left over are skipped: a receiver sees a gap, never a repeat.
-        let first = self.shared.seq.fetch_add(n, Ordering::Relaxed) + 1;
-        self.reserved = first..first + n;
+        let alone = Arc::strong_count(&self.shared) == 1;
+        let take = if alone { n.max(ALONE_RESERVE) } else { n };
+        let first = self.shared.seq.fetch_add(take, Ordering::Relaxed) + 1;
+        // Numbers left over are kept when the new ones follow them, else skipped: a receiver
+        // sees a gap, never a repeat.
+        let start = if first == self.reserved.end { self.reserved.start } else { first };
+        self.reserved = start..first + take;
+        let lt = self.lifetimes;
+        self.shared_idle = alone && lt.hard_bytes == 0 && lt.soft_bytes == 0;
     }
 
     /// Hints that the counters shared with other workers (a separate allocation, which
-    /// reserving sequence numbers updates) are needed soon.
+    /// reserving sequence numbers updates) are needed soon, unless bursts do not touch them.
     pub(crate) fn prefetch_shared(&self) {
-        crate::prefetch::front(&*self.shared, size_of::<Shared>());
+        if !self.shared_idle {
+            crate::prefetch::front(&*self.shared, size_of::<Shared>());
+        }
     }
 
     /// Returns true while the SA may process packets.
@@ -450,6 +476,7 @@ impl<S> Sa<S> {
     pub fn set_seq(&mut self, seq: u32) {
         self.shared.seq.store(u64::from(seq), Ordering::Relaxed);
         self.reserved = 0..0;
+        self.shared_idle = false;
     }
 
     /// Returns a fresh identification for an outer IPv4 header.
@@ -580,6 +607,38 @@ pub(crate) mod tests {
         b.account(600);
         b.end_burst();
         assert_eq!(b.state(), SaState::Dead, "1200 bytes between them pass the hard limit");
+    }
+
+    #[test]
+    fn a_copy_alone_reserves_ahead_without_gaps_and_reports_what_it_sent() {
+        let mut s = sa(Lifetimes::default());
+        let mut want = 1;
+        for burst in [3usize, 128, 1, 4000, 200, 128] {
+            s.reserve_seq(burst);
+            for _ in 0..burst {
+                assert_eq!(s.next_seq(), Some(want));
+                want += 1;
+            }
+            assert_eq!(s.seq(), want - 1);
+            assert!(s.shared_idle, "no byte lifetime: bursts leave the shared line alone");
+        }
+        // Once shared (a worker copy made before traffic, as the gateway does), bursts reserve
+        // only what they need again.
+        let mut a = sa(Lifetimes::default());
+        let b = {
+            let mut b = sa(Lifetimes::default());
+            b.share_with(&a);
+            b
+        };
+        a.reserve_seq(5);
+        assert_eq!(a.reserved, 1..6);
+        assert!(!a.shared_idle);
+        drop(b);
+        // A byte lifetime needs the shared byte count every burst.
+        let mut c = sa(Lifetimes { hard_bytes: 1 << 20, ..Default::default() });
+        c.reserve_seq(5);
+        assert_eq!(c.reserved.end - c.reserved.start, ALONE_RESERVE);
+        assert!(!c.shared_idle);
     }
 
     #[test]
