@@ -226,9 +226,9 @@ fn outer_protocol(proto: IpsecProto, encap: Option<UdpEncap>) -> Protocol {
 
 impl<S> Sa<S> {
     /// The bytes at the start of an SA that sealing a burst reads or writes: the per-packet
-    /// fields, then `pending` (events, looked at once per burst). Prefetching exactly these,
-    /// not a round 256, saves a line per SA in three bundles of four (they start 16 bytes
-    /// into a line or more).
+    /// fields, then `pending` (events, looked at once per burst). Prefetching exactly these
+    /// rather than a round 256 saves a line for three bundles in four (a bundle starts 0, 16,
+    /// 32 or 48 bytes into a line).
     pub const HOT_BYTES: usize = std::mem::offset_of!(Sa<S>, added_at);
 
     /// Installs an SA at time `now` (seconds), preparing its keys in `engine`.
