@@ -58,6 +58,14 @@ pub struct Lifetimes {
     pub hard_secs: u64,
 }
 
+impl Lifetimes {
+    /// Tells whether a byte count limits the SA (soft or hard), so that the bytes of every
+    /// burst must be added to the count its copies share.
+    pub fn limits_bytes(&self) -> bool {
+        self.soft_bytes != 0 || self.hard_bytes != 0
+    }
+}
+
 /// UDP encapsulation of ESP for NAT traversal (RFC 3948): the ports of the outer UDP header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct UdpEncap {
@@ -403,7 +411,7 @@ impl<S> Sa<S> {
     /// and only for SAs with byte lifetimes.
     pub(crate) fn end_burst(&mut self) {
         let lt = self.lifetimes;
-        if (lt.hard_bytes == 0 && lt.soft_bytes == 0) || self.unshared_bytes == 0 {
+        if !lt.limits_bytes() || self.unshared_bytes == 0 {
             self.unshared_bytes = 0;
             return;
         }
@@ -435,8 +443,7 @@ impl<S> Sa<S> {
         // sees a gap, never a repeat.
         let start = if first == self.reserved.end { self.reserved.start } else { first };
         self.reserved = start..first + take;
-        let lt = self.lifetimes;
-        self.shared_idle = alone && lt.hard_bytes == 0 && lt.soft_bytes == 0;
+        self.shared_idle = alone && !self.lifetimes.limits_bytes();
     }
 
     /// Hints that the counters shared with other workers (a separate allocation, which
