@@ -320,7 +320,9 @@ fn stats(gw: &Gateway, sup: &Supervisor) -> Vec<(String, u64)> {
     ] {
         v.push((format!("slow-path-{k}"), n));
     }
-    for (name, st) in gw.port_stats() {
+    for (i, (name, st)) in gw.port_stats().into_iter().enumerate() {
+        // What the workers received from the port, published with their other counters.
+        v.push((format!("port-{name}-worker-rx"), s.rx_by_port.get(i).copied().unwrap_or(0)));
         if let Some(st) = st {
             v.push((format!("port-{name}-ipackets"), st.ipackets));
             v.push((format!("port-{name}-opackets"), st.opackets));

@@ -3,7 +3,7 @@
 //! own ring. Counters are published to a shared cell now and then, never per packet.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use crate::buf::{BURST, Burst, PacketBuf};
 use crate::classify::CacheStats;
@@ -13,6 +13,9 @@ use crate::pipeline::{Clock, Outputs, Pipeline, Runtime, Stage, WorkerStats};
 use crate::port::Port;
 use crate::spd::Spd;
 use crate::stats::{DropReason, Stats};
+
+/// Attempts of [`StatsCell::load`] at a consistent read.
+const READ_TRIES: usize = 100_000;
 
 /// Control messages applied between two rounds of polling, at most.
 const MSGS_PER_ROUND: usize = 64;
@@ -73,15 +76,9 @@ impl<P: Port, E: Engine> Worker<P, E> {
         up: Arc<Ring<FromWorker<P::Buf, E::Session>>>,
     ) -> Self {
         let n = ports.len();
-        Worker {
-            id,
-            ports,
-            pipeline: Pipeline::new(id, engine, tables, spd),
-            out: Outputs::new(n),
-            down,
-            up,
-            published: Arc::new(StatsCell::default()),
-        }
+        let mut pipeline = Pipeline::new(id, engine, tables, spd);
+        pipeline.stats.rx_by_port = vec![0; n];
+        Worker { id, ports, pipeline, out: Outputs::new(n), down, up, published: Arc::new(StatsCell::new(n)) }
     }
 
     /// Returns the worker's id.
@@ -144,7 +141,11 @@ impl<P: Port, E: Engine> Worker<P, E> {
             if n == 0 {
                 continue;
             }
-            self.pipeline.stats.runtime.add(Stage::Rx, clock().wrapping_sub(t0), n);
+            let st = &mut self.pipeline.stats;
+            st.runtime.add(Stage::Rx, clock().wrapping_sub(t0), n);
+            if let Some(c) = st.rx_by_port.get_mut(port) {
+                *c += n as u64;
+            }
             received += n;
             self.pipeline.process(port as u16, &mut rx, &mut self.out, &self.up, now_ms);
             self.flush();
@@ -212,11 +213,16 @@ impl<P: Port, E: Engine> Worker<P, E> {
     }
 }
 
-/// A worker's counters as other threads see them: relaxed atomics written by the worker.
+/// A worker's counters as other threads see them: relaxed atomics written by the worker, under
+/// a sequence number, so that a reader gets one publication's values together (a count and
+/// what it explains, such as the frames received and the ARP requests among them answered).
 #[derive(Debug)]
 pub struct StatsCell {
+    /// Odd while the worker writes; each publication adds two.
+    seq: AtomicU64,
     rx_packets: AtomicU64,
     rx_bytes: AtomicU64,
+    rx_by_port: Box<[AtomicU64]>,
     tx_packets: AtomicU64,
     tx_bytes: AtomicU64,
     forwarded: AtomicU64,
@@ -232,9 +238,18 @@ pub struct StatsCell {
 
 impl Default for StatsCell {
     fn default() -> Self {
+        StatsCell::new(0)
+    }
+}
+
+impl StatsCell {
+    /// Creates the cell of a worker polling `ports` ports.
+    pub fn new(ports: usize) -> Self {
         StatsCell {
+            seq: AtomicU64::new(0),
             rx_packets: AtomicU64::new(0),
             rx_bytes: AtomicU64::new(0),
+            rx_by_port: (0..ports).map(|_| AtomicU64::new(0)).collect(),
             tx_packets: AtomicU64::new(0),
             tx_bytes: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
@@ -247,13 +262,18 @@ impl Default for StatsCell {
             runtime: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
         }
     }
-}
 
-impl StatsCell {
     fn store(&self, s: &WorkerStats) {
         let r = Ordering::Relaxed;
+        // A seqlock's writer: it never waits for readers.
+        let seq = self.seq.load(r);
+        self.seq.store(seq.wrapping_add(1), r);
+        fence(Ordering::Release);
         self.rx_packets.store(s.rx_packets, r);
         self.rx_bytes.store(s.rx_bytes, r);
+        for (cell, &v) in self.rx_by_port.iter().zip(&s.rx_by_port) {
+            cell.store(v, r);
+        }
         self.tx_packets.store(s.tx_packets, r);
         self.tx_bytes.store(s.tx_bytes, r);
         self.forwarded.store(s.forwarded, r);
@@ -274,10 +294,28 @@ impl StatsCell {
                 c.store(v, r);
             }
         }
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 
-    /// Reads the last published counters.
+    /// Reads the last published counters, all of one publication. Should the worker stop in
+    /// the middle of one (it takes microseconds), the values are returned as they are after
+    /// [`READ_TRIES`] tries rather than waiting for ever.
     pub fn load(&self) -> WorkerStats {
+        for _ in 0..READ_TRIES {
+            let seq = self.seq.load(Ordering::Acquire);
+            if seq.is_multiple_of(2) {
+                let v = self.read();
+                fence(Ordering::Acquire);
+                if self.seq.load(Ordering::Relaxed) == seq {
+                    return v;
+                }
+            }
+            std::hint::spin_loop();
+        }
+        self.read()
+    }
+
+    fn read(&self) -> WorkerStats {
         let r = Ordering::Relaxed;
         let mut drops = Stats::default();
         for (cell, &reason) in self.drops.iter().zip(DropReason::ALL) {
@@ -288,6 +326,7 @@ impl StatsCell {
         WorkerStats {
             rx_packets: self.rx_packets.load(r),
             rx_bytes: self.rx_bytes.load(r),
+            rx_by_port: self.rx_by_port.iter().map(|c| c.load(r)).collect(),
             tx_packets: self.tx_packets.load(r),
             tx_bytes: self.tx_bytes.load(r),
             forwarded: self.forwarded.load(r),
@@ -305,7 +344,45 @@ impl StatsCell {
 
 #[cfg(test)]
 mod tests {
-    use super::{CADENCE_MS, Cadence};
+    use super::{CADENCE_MS, Cadence, StatsCell, WorkerStats};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn a_reader_sees_one_publication_at_a_time() {
+        let cell = Arc::new(StatsCell::new(2));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (cell, stop) = (Arc::clone(&cell), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut s = WorkerStats { rx_by_port: vec![0; 2], ..WorkerStats::default() };
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    (s.rx_packets, s.arp_replies, s.tx_bytes) = (i, i, i);
+                    s.rx_by_port.fill(i);
+                    cell.store(&s);
+                    // A worker publishes every 64 rounds or 50 ms; publishing without a pause
+                    // would leave a reader no moment to read in.
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < std::time::Duration::from_micros(2) {
+                        std::hint::spin_loop();
+                    }
+                }
+                i
+            })
+        };
+        let mut last = 0;
+        for _ in 0..200_000 {
+            let v = cell.load();
+            assert_eq!((v.arp_replies, v.tx_bytes), (v.rx_packets, v.rx_packets), "a torn read");
+            assert_eq!(v.rx_by_port, [v.rx_packets; 2], "a torn read");
+            assert!(v.rx_packets >= last, "publications read out of order");
+            last = v.rx_packets;
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(writer.join().unwrap() > 0);
+    }
 
     #[test]
     fn cadence_is_due_every_n_rounds_or_after_its_time_whichever_comes_first() {

@@ -366,8 +366,11 @@ fn published_counters_match_the_live_ones() {
     let mut r = rig(1500, true);
     r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &ip_packet(HOST, FAR, Protocol::Udp, 64, false, &udp(1, 2, 10))));
     r.send(0, vec![0]);
+    r.send(1, vec![0]);
     r.w.publish();
     assert_eq!(&r.w.stats_cell().load(), r.w.stats());
+    // Frames by the port they came from, including those dropped at once.
+    assert_eq!(r.w.stats().rx_by_port, [2, 1]);
 }
 
 impl Rig {

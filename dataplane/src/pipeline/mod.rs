@@ -35,6 +35,9 @@ pub struct WorkerStats {
     pub rx_packets: u64,
     /// Bytes received.
     pub rx_bytes: u64,
+    /// Frames received, by port number: published with the counters they explain (a port's
+    /// own count is read live, at another moment).
+    pub rx_by_port: Vec<u64>,
     /// Frames handed to a transmit queue and accepted.
     pub tx_packets: u64,
     /// Bytes of those frames.
@@ -64,6 +67,12 @@ impl WorkerStats {
     pub fn merge(&mut self, o: &WorkerStats) {
         self.rx_packets += o.rx_packets;
         self.rx_bytes += o.rx_bytes;
+        if self.rx_by_port.len() < o.rx_by_port.len() {
+            self.rx_by_port.resize(o.rx_by_port.len(), 0);
+        }
+        for (a, b) in self.rx_by_port.iter_mut().zip(&o.rx_by_port) {
+            *a += b;
+        }
         self.tx_packets += o.tx_packets;
         self.tx_bytes += o.tx_bytes;
         self.forwarded += o.forwarded;
