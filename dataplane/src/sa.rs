@@ -331,7 +331,7 @@ impl<S> Sa<S> {
     /// alone leaves out the numbers it reserved and has not sent.
     pub fn seq(&self) -> u32 {
         let mut seq = self.shared.seq.load(Ordering::Relaxed);
-        if Arc::strong_count(&self.shared) == 1 {
+        if self.is_alone() {
             seq -= self.reserved.end - self.reserved.start;
         }
         seq.min(u64::from(u32::MAX)) as u32
@@ -436,7 +436,7 @@ impl<S> Sa<S> {
         if self.reserved.end - self.reserved.start >= n {
             return;
         }
-        let alone = Arc::strong_count(&self.shared) == 1;
+        let alone = self.is_alone();
         let take = if alone { n.max(ALONE_RESERVE) } else { n };
         let first = self.shared.seq.fetch_add(take, Ordering::Relaxed) + 1;
         // Numbers left over are kept when the new ones follow them, else skipped: a receiver
@@ -444,6 +444,13 @@ impl<S> Sa<S> {
         let start = if first == self.reserved.end { self.reserved.start } else { first };
         self.reserved = start..first + take;
         self.shared_idle = alone && !self.lifetimes.limits_bytes();
+    }
+
+    /// Tells whether this copy is the SA's only one: it then owns the sequence space. The
+    /// reference count sits on the shared counters' line, so ask only where that line is
+    /// touched anyway (a reservation) or off the packet path.
+    fn is_alone(&self) -> bool {
+        Arc::strong_count(&self.shared) == 1
     }
 
     /// Hints that the counters shared with other workers (a separate allocation, which

@@ -236,12 +236,6 @@ pub struct StatsCell {
     runtime: [[AtomicU64; 6]; 3],
 }
 
-impl Default for StatsCell {
-    fn default() -> Self {
-        StatsCell::new(0)
-    }
-}
-
 impl StatsCell {
     /// Creates the cell of a worker polling `ports` ports.
     pub fn new(ports: usize) -> Self {
