@@ -4,8 +4,9 @@
  * ICV; the HMAC covers header, IV and ciphertext) submitted one after the other, then flushed.
  * The SSE manager hashes with the SHA extensions one packet at a time and ciphers in four
  * lanes; the AVX2 manager (crypto-perf's and ipsec-secgw's) runs eight lanes of both. Prints
- * the median and lowest TSC cycles per job of 9 runs of 2,000 bursts for each. A probe for
- * bench/THROUGHPUT.md, not part of the build:
+ * the median and lowest TSC cycles per job of 9 runs of 2,000 bursts for each, then of a split
+ * burst: the ciphers alone on the AVX2 manager's eight lanes, flushed, then the HMACs alone on
+ * the SSE manager. A probe for bench/THROUGHPUT.md, not part of the build:
  *
  *   gcc -O2 -o /tmp/cbc_sha1_lanes bench/probes/cbc_sha1_lanes.c -lIPSec_MB
  *   /tmp/cbc_sha1_lanes [payload bytes, 1408] [pool buffers, 32]
@@ -41,7 +42,8 @@ static void check(const IMB_JOB *j)
         }
 }
 
-static void seal_burst(IMB_MGR *m, uint8_t *bufs, size_t len)
+/* Submits the burst's jobs to `m`, ciphering when `cipher`, hashing when `hash`, then flushes. */
+static void part_burst(IMB_MGR *m, uint8_t *bufs, size_t len, int cipher, int hash)
 {
         IMB_JOB *j;
 
@@ -60,12 +62,12 @@ static void seal_burst(IMB_MGR *m, uint8_t *bufs, size_t len)
                 j->enc_keys = enc_keys;
                 j->dec_keys = dec_keys;
                 j->key_len_in_bytes = 16;
-                j->cipher_mode = IMB_CIPHER_CBC;
-                j->hash_alg = IMB_AUTH_HMAC_SHA_1;
+                j->cipher_mode = cipher ? IMB_CIPHER_CBC : IMB_CIPHER_NULL;
+                j->hash_alg = hash ? IMB_AUTH_HMAC_SHA_1 : IMB_AUTH_NULL;
                 j->hash_start_src_offset_in_bytes = 0;
-                j->msg_len_to_hash_in_bytes = 24 + len;
-                j->auth_tag_output = tags[i];
-                j->auth_tag_output_len_in_bytes = 12;
+                j->msg_len_to_hash_in_bytes = hash ? 24 + len : 0;
+                j->auth_tag_output = hash ? tags[i] : NULL;
+                j->auth_tag_output_len_in_bytes = hash ? 12 : 0;
                 j->u.HMAC._hashed_auth_key_xor_ipad = ipad;
                 j->u.HMAC._hashed_auth_key_xor_opad = opad;
                 for (j = IMB_SUBMIT_JOB(m); j != NULL; j = IMB_GET_COMPLETED_JOB(m))
@@ -75,13 +77,23 @@ static void seal_burst(IMB_MGR *m, uint8_t *bufs, size_t len)
                 check(j);
 }
 
+static IMB_MGR *avx2, *sse;
+
+static void seal_avx2(uint8_t *bufs, size_t len) { part_burst(avx2, bufs, len, 1, 1); }
+static void seal_sse(uint8_t *bufs, size_t len) { part_burst(sse, bufs, len, 1, 1); }
+static void seal_split(uint8_t *bufs, size_t len)
+{
+        part_burst(avx2, bufs, len, 1, 0);
+        part_burst(sse, bufs, len, 0, 1);
+}
+
 static int cmp(const void *a, const void *b)
 {
         uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
         return (x > y) - (x < y);
 }
 
-static void measure(const char *name, IMB_MGR *m, uint8_t *pool, int pool_n, size_t len)
+static void measure(const char *name, void (*seal_burst)(uint8_t *, size_t), uint8_t *pool, int pool_n, size_t len)
 {
         uint64_t c[RUNS];
 
@@ -89,7 +101,7 @@ static void measure(const char *name, IMB_MGR *m, uint8_t *pool, int pool_n, siz
                 uint64_t t0 = __rdtsc();
 
                 for (int k = 0; k < BURSTS; k++)
-                        seal_burst(m, pool + (size_t)((k * BURST) % pool_n) * BUF, len);
+                        seal_burst(pool + (size_t)((k * BURST) % pool_n) * BUF, len);
                 c[r] = (__rdtsc() - t0) / (BURSTS * BURST);
         }
         qsort(c, RUNS, sizeof(c[0]), cmp);
@@ -102,8 +114,10 @@ int main(int argc, char **argv)
         size_t len = argc > 1 ? (size_t)atoi(argv[1]) : 1408;
         int pool_n = argc > 2 ? atoi(argv[2]) : BURST;
         uint8_t key[16] = { 1 }, block[64];
-        IMB_MGR *avx2 = alloc_mb_mgr(0), *sse = alloc_mb_mgr(0);
         uint8_t *pool;
+
+        avx2 = alloc_mb_mgr(0);
+        sse = alloc_mb_mgr(0);
 
         if (len == 0 || len % 16 != 0 || len + 24 + 12 > BUF || pool_n < BURST || pool_n % BURST != 0) {
                 fprintf(stderr, "payload: whole AES blocks up to %d bytes; pool: a multiple of %d\n", BUF - 36, BURST);
@@ -120,8 +134,9 @@ int main(int argc, char **argv)
         IMB_SHA1_ONE_BLOCK(avx2, block, ipad);
         memset(block, 0x5c, sizeof(block));
         IMB_SHA1_ONE_BLOCK(avx2, block, opad);
-        measure("AVX2 manager (eight lanes)", avx2, pool, pool_n, len);
-        measure("SSE manager (SHA extensions)", sse, pool, pool_n, len);
+        measure("AVX2 manager (eight lanes)", seal_avx2, pool, pool_n, len);
+        measure("SSE manager (SHA extensions)", seal_sse, pool, pool_n, len);
+        measure("split: CBC on AVX2, HMAC on SSE", seal_split, pool, pool_n, len);
         free(pool);
         free_mb_mgr(avx2);
         free_mb_mgr(sse);
