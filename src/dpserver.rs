@@ -405,13 +405,13 @@ impl Supervisor {
             return;
         }
         self.checked = now;
-        if let Some(c) = &mut self.child {
-            if let Ok(Some(status)) = c.try_wait() {
-                self.child = None;
-                self.schedule();
-                let wait = self.restart_at.map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
-                eprintln!("ipsecgw: control process exited ({status}); restarting in {} ms", wait.as_millis());
-            }
+        if let Some(c) = &mut self.child
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            self.child = None;
+            self.schedule();
+            let wait = self.restart_at.map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+            eprintln!("ipsecgw: control process exited ({status}); restarting in {} ms", wait.as_millis());
         }
         if self.restart_at.is_some_and(|t| now >= t) {
             self.restarts += 1;

@@ -197,10 +197,10 @@ impl Endpoint {
         let ip = match d.protocol {
             proto::ISAKMP => {
                 for spi in &d.spis {
-                    if spi.len() == 16 {
-                        if let Some(j) = self.p1.iter().position(|p| p.ic[..] == spi[..8] && p.rc[..] == spi[8..]) {
-                            self.remove_p1(j, true);
-                        }
+                    if spi.len() == 16
+                        && let Some(j) = self.p1.iter().position(|p| p.ic[..] == spi[..8] && p.rc[..] == spi[8..])
+                    {
+                        self.remove_p1(j, true);
                     }
                 }
                 return;

@@ -264,11 +264,11 @@ impl Endpoint {
     /// SAs are never evicted; with only those left, there is no room.
     fn make_room(&mut self, peer: Ipv4Addr) -> bool {
         let half_open = |p: &P1| p.role == Role::Responder && !p.established();
-        if self.p1.iter().filter(|p| p.peer_addr == peer && half_open(p)).count() >= HALF_OPEN_PER_PEER {
-            if let Some(i) = self.p1.iter().position(|p| p.peer_addr == peer && half_open(p)) {
-                self.remove_p1(i, false);
-                self.stats.evicted += 1;
-            }
+        if self.p1.iter().filter(|p| p.peer_addr == peer && half_open(p)).count() >= HALF_OPEN_PER_PEER
+            && let Some(i) = self.p1.iter().position(|p| p.peer_addr == peer && half_open(p))
+        {
+            self.remove_p1(i, false);
+            self.stats.evicted += 1;
         }
         if self.p1.len() >= self.cfg.max_phase1 {
             let Some(i) = self.p1.iter().position(half_open) else { return false };

@@ -212,10 +212,10 @@ impl<'a> Builder<'a> {
                     break;
                 }
             }
-            if let Some(f) = field {
-                if best.is_none_or(|x| (f.0, f.1) < (x.0, x.1)) {
-                    best = Some(f);
-                }
+            if let Some(f) = field
+                && best.is_none_or(|x| (f.0, f.1) < (x.0, x.1))
+            {
+                best = Some(f);
             }
         }
         let (max_child, _, d, b) = best?;

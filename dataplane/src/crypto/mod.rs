@@ -2,8 +2,8 @@
 //! slice of [`Job`]s for one SA's [`Engine::Session`] per call.
 //!
 //! Two engines agree on every vector: [`ipsec_mb`] (Intel's multi-buffer library, many packets
-//! in parallel lanes, the fast path on x86-64) and [`rust`] (RustCrypto, portable, the
-//! cross-check). Keys are prepared once per SA when the session is built, never per packet.
+//! in parallel lanes, the fast path on x86-64, with AES-GCM of its own on VAES where the
+//! library has only AVX2 code) and [`rust`] (RustCrypto, portable, the cross-check). Keys are prepared once per SA when the session is built, never per packet.
 
 mod alg;
 #[cfg(target_arch = "x86_64")]

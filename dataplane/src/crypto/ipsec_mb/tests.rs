@@ -111,7 +111,9 @@ fn packet(rng: &mut Rng, xf: Transform) -> Pkt {
 /// other engine and checks the plaintext comes back.
 fn check_agreement(xf: Transform, plain: &[Pkt], ek: &[u8], ak: &[u8]) {
     for lanes in [HmacLanes::Simd, HmacLanes::ShaNi] {
-        check_agreement_on(MbEngine::with_hmac_lanes(lanes).unwrap(), xf, plain, ek, ak);
+        for gcm in [GcmCode::Library, GcmCode::Vaes] {
+            check_agreement_on(MbEngine::with_code(lanes, gcm).unwrap(), xf, plain, ek, ak);
+        }
     }
 }
 
@@ -148,6 +150,11 @@ fn engine_starts_with_matching_layout() {
     assert_ne!(e.arch(), "unknown");
     assert_eq!(MbEngine::with_hmac_lanes(HmacLanes::ShaNi).unwrap().hmac_sha1_lanes(), "sha-ni");
     assert_eq!(MbEngine::with_hmac_lanes(HmacLanes::Simd).unwrap().hmac_sha1_lanes(), "simd");
+    let code = |gcm| MbEngine::with_code(HmacLanes::Auto, gcm).unwrap().gcm_code();
+    assert_eq!(code(GcmCode::Library), "library");
+    let vaes = if vaes_gcm::available() { "vaes" } else { "library" };
+    assert_eq!(code(GcmCode::Vaes), vaes);
+    assert_eq!(code(GcmCode::Auto), if e.arch() == "avx2" { vaes } else { "library" });
     fn send<T: Send>() {}
     send::<MbEngine>();
     send::<MbSession>();
@@ -220,8 +227,13 @@ fn bursts_of_any_length() {
 
 #[test]
 fn tampering_gives_auth_failed() {
+    tampering_gives_auth_failed_on(GcmCode::Library);
+    tampering_gives_auth_failed_on(GcmCode::Vaes);
+}
+
+fn tampering_gives_auth_failed_on(gcm: GcmCode) {
     let mut rng = Rng(99);
-    let mut mb = MbEngine::new().unwrap();
+    let mut mb = MbEngine::with_code(HmacLanes::Auto, gcm).unwrap();
     let mut rs = RustEngine;
     for xf in transforms().into_iter().filter(|xf| xf.icv_len() > 0) {
         let (ek, ak) = keys(&mut rng, xf);
@@ -343,7 +355,21 @@ fn hex(s: &str) -> Vec<u8> {
 /// Seals one packet `aad || iv || data || ICV`, where `data` is the cipher region and (without
 /// AEAD) the HMAC's input, opens it again, and returns the sealed `data` and the ICV's place.
 fn seal_one(xf: Transform, ek: &[u8], ak: &[u8], data: Vec<u8>, iv: &[u8], aad: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let mut mb = MbEngine::new().unwrap();
+    let sealed = seal_one_on(GcmCode::Library, xf, ek, ak, data.clone(), iv, aad);
+    assert_eq!(seal_one_on(GcmCode::Vaes, xf, ek, ak, data, iv, aad), sealed, "{xf:?}: the library and VAES code");
+    sealed
+}
+
+fn seal_one_on(
+    gcm: GcmCode,
+    xf: Transform,
+    ek: &[u8],
+    ak: &[u8],
+    data: Vec<u8>,
+    iv: &[u8],
+    aad: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
+    let mut mb = MbEngine::with_code(HmacLanes::Auto, gcm).unwrap();
     let s = mb.session(xf, ek, ak).unwrap();
     let (len, off) = (data.len(), aad.len() + iv.len());
     let cipher = if xf.cipher() == Cipher::Null { Region::default() } else { Region::new(off, len) };
