@@ -512,14 +512,18 @@ impl Engine for MbEngine {
     }
 }
 
+/// Returns the byte ranges of a job's cipher and auth regions, and of its IV and ICV for `xf`,
+/// if all lie within its packet.
+#[inline]
+fn regions(xf: Transform, job: &Job<'_>) -> Option<[std::ops::Range<usize>; 4]> {
+    let len = job.data.len();
+    Some([job.cipher.range(len)?, job.auth.range(len)?, job.iv_range(xf)?, job.icv_range(xf)?])
+}
+
 /// Seals or opens one AES-GCM job on [`VaesGcm`], with the same checks of its regions as
 /// `describe`.
 fn vaes_job(g: &VaesGcm, s: &MbSession, job: &mut Job<'_>, encrypt: bool) -> JobStatus {
-    let xf = s.xf;
-    let len = job.data.len();
-    let (Some(cipher), Some(auth), Some(iv), Some(icv)) =
-        (job.cipher.range(len), job.auth.range(len), job.iv_range(xf), job.icv_range(xf))
-    else {
+    let Some([cipher, auth, iv, icv]) = regions(s.xf, job) else {
         return JobStatus::Invalid;
     };
     if auth.len() > MAX_AAD_LEN {
@@ -606,12 +610,8 @@ fn describe(
     nonce: &mut [u8; 12],
 ) -> Option<RawJob> {
     let xf = s.xf;
-    let len = job.data.len();
     let c = xf.cipher();
-    job.cipher.range(len)?;
-    let auth = job.auth.range(len)?;
-    let iv = job.iv_range(xf)?;
-    let icv = job.icv_range(xf)?;
+    let [_, auth, iv, icv] = regions(xf, job)?;
     if cbc_block(c).is_some_and(|b| !job.cipher.len.is_multiple_of(b)) {
         return None;
     }
