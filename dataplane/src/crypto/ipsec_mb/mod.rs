@@ -424,24 +424,31 @@ impl Engine for MbEngine {
     fn session(&mut self, xf: Transform, enc_key: &[u8], auth_key: &[u8]) -> Result<MbSession, KeyError> {
         check_keys(xf, enc_key, auth_key)?;
         let mut keys = Box::new(MbKeys([0; KEYS_SIZE]));
+        let use_vaes = xf.cipher().is_aead() && self.vaes_gcm;
+        let vaes = if use_vaes { VaesGcm::new(&enc_key[..enc_key.len() - GCM_SALT_LEN]) } else { None };
         // GCM: only the AES key is expanded; the salt (the key material's last 4 bytes) goes
-        // into each job's nonce.
+        // into each job's nonce. Sessions on `VaesGcm` never use the library's key block: it
+        // stays zero, with no second copy of the key schedule.
         // SAFETY: `mgr` is live; `keys` is a writable, 64-byte-aligned `struct gw_mb_keys` (layout
         // checked in `new`); the key pointers are valid for the lengths passed, which the shim
         // checks against the algorithm before reading.
-        let rc = unsafe {
-            gw_mb_prepare(
-                self.mgr.as_ptr(),
-                &mut *keys,
-                cipher_code(xf.cipher()),
-                enc_key.as_ptr(),
-                enc_key.len(),
-                auth_code(xf.auth()),
-                auth_key.as_ptr(),
-                auth_key.len(),
-                xf.icv_len() as u32,
-                u32::from(self.on_sha_ni(xf.auth())),
-            )
+        let rc = if vaes.is_some() {
+            0
+        } else {
+            unsafe {
+                gw_mb_prepare(
+                    self.mgr.as_ptr(),
+                    &mut *keys,
+                    cipher_code(xf.cipher()),
+                    enc_key.as_ptr(),
+                    enc_key.len(),
+                    auth_code(xf.auth()),
+                    auth_key.as_ptr(),
+                    auth_key.len(),
+                    xf.icv_len() as u32,
+                    u32::from(self.on_sha_ni(xf.auth())),
+                )
+            }
         };
         if rc != 0 {
             // Not expected after check_keys: the shim only refuses wrong key lengths.
@@ -463,8 +470,6 @@ impl Engine for MbEngine {
             _ => 0,
         };
         let gcm_tag_len = if gcm != 0 { xf.icv_len() as u8 } else { 0 };
-        let vaes =
-            if gcm != 0 && self.vaes_gcm { VaesGcm::new(&enc_key[..enc_key.len() - GCM_SALT_LEN]) } else { None };
         Ok(MbSession { xf, gcm, gcm_tag_len, salt, keys, empty_icv, fallback, vaes })
     }
 
