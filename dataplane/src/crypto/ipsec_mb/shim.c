@@ -326,8 +326,11 @@ void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int encrypt, struct gw_mb_job *jobs, u
         IMB_JOB *j;
         uint32_t i;
 
-        if (n > IMB_MAX_JOBS / 2)
-                n = IMB_MAX_JOBS / 2;
+        /* A whole burst in one submission: lanes are flushed once per burst, not per part of
+         * it. When a job held in a lane keeps the library's queue full behind it, the library
+         * completes that job itself on the next submission. */
+        if (n > IMB_MAX_JOBS)
+                n = IMB_MAX_JOBS;
 
         for (i = 0; i < n; i++) {
                 struct gw_mb_job *d = &jobs[i];
