@@ -103,6 +103,7 @@ unsafe extern "C" {
     fn gw_mb_free(m: *mut ImbMgr);
     fn gw_mb_arch(m: *const ImbMgr) -> u32;
     fn gw_mb_has_shani(m: *const ImbMgr) -> i32;
+    fn gw_mb_gcm_wide(m: *mut ImbMgr) -> i32;
     fn gw_mb_prepare(
         m: *mut ImbMgr,
         keys: *mut MbKeys,
@@ -183,9 +184,8 @@ pub struct MbEngine {
     mgr: NonNull<ImbMgr>,
     /// The SSE manager, when HMAC-SHA-1 and HMAC-SHA-256 run there.
     sha_ni: Option<NonNull<ImbMgr>>,
-    /// The lines of the GCM key data this manager's code reads for short packets, with a key
-    /// of 128 bits, then 256.
-    gcm_lines: [&'static [u16]; 2],
+    /// Where this manager's GCM code keeps the hash key powers.
+    gcm_layout: GcmLayout,
     /// AES-GCM sessions get their own keys for [`VaesGcm`].
     vaes_gcm: bool,
 }
@@ -218,14 +218,15 @@ impl MbEngine {
         let mgr = NonNull::new(unsafe { gw_mb_new() }).ok_or(MbError::Init)?;
         // SAFETY: `mgr` is a live, initialised manager.
         let (arch, shani) = unsafe { (gw_mb_arch(mgr.as_ptr()), gw_mb_has_shani(mgr.as_ptr()) != 0) };
+        // SAFETY: as above; the probe prepares a key of its own on the stack.
+        let layout = if unsafe { gw_mb_gcm_wide(mgr.as_ptr()) } != 0 { GcmLayout::Wide } else { GcmLayout::of(arch) };
         let vaes_gcm = vaes_gcm::available()
             && match gcm {
                 GcmCode::Library => false,
                 GcmCode::Vaes => true,
                 GcmCode::Auto => arch == ARCH_AVX2,
             };
-        let mut e =
-            MbEngine { mgr, sha_ni: None, gcm_lines: [gcm_lines(arch, false), gcm_lines(arch, true)], vaes_gcm };
+        let mut e = MbEngine { mgr, sha_ni: None, gcm_layout: layout, vaes_gcm };
         let wanted = match lanes {
             HmacLanes::Simd => false,
             HmacLanes::ShaNi => true,
@@ -335,23 +336,41 @@ impl MbEngine {
     }
 }
 
-/// Returns the offsets of the lines of `struct gcm_key_data` that the GCM code of `arch` reads
+/// Where a manager's AES-GCM keeps the hash key powers in `struct gcm_key_data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GcmLayout {
+    /// The SSE and AVX code: 8 powers and their Karatsuba halves after the round keys (to 496).
+    Sse,
+    /// The AVX2 code, and the AVX-512 manager's without VAES: 8 powers from the highest (240
+    /// to 368).
+    Avx2,
+    /// The VAES code of the AVX-512 manager: 48 powers from the highest (to 1008), so that
+    /// short messages use the block's last lines.
+    Wide,
+}
+
+impl GcmLayout {
+    /// The layout of `arch`'s code when the library's precompute did not write the wide one.
+    fn of(arch: u32) -> GcmLayout {
+        if matches!(arch, ARCH_AVX2 | ARCH_AVX512) { GcmLayout::Avx2 } else { GcmLayout::Sse }
+    }
+}
+
+/// Returns the offsets of the lines of `struct gcm_key_data` that GCM code of `layout` reads
 /// to seal or open a packet of up to 112 bytes with a key of 128 bits, or 256 when `aes256`:
 /// the round keys (240 bytes at the front, 176 used by AES-128), and the hash key powers the
-/// message's blocks use. The SSE and AVX code keep 8 powers and their Karatsuba halves after
-/// the round keys (to 496), AVX2 8 powers from the highest (240 to 368), the VAES code of the
-/// AVX-512 manager 48 powers from the highest (to 1008), so that short messages use its last
-/// lines (its code without VAES keeps AVX2's layout: both are fetched). In the AVX2 layout the
-/// line at 192 holds AES-256's last round keys and the 8th power only, which AES-128 reads for
-/// messages of 8 blocks or more: with 10,000 SAs, skipping it took 7% off the cycles per
-/// packet of 64-byte frames. Longer messages read more powers, loaded when needed.
-fn gcm_lines(arch: u32, aes256: bool) -> &'static [u16] {
-    match (arch, aes256) {
-        (ARCH_AVX2, false) => &[0, 64, 128, 256, 320],
-        (ARCH_AVX2, true) => &[0, 64, 128, 192, 256, 320],
-        (ARCH_AVX512, false) => &[0, 64, 128, 256, 320, 896, 960],
-        (ARCH_AVX512, true) => &[0, 64, 128, 192, 256, 320, 896, 960],
-        _ => &[0, 64, 128, 192, 256, 320, 384, 448],
+/// message's blocks use (powers 1 to n for n blocks). In the AVX2 layout the line at 192 holds
+/// AES-256's last round keys and the 8th power only, which AES-128 reads for messages of 8
+/// blocks or more: with 10,000 SAs, skipping it took 7% off the cycles per packet of 64-byte
+/// frames. Each line fetched and never read costs as much with many SAs, so the wide layout
+/// fetches its own lines only. Longer messages read more powers, loaded when needed.
+fn gcm_lines(layout: GcmLayout, aes256: bool) -> &'static [u16] {
+    match (layout, aes256) {
+        (GcmLayout::Avx2, false) => &[0, 64, 128, 256, 320],
+        (GcmLayout::Avx2, true) => &[0, 64, 128, 192, 256, 320],
+        (GcmLayout::Wide, false) => &[0, 64, 128, 896, 960],
+        (GcmLayout::Wide, true) => &[0, 64, 128, 192, 896, 960],
+        (GcmLayout::Sse, _) => &[0, 64, 128, 192, 256, 320, 384, 448],
     }
 }
 
@@ -502,7 +521,7 @@ impl Engine for MbEngine {
         if let Some(g) = &s.vaes {
             crate::prefetch::front(&**g, VaesGcm::HOT_BYTES[usize::from(cipher == Cipher::AesGcm256)]);
         } else if cipher.is_aead() {
-            self.gcm_lines[usize::from(cipher == Cipher::AesGcm256)].iter().for_each(fetch);
+            gcm_lines(self.gcm_layout, cipher == Cipher::AesGcm256).iter().for_each(fetch);
         } else {
             TEMPLATE.iter().for_each(fetch);
             CBC_HMAC.iter().for_each(fetch);

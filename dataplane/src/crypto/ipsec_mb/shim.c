@@ -172,6 +172,29 @@ void gw_mb_free(IMB_MGR *m)
 /* Returns the architecture the manager dispatches to (IMB_ARCH_*). */
 uint32_t gw_mb_arch(const IMB_MGR *m) { return (uint32_t)m->used_arch; }
 
+/*
+ * Returns 1 when the manager's AES-GCM keeps 48 hash key powers (the VAES code of the AVX-512
+ * manager: the powers short messages read are at the end of the key block), 0 when it keeps 8
+ * after the round keys. Asked of the library's own precompute rather than of the CPU flags,
+ * which the library weighs by rules of its own: the wide layout is the only one that writes
+ * the key block's last powers.
+ */
+int gw_mb_gcm_wide(IMB_MGR *m)
+{
+        static const uint8_t key[16] = { 1 };
+        struct gcm_key_data k;
+        const uint8_t *raw = (const uint8_t *)&k;
+        int wide = 0;
+        size_t i;
+
+        memset(&k, 0, sizeof(k));
+        IMB_AES128_GCM_PRE(m, key, &k);
+        for (i = 960; i < 1008 && i < sizeof(k); i++)
+                wide |= raw[i] != 0;
+        gw_wipe(&k, sizeof(k));
+        return wide;
+}
+
 static size_t gw_cipher_key_len(uint32_t cipher)
 {
         switch (cipher) {

@@ -605,19 +605,49 @@ fn one_submission_over_many_sessions(lanes: HmacLanes) {
 
 #[test]
 fn gcm_prefetch_covers_the_round_keys_and_short_messages_powers() {
-    // The AVX2 layout (intel-ipsec-mb's gcm_defines): 15 round keys from 0, then the hash key
-    // powers from the 8th at 240 down to the 1st at 352. A message of n blocks (n up to 7)
-    // reads powers 1 to n.
-    for arch in [ARCH_AVX2, ARCH_AVX512] {
+    // intel-ipsec-mb's gcm_defines: 15 round keys from 0, then the hash key powers. A message
+    // of n blocks (n up to 7) reads powers 1 to n: in the AVX2 layout the 8th is at 240 and
+    // the 1st at 352, in the wide one the 48th at 240 and the 1st at 992, in the SSE one the
+    // 1st at 240 and the 8th at 352, their Karatsuba halves from 368.
+    let power = |layout, p: u16| match layout {
+        GcmLayout::Avx2 => 352 - (p - 1) * 16,
+        GcmLayout::Wide => 992 - (p - 1) * 16,
+        GcmLayout::Sse => 240 + (p - 1) * 16,
+    };
+    for layout in [GcmLayout::Sse, GcmLayout::Avx2, GcmLayout::Wide] {
         for (aes256, round_keys) in [(false, 11u16), (true, 15)] {
-            let l = gcm_lines(arch, aes256);
-            let needed = (0..round_keys).map(|k| k * 16).chain((1..=7u16).map(|p| 352 - (p - 1) * 16));
+            let l = gcm_lines(layout, aes256);
+            let halves = (1..=7u16).map(|p| 368 + (p - 1) * 16).filter(|_| layout == GcmLayout::Sse);
+            let needed = (0..round_keys).map(|k| k * 16).chain((1..=7u16).map(|p| power(layout, p))).chain(halves);
             for off in needed {
-                assert!(l.contains(&(off / 64 * 64)), "arch {arch}, aes256 {aes256}: byte {off} not fetched");
+                assert!(l.contains(&(off / 64 * 64)), "{layout:?}, aes256 {aes256}: byte {off} not fetched");
             }
         }
-        // AES-128 leaves out the line that only AES-256 and messages of 8 blocks read.
-        assert!(!gcm_lines(arch, false).contains(&192));
-        assert!(gcm_lines(arch, true).contains(&192));
     }
+    // AES-128 leaves out the line that only AES-256 and messages of 8 blocks read, and the
+    // wide layout the lines of the AVX2 one, which its code never reads.
+    for layout in [GcmLayout::Avx2, GcmLayout::Wide] {
+        assert!(!gcm_lines(layout, false).contains(&192));
+        assert!(gcm_lines(layout, true).contains(&192));
+    }
+    assert!(!gcm_lines(GcmLayout::Wide, false).iter().any(|l| (256..=320).contains(l)));
+}
+
+#[test]
+fn gcm_layout_is_where_the_sessions_powers_are() {
+    // The engine's probe and a real session's key block agree: the wide layout writes the
+    // powers short messages read at the end, the AVX2 one right after the round keys.
+    let mut e = MbEngine::with_code(HmacLanes::Simd, GcmCode::Library).unwrap();
+    let xf = Transform::new(Cipher::AesGcm128, Auth::Null).unwrap();
+    let mut rng = Rng(0x1a10);
+    let (ek, ak) = keys(&mut rng, xf);
+    let s = e.session(xf, &ek, &ak).unwrap();
+    let at = |r: std::ops::Range<usize>| s.keys.0[r].iter().any(|&b| b != 0);
+    match e.gcm_layout {
+        GcmLayout::Wide => assert!(at(960..1008)),
+        GcmLayout::Avx2 => assert!(at(320..368) && !at(960..1008)),
+        GcmLayout::Sse => assert!(at(240..256) && !at(960..1008)),
+    }
+    let wide = e.gcm_layout == GcmLayout::Wide;
+    assert!(!wide || e.arch() == "avx512", "the wide layout is the AVX-512 manager's");
 }
