@@ -634,6 +634,18 @@ fn gcm_prefetch_covers_the_round_keys_and_short_messages_powers() {
 }
 
 #[test]
+fn cbc_prefetch_covers_the_round_keys_of_the_key_size_only() {
+    // Encryption round keys from 1024 in gw_mb_keys: 11, 13 or 15 of 16 bytes.
+    for (c, round_keys) in [(Cipher::AesCbc128, 11u16), (Cipher::AesCbc192, 13), (Cipher::AesCbc256, 15)] {
+        let lines = cbc_lines(c);
+        let needed: Vec<u16> = (0..round_keys).map(|k| (1024 + k * 16) / 64 * 64).collect();
+        assert!(needed.iter().all(|l| lines.contains(l)), "{c:?}");
+        assert!(lines.iter().all(|l| needed.contains(l)), "{c:?}: a line it never reads");
+    }
+    assert!(cbc_lines(Cipher::AesGcm128).is_empty());
+}
+
+#[test]
 fn gcm_layout_is_where_the_sessions_powers_are() {
     // The engine's probe and a real session's key block agree: the wide layout writes the
     // powers short messages read at the end, the AVX2 one right after the round keys.
