@@ -634,15 +634,39 @@ fn gcm_prefetch_covers_the_round_keys_and_short_messages_powers() {
 }
 
 #[test]
-fn cbc_prefetch_covers_the_round_keys_of_the_key_size_only() {
-    // Encryption round keys from 1024 in gw_mb_keys: 11, 13 or 15 of 16 bytes.
-    for (c, round_keys) in [(Cipher::AesCbc128, 11u16), (Cipher::AesCbc192, 13), (Cipher::AesCbc256, 15)] {
+fn cbc_prefetch_covers_the_keys_of_the_cipher_only() {
+    // Encryption round keys from 1024 in gw_mb_keys: 11, 13 or 15 of 16 bytes; DES key
+    // schedules from 1536: 16 subkeys of 8 bytes, one or three.
+    for (c, from, keys, size) in [
+        (Cipher::AesCbc128, 1024, 11u16, 16),
+        (Cipher::AesCbc192, 1024, 13, 16),
+        (Cipher::AesCbc256, 1024, 15, 16),
+        (Cipher::DesCbc, 1536, 16, 8),
+        (Cipher::TdesCbc, 1536, 48, 8),
+    ] {
         let lines = cbc_lines(c);
-        let needed: Vec<u16> = (0..round_keys).map(|k| (1024 + k * 16) / 64 * 64).collect();
+        let needed: Vec<u16> = (0..keys).map(|k| (from + k * size) / 64 * 64).collect();
         assert!(needed.iter().all(|l| lines.contains(l)), "{c:?}");
         assert!(lines.iter().all(|l| needed.contains(l)), "{c:?}: a line it never reads");
     }
     assert!(cbc_lines(Cipher::AesGcm128).is_empty());
+}
+
+#[test]
+fn des_agrees_with_rustcrypto_on_the_library_and_on_the_fallback() {
+    // Which one runs depends on the manager; both are checked here whatever this CPU picks.
+    let mut rng = Rng(0xde5);
+    for c in [Cipher::DesCbc, Cipher::TdesCbc] {
+        let xf = Transform::new(c, Auth::HmacSha1_96).unwrap();
+        let (ek, ak) = keys(&mut rng, xf);
+        let plain: Vec<Pkt> = (0..20).map(|_| packet(&mut rng, xf)).collect();
+        for on_library in [false, true] {
+            let mut e = MbEngine::new().unwrap();
+            e.des_on_library = on_library;
+            assert_eq!(e.session(xf, &ek, &ak).unwrap().fallback.is_none(), on_library, "{c:?}");
+            check_agreement_on(e, xf, &plain, &ek, &ak);
+        }
+    }
 }
 
 #[test]
