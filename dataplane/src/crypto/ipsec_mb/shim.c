@@ -327,16 +327,17 @@ static void gw_template(struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, ui
 /*
  * Seals (encrypt != 0) or opens n jobs, each with its own SA's keys: submits every job, then
  * flushes, writing each descriptor's status. Jobs whose keys were prepared with `second` go to
- * manager `m2` (which may be `m`), the others and GCM to `m`; key schedules and HMAC pad states
- * are the same for every architecture. Opening computes the ICV into `tag`; the caller
- * compares. At most IMB_MAX_JOBS / 2 jobs per call, so the queue never fills. The Rust side
- * checked every region against its packet, so the library's own checks are skipped.
+ * manager `m2` (which may be `m`), and so do every AES-CBC and HMAC-only job when `aes_to_m2`;
+ * the others and GCM to `m`. Key schedules and HMAC pad states are the same for every
+ * architecture. Opening computes the ICV into `tag`; the caller compares. At most IMB_MAX_JOBS
+ * jobs per call. The Rust side checked every region against its packet, so the library's own
+ * checks are skipped.
  *
  * GCM runs one packet at a time in the library whatever the API, so GCM jobs call its direct
  * functions (RFC 4106 nonces are 12 bytes, which they take) and skip the job manager; other
  * jobs share the multi-buffer lanes.
  */
-void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int encrypt, struct gw_mb_job *jobs, uint32_t n)
+void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int aes_to_m2, int encrypt, struct gw_mb_job *jobs, uint32_t n)
 {
         IMB_MGR *const mgrs[2] = { m, m2 };
         const IMB_CIPHER_DIRECTION dir = encrypt ? IMB_DIR_ENCRYPT : IMB_DIR_DECRYPT;
@@ -373,7 +374,9 @@ void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int encrypt, struct gw_mb_job *jobs, u
                         continue;
                 }
                 t = &d->keys->sa.s;
-                IMB_MGR *mm = mgrs[t->second];
+                /* aes_to_m2: AES-CBC and HMAC-only jobs go to m2 whatever their keys' flag;
+                 * DES stays on m, whose DES the caller chose. */
+                IMB_MGR *mm = mgrs[t->second | (aes_to_m2 && t->mode != IMB_CIPHER_DES && t->mode != IMB_CIPHER_DES3)];
 
                 d->status = GW_ST_PENDING;
                 j = IMB_GET_NEXT_JOB(mm);

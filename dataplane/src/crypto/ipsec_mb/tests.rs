@@ -670,6 +670,31 @@ fn des_agrees_with_rustcrypto_on_the_library_and_on_the_fallback() {
 }
 
 #[test]
+fn rounds_small_and_large_agree_with_rustcrypto() {
+    // Below SMALL_ROUND jobs an AVX-512 engine hands AES-CBC and HMAC to its SSE manager, at
+    // SMALL_ROUND and above to its lanes; DES stays where the engine put it.
+    let e = MbEngine::new().unwrap();
+    assert_eq!(
+        e.small.is_some(),
+        e.arch() == "avx512" && e.sha_ni.is_none() && unsafe { gw_mb_has_shani(e.mgr.as_ptr()) } != 0
+    );
+    let mut rng = Rng(0x5a11);
+    for (c, a) in [
+        (Cipher::AesCbc128, Auth::HmacSha1_96),
+        (Cipher::AesCbc256, Auth::HmacSha256_128),
+        (Cipher::Null, Auth::HmacMd5_96),
+        (Cipher::TdesCbc, Auth::HmacSha1_96),
+    ] {
+        let xf = Transform::new(c, a).unwrap();
+        let (ek, ak) = keys(&mut rng, xf);
+        for k in [1, SMALL_ROUND - 1, SMALL_ROUND, SMALL_ROUND + 3] {
+            let plain: Vec<Pkt> = (0..k).map(|_| packet(&mut rng, xf)).collect();
+            check_agreement_on(MbEngine::new().unwrap(), xf, &plain, &ek, &ak);
+        }
+    }
+}
+
+#[test]
 fn gcm_layout_is_where_the_sessions_powers_are() {
     // The engine's probe and a real session's key block agree: the wide layout writes the
     // powers short messages read at the end, the AVX2 one right after the round keys.
