@@ -32,12 +32,12 @@ use vaes_gcm::VaesGcm;
 const BATCH: usize = 128;
 const _: () = assert!(BATCH <= 128, "the shim takes at most the library's queue (IMB_MAX_JOBS) per round");
 
-/// Fewer AES-CBC and HMAC jobs than this in a round go to the SSE manager when the main one is
+/// Rounds of at most this many AES-CBC and HMAC jobs go to the SSE manager when the main one is
 /// AVX-512's: a flush runs its sixteen lanes whatever their number. AES-128-CBC + HMAC-SHA1,
 /// one engine call of k packets, nanoseconds per packet on the AVX-512 lanes against the SSE
 /// manager's SHA extensions (AMD EPYC, Zen 4): k = 1: 691 against 258 at 64 B, 4,997 against
 /// 2,130 at 1,420 B; k = 4: 303 / 157 and 1,391 / 854; k = 8: 230 / 149 and 777 / 711;
-/// k = 16: 147 / 135 and 438 / 681.
+/// k = 16: 147 / 135 and 438 / 681 (`cargo run --release -p bench --example hmac_rounds`).
 const SMALL_ROUND: usize = 8;
 /// Bytes of the shim's `struct gw_mb_keys`.
 const KEYS_SIZE: usize = 2176;
@@ -192,7 +192,7 @@ pub struct MbEngine {
     mgr: NonNull<ImbMgr>,
     /// The SSE manager, when HMAC-SHA-1 and HMAC-SHA-256 run there.
     sha_ni: Option<NonNull<ImbMgr>>,
-    /// The SSE manager that takes rounds of fewer than [`SMALL_ROUND`] AES-CBC and HMAC jobs,
+    /// The SSE manager that takes rounds of at most [`SMALL_ROUND`] AES-CBC and HMAC jobs,
     /// when the main manager is AVX-512's and the CPU has the SHA extensions.
     small: Option<NonNull<ImbMgr>>,
     /// Where this manager's GCM code keeps the hash key powers.
@@ -324,7 +324,7 @@ impl MbEngine {
             if n > 0 {
                 let lane_jobs = raw.iter().filter(|r| r.gcm == 0).count();
                 let (second, aes_to_second) = match self.small {
-                    Some(sse) if lane_jobs < SMALL_ROUND => (sse, 1),
+                    Some(sse) if lane_jobs <= SMALL_ROUND => (sse, 1),
                     _ => (self.sha_ni.unwrap_or(self.mgr), 0),
                 };
                 // SAFETY: `mgr` and `second` (an SSE manager, or `mgr` again) are live and
