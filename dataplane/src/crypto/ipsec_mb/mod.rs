@@ -150,7 +150,8 @@ impl std::error::Error for MbError {}
 /// Which of the library's managers computes HMAC-SHA-1 and HMAC-SHA-256.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HmacLanes {
-    /// The manager of the best instruction set (AVX2, AVX-512): many packets in SIMD lanes.
+    /// The manager of the best instruction set (AVX2, AVX-512): many packets in SIMD lanes
+    /// (but for rounds of a few jobs on AVX-512, see [`SMALL_ROUND`]).
     Simd,
     /// The SSE manager, which hashes one packet at a time with the SHA extensions when the
     /// CPU has them.
@@ -329,13 +330,13 @@ impl MbEngine {
                 };
                 // SAFETY: `mgr` and `second` (an SSE manager, or `mgr` again) are live and
                 // exclusively ours, and a job's keys are the same for every manager (the shim
-                // sends a job to `second` by a flag of its keys, or by `aes_to_second`). Each of the `n` descriptors names
-                // the keys of a session this module prepared (a live, fixed heap allocation
-                // borrowed for this call) and points into a distinct job that is mutably
-                // borrowed for this call, or into this frame's `tags` and `nonces`: `describe`
-                // checked every region against the packet and the session's transform (the
-                // shim skips the library's own checks). The shim flushes every job before
-                // returning, so no pointer outlives the call.
+                // sends a job to `second` by a flag of its keys, or by `aes_to_second`). Each of
+                // the `n` descriptors names the keys of a session this module prepared (a live,
+                // fixed heap allocation borrowed for this call) and points into a distinct job
+                // that is mutably borrowed for this call, or into this frame's `tags` and
+                // `nonces`: `describe` checked every region against the packet and the session's
+                // transform (the shim skips the library's own checks). The shim flushes every
+                // job before returning, so no pointer outlives the call.
                 unsafe {
                     gw_mb_burst(
                         self.mgr.as_ptr(),
@@ -424,8 +425,8 @@ const HMAC_LINES: [u16; 2] = [1920, 1984];
 
 impl Drop for MbEngine {
     fn drop(&mut self) {
-        // SAFETY: `mgr` came from gw_mb_new, `sha_ni` from gw_mb_new_sse; each is freed
-        // exactly once, here.
+        // SAFETY: `mgr` came from gw_mb_new, `sha_ni` and `small` from gw_mb_new_sse; each is
+        // freed exactly once, here.
         unsafe {
             gw_mb_free(self.mgr.as_ptr());
             for m in [self.sha_ni, self.small].into_iter().flatten() {
