@@ -323,9 +323,10 @@ impl MbEngine {
             }
             let n = raw.len();
             if n > 0 {
-                let lane_jobs = raw.iter().filter(|r| r.gcm == 0).count();
+                // Jobs for the lanes (GCM runs outside them) are counted only where a small
+                // round has somewhere else to go.
                 let (second, aes_to_second) = match self.small {
-                    Some(sse) if lane_jobs <= SMALL_ROUND => (sse, 1),
+                    Some(sse) if raw.iter().filter(|r| r.gcm == 0).count() <= SMALL_ROUND => (sse, 1),
                     _ => (self.sha_ni.unwrap_or(self.mgr), 0),
                 };
                 // SAFETY: `mgr` and `second` (an SSE manager, or `mgr` again) are live and

@@ -327,7 +327,7 @@ static void gw_template(struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, ui
 /*
  * Seals (encrypt != 0) or opens n jobs, each with its own SA's keys: submits every job, then
  * flushes, writing each descriptor's status. Jobs whose keys were prepared with `second` go to
- * manager `m2` (which may be `m`), and so do every AES-CBC and HMAC-only job when `aes_to_m2`;
+ * manager `m2` (which may be `m`), and so does every AES-CBC and HMAC-only job when `aes_to_m2`;
  * the others and GCM to `m`. Key schedules and HMAC pad states are the same for every
  * architecture. Opening computes the ICV into `tag`; the caller compares. At most IMB_MAX_JOBS
  * jobs per call. The Rust side checked every region against its packet, so the library's own
