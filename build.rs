@@ -31,7 +31,6 @@ const FUNCTIONS: &[&str] = &[
     "rte_get_tsc_hz",
     "rte_thread_register",
     "rte_thread_unregister",
-    "rte_pktmbuf_pool_create",
     "rte_pktmbuf_free_bulk",
     "rte_mempool_free",
     "rte_mempool_avail_count",

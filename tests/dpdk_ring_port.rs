@@ -52,6 +52,21 @@ fn main() -> ExitCode {
         assert_eq!(port.queue(1).unwrap_err().errno(), errno::EINVAL);
     });
 
+    cases.run("mbufs_are_packed_across_pages_exactly_when_iovas_are_virtual", || {
+        let held: Vec<Mbuf> = (0..64).map(|_| pool.alloc().expect("alloc")).collect();
+        // Where each mbuf's data starts within its 4 KiB page: the same for all of them in a
+        // pool that keeps every mbuf inside one page (one per page), spread in a packed pool.
+        let mut offsets: Vec<usize> = held.iter().map(|m| m.data().as_ptr() as usize % 4096).collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        assert_eq!(pool.packed(), eal.iova_is_va());
+        if pool.packed() {
+            assert!(offsets.len() >= 32, "64 mbufs start at only {} offsets within their pages", offsets.len());
+        } else {
+            assert_eq!(offsets.len(), 1, "{offsets:?}");
+        }
+    });
+
     cases.run("round_trip_bytes_identical_and_every_mbuf_back", || {
         port.reset_stats().unwrap();
         let mut tx: Burst<Mbuf> = Burst::new();

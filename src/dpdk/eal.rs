@@ -64,6 +64,13 @@ impl Eal {
         }
         Ok(Eal { _main_thread: PhantomData })
     }
+
+    /// Returns true when IOVAs are virtual addresses (EAL picks that mode when physical
+    /// addresses are unavailable, as without hugepages in a VM).
+    pub fn iova_is_va(&self) -> bool {
+        // SAFETY: EAL is running (`self`); the call only reads its configuration.
+        unsafe { ffi::gw_iova_is_va() != 0 }
+    }
 }
 
 impl Drop for Eal {

@@ -1,5 +1,5 @@
-//! Mempools: a pool of packet mbufs (`rte_pktmbuf_pool_create`) with a unique name, and the
-//! allocation of fresh, owned [`Mbuf`]s from it.
+//! Mempools: a pool of packet mbufs (`rte_pktmbuf_pool_create`, packed where IOVAs allow) with
+//! a unique name, and the allocation of fresh, owned [`Mbuf`]s from it.
 
 use std::ffi::{CString, c_int};
 use std::ptr::NonNull;
@@ -72,10 +72,9 @@ impl Mempool {
         let socket = cfg.socket.map_or(ffi::SOCKET_ID_ANY, |s| s as c_int);
         // SAFETY: EAL is running (`_eal`), the name is a valid C string that DPDK copies, and
         // the sizes are plain values DPDK validates.
+        let ptr = unsafe { ffi::gw_pktmbuf_pool_create(cname.as_ptr(), cfg.mbufs, cfg.cache, cfg.data_room, socket) };
         let ptr =
-            unsafe { ffi::rte_pktmbuf_pool_create(cname.as_ptr(), cfg.mbufs, cfg.cache, 0, cfg.data_room, socket) };
-        let ptr =
-            NonNull::new(ptr).ok_or_else(|| DpdkError::from_rte_errno(format!("rte_pktmbuf_pool_create({name})")))?;
+            NonNull::new(ptr).ok_or_else(|| DpdkError::from_rte_errno(format!("gw_pktmbuf_pool_create({name})")))?;
         eal::retain();
         Ok(Mempool { inner: Arc::new(PoolInner { ptr, name, size: cfg.mbufs }) })
     }
@@ -83,6 +82,15 @@ impl Mempool {
     /// Returns the pool's unique name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Returns true when the pool's mbufs may cross page boundaries: in IOVA-as-VA mode, where
+    /// they are still contiguous for DMA. Without hugepages a pool that keeps each mbuf inside
+    /// one 4 KiB page starts every mbuf at the same offset in its page, and multi-buffer crypto
+    /// then works on sixteen packets that compete for the same cache sets (see shim.c).
+    pub fn packed(&self) -> bool {
+        // SAFETY: the pool is valid for the life of `self`.
+        unsafe { ffi::gw_mempool_packed(self.inner.ptr.as_ptr()) != 0 }
     }
 
     /// Returns how many mbufs the pool holds in all.

@@ -16,6 +16,43 @@ uint16_t gw_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint
 	return rte_eth_tx_burst(port, queue, pkts, n);
 }
 
+/* rte_pktmbuf_pool_create_by_ops() with one flag more. Without hugepages EAL's pages are 4 KiB,
+ * and a pool whose objects must be IOVA-contiguous keeps each object inside one page: every
+ * mbuf then starts a page, at the same offset in it as every other. The sixteen lanes of
+ * intel-ipsec-mb's AVX-512 code then read and write sixteen packets whose lines all fall in
+ * the same L1 sets (eight ways), and a burst's mbuf headers all share one set: AES-CBC +
+ * HMAC-SHA1 of 1,420-byte packets took 1,300 cycles per packet in such mbufs against 1,040 in
+ * a copy of them packed 2,304 bytes apart. When IOVAs are virtual addresses, consecutive
+ * virtual addresses are consecutive IOVAs, so an object that crosses a page is still
+ * contiguous for DMA and the pool can pack them (with the mempool's usual spread). */
+struct rte_mempool *gw_pktmbuf_pool_create(const char *name, unsigned int n, unsigned int cache,
+					   uint16_t data_room, int socket)
+{
+	struct rte_pktmbuf_pool_private priv = { .mbuf_data_room_size = data_room };
+	unsigned int flags = gw_iova_is_va() ? RTE_MEMPOOL_F_NO_IOVA_CONTIG : 0;
+	struct rte_mempool *mp = rte_mempool_create_empty(name, n, sizeof(struct rte_mbuf) + data_room, cache,
+							  sizeof(priv), socket, flags);
+	int ret;
+
+	if (mp == NULL)
+		return NULL;
+	ret = rte_mempool_set_ops_byname(mp, rte_mbuf_best_mempool_ops(), NULL);
+	if (ret == 0) {
+		rte_pktmbuf_pool_init(mp, &priv);
+		ret = rte_mempool_populate_default(mp);
+	}
+	if (ret < 0) {
+		rte_mempool_free(mp);
+		rte_errno = -ret;
+		return NULL;
+	}
+	rte_mempool_obj_iter(mp, rte_pktmbuf_init, NULL);
+	return mp;
+}
+
+int gw_mempool_packed(const struct rte_mempool *mp) { return (mp->flags & RTE_MEMPOOL_F_NO_IOVA_CONTIG) != 0; }
+int gw_iova_is_va(void) { return rte_eal_iova_mode() == RTE_IOVA_VA; }
+
 struct rte_mbuf *gw_pktmbuf_alloc(struct rte_mempool *mp) { return rte_pktmbuf_alloc(mp); }
 
 int gw_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int n)

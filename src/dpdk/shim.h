@@ -16,6 +16,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_pool_ops.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
@@ -29,6 +30,14 @@ uint64_t gw_rdtsc(void);
 uint16_t gw_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
 uint16_t gw_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
 
+/* rte_pktmbuf_pool_create(), except that in IOVA-as-VA mode objects may cross page
+ * boundaries (see shim.c); NULL with rte_errno set on failure. */
+struct rte_mempool *gw_pktmbuf_pool_create(const char *name, unsigned int n, unsigned int cache,
+					   uint16_t data_room, int socket);
+/* 1 when the pool's objects may cross page boundaries (as gw_pktmbuf_pool_create allows). */
+int gw_mempool_packed(const struct rte_mempool *mp);
+/* 1 in IOVA-as-VA mode. */
+int gw_iova_is_va(void);
 struct rte_mbuf *gw_pktmbuf_alloc(struct rte_mempool *mp);
 /* 0, or a negative errno with nothing allocated. */
 int gw_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int n);
