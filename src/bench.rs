@@ -42,7 +42,9 @@ const USAGE: &str = "usage: ipsecgw bench [--transform T] [--size N|imix] [--dir
   --policies N  N policies with their own SA pairs, traffic spread over all of them (default 1);
                 the round also measures how fast new SAs install through the rings
   --secgw PATH  also DPDK's ipsec-secgw (scripts/build-secgw.sh builds it) on the same frames,
-                each round (outbound)";
+                each round (outbound)
+  --hugepages   run every DPDK process (ours, crypto-perf, ipsec-secgw) on hugepages instead of
+                --no-huge: needs 512 free 2 MiB pages and hugetlbfs mounted";
 
 /// The device replaying the capture.
 const PCAP_DEV: &str = "net_pcap0";
@@ -60,6 +62,7 @@ struct Args {
     ceiling: bool,
     policies: u32,
     secgw: Option<std::path::PathBuf>,
+    hugepages: bool,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -73,6 +76,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         ceiling: true,
         policies: 1,
         secgw: None,
+        hugepages: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -98,6 +102,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 }
             }
             "--secgw" => a.secgw = Some(val()?.into()),
+            "--hugepages" => a.hugepages = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -125,7 +130,16 @@ fn to_args(a: &Args) -> Vec<String> {
     }
     v.push("--policies".into());
     v.push(a.policies.to_string());
+    if a.hugepages {
+        v.push("--hugepages".into());
+    }
     v
+}
+
+/// EAL's memory options for every DPDK process of a bench: 1 GiB, on hugepages or (the
+/// default, as these machines have none reserved) on 4 KiB pages.
+pub(crate) fn eal_memory(hugepages: bool) -> &'static [&'static str] {
+    if hugepages { &["--huge-unlink", "-m", "1024"] } else { &["--no-huge", "-m", "1024"] }
 }
 
 /// Returns the transform and its dpdk-test-crypto-perf options.
@@ -299,7 +313,7 @@ fn orchestrate(a: &Args) -> Result<(), String> {
     let payload = crypto_payload(&frame_sizes);
     println!(
         "ipsecgw bench: {} {} frames {}, {} policies and SA pairs, one worker, net_pcap (infinite_rx){} -> \
-         gateway -> net_null; {} s after {} s warm-up, {} rounds",
+         gateway -> net_null; {} s after {} s warm-up, {} rounds; DPDK on {}",
         a.transform,
         a.size,
         if a.inbound { "inbound (decrypt)" } else { "outbound (encrypt)" },
@@ -307,7 +321,8 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         if a.inbound { "" } else { " and the built-in generator" },
         a.seconds,
         a.warmup,
-        a.rounds
+        a.rounds,
+        if a.hugepages { "hugepages" } else { "4 KiB pages (--no-huge)" }
     );
     let mut ours = Feed::default();
     let mut generated = Feed::default();
@@ -401,7 +416,16 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         if let Some(bin) = secgw_bin {
             let (enc, auth) = keys(xf, 1);
             // A contender that fails costs its column, not the row.
-            match secgw::measure(bin, xf, (&enc, &auth), a.policies, &pcap_path, &dir, a.warmup, a.seconds) {
+            match secgw::measure(
+                bin,
+                xf,
+                (&enc, &auth),
+                a.policies,
+                &pcap_path,
+                &dir,
+                (a.warmup, a.seconds),
+                a.hugepages,
+            ) {
                 Ok(r) => {
                     println!(
                         "round {round}: ipsec-secgw {} Mpps (its lcore ran {:.0}% of the time)",
@@ -546,7 +570,8 @@ fn crypto_perf(a: &Args, payload: usize) -> Result<(f64, f64), String> {
     // AMD EPYC machines (CRYPTO-NOTES.md), where 4 million ops would take 1.5 hours.
     let total_ops = if a.transform.starts_with("3des") { "500" } else { "4000000" };
     let mut child = Command::new("dpdk-test-crypto-perf")
-        .args(["--no-huge", "-m", "1024", "--no-pci", "--no-telemetry", "--file-prefix", &prefix, "-l", "0,1"])
+        .args(eal_memory(a.hugepages))
+        .args(["--no-pci", "--no-telemetry", "--file-prefix", &prefix, "-l", "0,1"])
         .args(["--vdev", "crypto_aesni_mb0", "--"])
         .args(["--ptest", "throughput", "--devtype", "crypto_aesni_mb", "--burst-sz", "32", "--pool-sz", "8192"])
         .args(["--total-ops", total_ops, "--buffer-sz", &buf, "--silent"])
@@ -827,9 +852,6 @@ fn round(a: &Args, pcap_path: &str, generator: bool) -> Result<(), String> {
         (format!("{PCAP_DEV},rx_pcap={pcap_path},infinite_rx=1"), None)
     };
     let eal_args = [
-        "--no-huge",
-        "-m",
-        "1024",
         "--no-pci",
         "--no-telemetry",
         "--file-prefix",
@@ -841,7 +863,7 @@ fn round(a: &Args, pcap_path: &str, generator: bool) -> Result<(), String> {
         "--vdev",
         "net_null0,no-rx=1",
     ];
-    let eal = Eal::init(eal_args).map_err(|e| e.to_string())?;
+    let eal = Eal::init(eal_memory(a.hugepages).iter().chain(&eal_args)).map_err(|e| e.to_string())?;
     let result = measure(&eal, a, xf, source);
     drop(eal);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));

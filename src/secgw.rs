@@ -35,7 +35,7 @@ struct Sample {
 
 /// Runs `bin` outbound over `pcap` with `policies` policies, each with its own SA of `xf` and
 /// the `(encryption, integrity)` keys, and returns its rate over `seconds` after `warmup`
-/// seconds. Writes its configuration in `dir`.
+/// seconds, on hugepages or not. Writes its configuration in `dir`.
 #[allow(clippy::too_many_arguments)]
 pub fn measure(
     bin: &Path,
@@ -44,14 +44,15 @@ pub fn measure(
     policies: u32,
     pcap: &Path,
     dir: &Path,
-    warmup: u64,
-    seconds: u64,
+    (warmup, seconds): (u64, u64),
+    hugepages: bool,
 ) -> Result<Round, String> {
     let cfg = dir.join("secgw.cfg");
     std::fs::write(&cfg, config(xf, enc, auth, policies)?).map_err(|e| e.to_string())?;
     let prefix = format!("ipsecgw_sg_{}", std::process::id());
     let mut child = Command::new(bin)
-        .args(["--no-huge", "-m", "1024", "--no-pci", "--no-telemetry", "--file-prefix", &prefix, "-l", "1"])
+        .args(crate::bench::eal_memory(hugepages))
+        .args(["--no-pci", "--no-telemetry", "--file-prefix", &prefix, "-l", "1"])
         .arg("--vdev")
         .arg(format!("net_pcap0,rx_pcap={},infinite_rx=1", pcap.display()))
         .args(["--vdev", "net_null0,no-rx=1", "--vdev", "crypto_aesni_mb0", "--"])
