@@ -451,4 +451,30 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn a_burst_decides_and_counts_as_its_packets_one_by_one(
+        policies in prop::collection::vec(policy_strategy(), 1..8),
+        pkts in prop::collection::vec((key_strategy(), 1..2000u32), 1..(2 * BURST + 10)),
+        sa_bits in any::<u16>(),
+    ) {
+        // Interleaved policies, outcomes and lengths, in bursts of up to two and a bit: the
+        // decisions and counts are those of the packets sent one by one.
+        let spd = Spd::new(policies);
+        let has_sa = |p: PolicyIdx| sa_bits & (1 << (p % 16)) != 0;
+        let all: Vec<Outgoing> =
+            pkts.iter().map(|&((key, local, prev, _), len)| Outgoing { key, len, local, prev }).collect();
+        let mut one = spd.counters();
+        let mut want = Vec::new();
+        for p in &all {
+            let mut d = [Decision::CLEAR];
+            spd.outbound(std::slice::from_ref(p), has_sa, &mut one, &mut FlowCache::new(64), &mut d);
+            want.push(d[0]);
+        }
+        let mut burst = spd.counters();
+        let mut got = vec![Decision::CLEAR; all.len()];
+        spd.outbound(&all, has_sa, &mut burst, &mut FlowCache::new(64), &mut got);
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(burst, one);
+    }
 }
