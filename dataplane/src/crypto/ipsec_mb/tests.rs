@@ -144,8 +144,9 @@ fn check_agreement_on(mut mb: MbEngine, xf: Transform, plain: &[Pkt], ek: &[u8],
 }
 
 /// One long CBC job ahead of a full batch of short ones: the library returns jobs in order, so
-/// while the long one sits in its lane the short ones finish and wait behind it, and the shim
-/// must flush early to keep what is outstanding within the library's queue.
+/// while the long one sits in its lane the short ones finish and wait behind it until the
+/// library's queue is full, and the library must then complete the long one itself (the shim
+/// submits a whole batch before flushing).
 #[test]
 fn a_long_job_ahead_of_a_batch_of_short_ones() {
     let mut rng = Rng(0x10e6);
