@@ -25,16 +25,17 @@ fi
 # HUGEPAGES=no keeps all on 4 KiB pages (--no-huge). The reservation is undone on exit.
 mem_args=()
 mem_desc="4 KiB pages (--no-huge)"
+need=520  # 512 for a process's 1 GiB, and a few to spare
 if [ "${HUGEPAGES:-auto}" != no ] && [ -w /proc/sys/vm/nr_hugepages ]; then
   before=$(cat /proc/sys/vm/nr_hugepages)
   free=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
-  if [ "$free" -lt 520 ]; then
-    echo $((before + 520 - free)) > /proc/sys/vm/nr_hugepages || true
+  if [ "$free" -lt "$need" ]; then
+    echo $((before + need - free)) > /proc/sys/vm/nr_hugepages || true
     trap 'echo "$before" > /proc/sys/vm/nr_hugepages' EXIT
   fi
   mountpoint -q /dev/hugepages || { mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages; } || true
   free=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
-  if [ "$free" -ge 520 ] && mountpoint -q /dev/hugepages; then
+  if [ "$free" -ge "$need" ] && mountpoint -q /dev/hugepages; then
     mem_args=(--hugepages)
     mem_desc="hugepages ($free free pages of 2 MiB)"
   fi
