@@ -166,7 +166,6 @@ pub struct Sa<S> {
     /// key (both directions, or the same SA re-installed after a restart) never share an IV.
     gcm_iv_base: u64,
     counters: SaCounters,
-    lifetimes: Lifetimes,
     /// Outbound: counters shared with the SA's copies on other workers.
     shared: Arc<Shared>,
     pub(crate) spi: u32,
@@ -187,10 +186,14 @@ pub struct Sa<S> {
     /// reservation (it reserves [`ALONE_RESERVE`] numbers at a time) and has no byte lifetime.
     /// Then sealing does not prefetch them: with thousands of SAs that is a line per packet.
     shared_idle: bool,
+    /// The lifetimes limit bytes: each burst adds its bytes to the count the copies share.
+    byte_limited: bool,
     /// The key of every packet the SA seals (see [`Sa::outer_key`]), kept with the per-packet
     /// fields: a burst asks for it once per SA.
     outer_key: Key,
     pending: [Option<SaEvent>; 3],
+    /// Read when a lifetime is due and, with byte limits, once per burst.
+    lifetimes: Lifetimes,
     added_at: u64,
     pub(crate) replay: ReplayWindow,
     /// Outbound CBC IVs: seeded once from the OS, then no syscall per packet.
@@ -234,10 +237,9 @@ fn outer_protocol(proto: IpsecProto, encap: Option<UdpEncap>) -> Protocol {
 
 impl<S> Sa<S> {
     /// The bytes at the start of an SA that sealing a burst reads or writes: the per-packet
-    /// fields, then `pending` (events, looked at once per burst). Prefetching exactly these
-    /// rather than a round 256 saves a line for three bundles in four (a bundle starts 0, 16,
-    /// 32 or 48 bytes into a line).
-    pub const HOT_BYTES: usize = std::mem::offset_of!(Sa<S>, added_at);
+    /// fields, then `pending` (events, looked at once per burst). With 10,000 SAs each of these
+    /// lines is a miss per packet: what is read only when a lifetime is due comes after.
+    pub const HOT_BYTES: usize = std::mem::offset_of!(Sa<S>, lifetimes);
 
     /// Installs an SA at time `now` (seconds), preparing its keys in `engine`.
     pub fn new<E: Engine<Session = S>>(engine: &mut E, cfg: &SaConfig<'_>, now: u64) -> Result<Self, KeyError> {
@@ -266,6 +268,7 @@ impl<S> Sa<S> {
             counters: SaCounters::default(),
             state: SaState::Mature,
             shared_idle: false,
+            byte_limited: cfg.lifetimes.limits_bytes(),
             pending: [None; 3],
         })
     }
@@ -410,13 +413,13 @@ impl<S> Sa<S> {
     /// Applies the byte lifetimes to the bytes of every copy, once per burst: one atomic add,
     /// and only for SAs with byte lifetimes.
     pub(crate) fn end_burst(&mut self) {
-        let lt = self.lifetimes;
-        if !lt.limits_bytes() || self.unshared_bytes == 0 {
+        if !self.byte_limited || self.unshared_bytes == 0 {
             self.unshared_bytes = 0;
             return;
         }
         let b = self.shared.bytes.fetch_add(self.unshared_bytes, Ordering::Relaxed) + self.unshared_bytes;
         self.unshared_bytes = 0;
+        let lt = self.lifetimes;
         // A burst may pass both limits: the soft event still comes first.
         if lt.soft_bytes != 0 && b >= lt.soft_bytes {
             self.enter(SaState::Dying);
@@ -443,7 +446,7 @@ impl<S> Sa<S> {
         // sees a gap, never a repeat.
         let start = if first == self.reserved.end { self.reserved.start } else { first };
         self.reserved = start..first + take;
-        self.shared_idle = alone && !self.lifetimes.limits_bytes();
+        self.shared_idle = alone && !self.byte_limited;
     }
 
     /// Tells whether this copy is the SA's only one: it then owns the sequence space. The
@@ -528,12 +531,15 @@ pub(crate) mod tests {
 
     #[test]
     fn per_packet_fields_sit_in_the_first_lines() {
-        // Four lines hold them from the start of a line, with room for the bundle's AH pointer.
-        for end in
-            [Sa::<crate::crypto::ipsec_mb::MbSession>::HOT_BYTES, Sa::<crate::crypto::rust::RustSession>::HOT_BYTES]
-        {
-            assert!(end + 16 <= 256, "the per-packet fields end at {end}");
+        // Three lines of a bundle (which starts a line) hold them after its AH pointer.
+        use crate::bundle::Bundle;
+        for end in [
+            Bundle::<crate::crypto::ipsec_mb::MbSession>::HOT_BYTES,
+            Bundle::<crate::crypto::rust::RustSession>::HOT_BYTES,
+        ] {
+            assert!(end <= 192, "the per-packet fields of a bundle end at {end}");
         }
+        assert_eq!(align_of::<Bundle<crate::crypto::ipsec_mb::MbSession>>(), 64);
     }
     use crate::crypto::{Auth, Cipher, rust::RustEngine};
 

@@ -62,6 +62,22 @@ struct ImbMgr {
 #[derive(Zeroize, ZeroizeOnDrop)]
 struct MbKeys([u8; KEYS_SIZE]);
 
+/// A session's key block: the library's, then what the library does not compute. Kept off the
+/// session itself, which sits in the few lines of an SA that every packet reads.
+#[repr(C)]
+struct KeyBlock {
+    lib: MbKeys,
+    /// The ICV of an empty auth region, which the library refuses to compute.
+    empty_icv: [u8; MAX_ICV_LEN],
+}
+
+impl Drop for KeyBlock {
+    fn drop(&mut self) {
+        // `lib` zeroizes itself.
+        self.empty_icv.zeroize();
+    }
+}
+
 /// The shim's `struct gw_mb_job`: one packet's work, pointers into the caller's [`Job`].
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -451,9 +467,7 @@ pub struct MbSession {
     gcm_tag_len: u8,
     /// GCM: the salt, the key material's last 4 bytes (RFC 4106 section 4).
     salt: [u8; GCM_SALT_LEN],
-    keys: Box<MbKeys>,
-    /// The ICV of an empty auth region, which the library refuses to compute.
-    empty_icv: [u8; MAX_ICV_LEN],
+    keys: Box<KeyBlock>,
     /// DES and 3DES run on RustCrypto: the library's DES measured 0.001 GB/s at 1420 bytes on
     /// this kind of machine (AMD EPYC, every code path from SSE to AVX-512), RustCrypto's 0.025.
     fallback: Option<Box<RustSession>>,
@@ -464,7 +478,6 @@ pub struct MbSession {
 impl Drop for MbSession {
     fn drop(&mut self) {
         // `keys` zeroizes itself.
-        self.empty_icv.zeroize();
         self.salt.zeroize();
     }
 }
@@ -501,7 +514,7 @@ impl Engine for MbEngine {
 
     fn session(&mut self, xf: Transform, enc_key: &[u8], auth_key: &[u8]) -> Result<MbSession, KeyError> {
         check_keys(xf, enc_key, auth_key)?;
-        let mut keys = Box::new(MbKeys([0; KEYS_SIZE]));
+        let mut keys = Box::new(KeyBlock { lib: MbKeys([0; KEYS_SIZE]), empty_icv: [0; MAX_ICV_LEN] });
         let use_vaes = xf.cipher().is_aead() && self.vaes_gcm;
         let vaes = if use_vaes { VaesGcm::new(&enc_key[..enc_key.len() - GCM_SALT_LEN]) } else { None };
         // GCM: only the AES key is expanded; the salt (the key material's last 4 bytes) goes
@@ -516,7 +529,7 @@ impl Engine for MbEngine {
             unsafe {
                 gw_mb_prepare(
                     self.mgr.as_ptr(),
-                    &mut *keys,
+                    &mut keys.lib,
                     cipher_code(xf.cipher()),
                     enc_key.as_ptr(),
                     enc_key.len(),
@@ -532,8 +545,7 @@ impl Engine for MbEngine {
             // Not expected after check_keys: the shim only refuses wrong key lengths.
             return Err(KeyError::Engine("ipsec-mb"));
         }
-        let mut empty_icv = [0; MAX_ICV_LEN];
-        empty_mac(xf.auth(), auth_key, &mut empty_icv[..xf.auth().icv_len()]);
+        empty_mac(xf.auth(), auth_key, &mut keys.empty_icv[..xf.auth().icv_len()]);
         let fallback = match xf.cipher() {
             Cipher::DesCbc | Cipher::TdesCbc if !self.des_on_library => {
                 Some(Box::new(RustEngine.session(xf, enc_key, auth_key)?))
@@ -550,7 +562,7 @@ impl Engine for MbEngine {
             _ => 0,
         };
         let gcm_tag_len = if gcm != 0 { xf.icv_len() as u8 } else { 0 };
-        Ok(MbSession { xf, gcm, gcm_tag_len, salt, keys, empty_icv, fallback, vaes })
+        Ok(MbSession { xf, gcm, gcm_tag_len, salt, keys, fallback, vaes })
     }
 
     fn seal(&mut self, s: &MbSession, jobs: &mut [Job<'_>]) {
@@ -572,7 +584,7 @@ impl Engine for MbEngine {
         // template (two lines: the mode, hash and tag fields are in the second) and the keys.
         const TEMPLATE: [u16; 2] = [2048, 2112];
         // Offsets within the key block, added without a bounds check: a prefetch cannot fault.
-        let keys = s.keys.0.as_ptr();
+        let keys = s.keys.lib.0.as_ptr();
         let fetch = |&off: &u16| crate::prefetch::line(keys.wrapping_add(usize::from(off)));
         let cipher = s.xf.cipher();
         if s.fallback.is_some() {
@@ -707,7 +719,7 @@ fn describe(
         return None;
     }
     let mut r = RawJob::EMPTY;
-    r.keys = &*s.keys;
+    r.keys = &s.keys.lib;
     if c != Cipher::Null {
         r.cipher_off = job.cipher.off;
         r.cipher_len = job.cipher.len;
@@ -735,7 +747,7 @@ fn describe(
     if r.hash_len == 0 && xf.auth() != Auth::Null {
         // The shim does not hash an empty region: its ICV was computed with the session.
         let out = if encrypt { &mut d[icv] } else { &mut tag[..icv.len()] };
-        out.copy_from_slice(&s.empty_icv[..out.len()]);
+        out.copy_from_slice(&s.keys.empty_icv[..out.len()]);
     }
     r.buf = d.as_mut_ptr();
     Some(r)

@@ -704,7 +704,7 @@ fn gcm_layout_is_where_the_sessions_powers_are() {
     let mut rng = Rng(0x1a10);
     let (ek, ak) = keys(&mut rng, xf);
     let s = e.session(xf, &ek, &ak).unwrap();
-    let at = |r: std::ops::Range<usize>| s.keys.0[r].iter().any(|&b| b != 0);
+    let at = |r: std::ops::Range<usize>| s.keys.lib.0[r].iter().any(|&b| b != 0);
     match e.gcm_layout {
         GcmLayout::Wide => assert!(at(960..1008)),
         GcmLayout::Avx2 => assert!(at(320..368) && !at(960..1008)),
