@@ -79,35 +79,38 @@ impl Count {
     }
 }
 
-/// One worker's counters, indexed by policy then outcome. Sized when an SPD is installed
+/// One worker's counters, indexed by outcome then policy. Sized when an SPD is installed
 /// ([`Spd::counters`](super::Spd::counters)), never resized on the packet path.
+///
+/// Outcome first: a packet adds to one count, and the counts of one outcome sit together. With
+/// 10,000 encrypt policies their `encrypted` counts take 160 KB, four to a cache line; kept
+/// per policy, the same counts were spread over 1.6 MB, a line each.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PolicyCounters {
-    counts: Vec<[Count; Outcome::COUNT]>,
+    counts: [Vec<Count>; Outcome::COUNT],
 }
 
 impl PolicyCounters {
     /// Creates zeroed counters for `policies` policies.
     pub fn new(policies: usize) -> PolicyCounters {
-        PolicyCounters { counts: vec![[Count::default(); Outcome::COUNT]; policies] }
+        PolicyCounters { counts: std::array::from_fn(|_| vec![Count::default(); policies]) }
     }
 
     /// Returns the number of policies counted.
     pub fn len(&self) -> usize {
-        self.counts.len()
+        self.counts[0].len()
     }
 
     /// Tells whether there are no policies to count.
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.len() == 0
     }
 
     /// Counts one packet of `len` bytes for `policy`; counters sized for another SPD ignore a
     /// policy they do not have rather than panic.
     #[inline]
     pub fn add(&mut self, policy: PolicyIdx, outcome: Outcome, len: u32) {
-        if let Some(c) = self.counts.get_mut(policy as usize) {
-            let c = &mut c[outcome as usize];
+        if let Some(c) = self.counts[outcome as usize].get_mut(policy as usize) {
             c.packets += 1;
             c.bytes += u64::from(len);
         }
@@ -116,14 +119,14 @@ impl PolicyCounters {
     /// Hints that `policy`'s count of `outcome` is about to be added to.
     #[inline]
     pub fn prefetch(&self, policy: PolicyIdx, outcome: Outcome) {
-        if let Some(c) = self.counts.get(policy as usize) {
-            crate::prefetch::front(&c[outcome as usize], size_of::<Count>());
+        if let Some(c) = self.counts[outcome as usize].get(policy as usize) {
+            crate::prefetch::front(c, size_of::<Count>());
         }
     }
 
     /// Returns the count of `policy` for `outcome` (zero for an unknown policy).
     pub fn get(&self, policy: PolicyIdx, outcome: Outcome) -> Count {
-        self.counts.get(policy as usize).map_or_else(Count::default, |c| c[outcome as usize])
+        self.counts[outcome as usize].get(policy as usize).copied().unwrap_or_default()
     }
 
     /// Returns the count of `policy` over every outcome: packets and bytes matched.
@@ -137,11 +140,11 @@ impl PolicyCounters {
 
     /// Adds another worker's counters to these (policies beyond this length are added too).
     pub fn merge(&mut self, other: &PolicyCounters) {
-        if other.counts.len() > self.counts.len() {
-            self.counts.resize(other.counts.len(), [Count::default(); Outcome::COUNT]);
-        }
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            for (x, y) in a.iter_mut().zip(b) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            if theirs.len() > mine.len() {
+                mine.resize(theirs.len(), Count::default());
+            }
+            for (x, y) in mine.iter_mut().zip(theirs) {
                 x.add(*y);
             }
         }
