@@ -132,7 +132,7 @@ impl<S> Xform<S> for Seal {
             // base plus the never-repeating sequence number is.
             iv.copy_from_slice(&sa.gcm_iv(seq).to_be_bytes());
         } else {
-            sa.fill_iv(iv);
+            crate::sa::fill_iv(iv);
         }
         let ct_off = iv_off + iv_len;
         let trailer = ct_off + payload_len;
