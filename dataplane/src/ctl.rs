@@ -80,8 +80,9 @@ pub enum ToWorker<B, S> {
     Spd {
         /// The new SPD.
         spd: Arc<Spd>,
-        /// Its counters, zero.
-        counters: PolicyCounters,
+        /// Its counters, zero. Boxed, as in `Retired::Spd`: a message is as large as its
+        /// largest kind, and the counters keep one vector per outcome inline.
+        counters: Box<PolicyCounters>,
     },
     /// Install (or replace) the outbound SAs of a policy; `None` removes them.
     Outbound {
@@ -168,7 +169,7 @@ pub struct SaSnapshot {
 impl<B, S> ToWorker<B, S> {
     /// Returns the message that swaps in `spd`, with its counters made here.
     pub fn spd(spd: Arc<Spd>) -> Self {
-        ToWorker::Spd { counters: spd.counters(), spd }
+        ToWorker::Spd { counters: Box::new(spd.counters()), spd }
     }
 }
 
@@ -177,7 +178,7 @@ pub enum Retired<S> {
     /// Routing tables.
     Tables(Arc<Tables>),
     /// A compiled SPD and the counters the worker kept for it.
-    Spd(Arc<Spd>, PolicyCounters),
+    Spd(Arc<Spd>, Box<PolicyCounters>),
     /// A policy's outbound SAs.
     Bundle(Box<Bundle<S>>),
     /// An inbound SA.

@@ -815,7 +815,7 @@ fn an_spd_swap_hands_back_the_old_spd_and_its_counters() {
     assert_eq!(encrypted(r1.w.pipeline().policy_counters()), 0);
     // Counters made for another SPD are not used: the worker makes its own.
     let other = Policy { id: 2, action: Action::Accept, ..encrypt };
-    r1.msg(ToWorker::Spd { spd: Arc::new(Spd::new(vec![encrypt, other])), counters: PolicyCounters::new(1) });
+    r1.msg(ToWorker::Spd { spd: Arc::new(Spd::new(vec![encrypt, other])), counters: Box::new(PolicyCounters::new(1)) });
     assert_eq!(r1.w.pipeline().policy_counters().len(), 2);
     let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p)]);
     assert_eq!(wan.len(), 1);

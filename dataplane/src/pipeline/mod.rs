@@ -366,9 +366,11 @@ impl<E: Engine> Pipeline<E> {
     ) {
         let retired = match msg {
             ToWorker::Tables(t) => Some(Retired::Tables(std::mem::replace(&mut self.tables, t))),
-            ToWorker::Spd { spd, counters } => {
-                let (old, old_counters) = self.ipsec.set_spd(spd, counters);
-                Some(Retired::Spd(old, old_counters))
+            ToWorker::Spd { spd, mut counters } => {
+                // The box that brought the new counters takes the old ones back.
+                let (old, old_counters) = self.ipsec.set_spd(spd, std::mem::take(&mut *counters));
+                *counters = old_counters;
+                Some(Retired::Spd(old, counters))
             }
             ToWorker::Outbound { policy_id, bundle } => {
                 self.ipsec.install_outbound(policy_id, bundle, now_ms / 1000).map(Retired::Bundle)
