@@ -150,3 +150,32 @@ impl PolicyCounters {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Merging counters of a longer SPD into shorter ones (the control plane sums workers
+    /// whose SPDs differ for a moment) keeps every count under its policy and outcome.
+    #[test]
+    fn merging_longer_counters_keeps_each_count_in_place() {
+        let mut a = PolicyCounters::new(2);
+        a.add(1, Outcome::Encrypted, 100);
+        a.add(0, Outcome::Dropped, 10);
+        let mut b = PolicyCounters::new(5);
+        b.add(1, Outcome::Encrypted, 50);
+        b.add(4, Outcome::InnerMismatch, 7);
+        a.merge(&b);
+        assert_eq!(a.len(), 5);
+        assert_eq!(a.get(1, Outcome::Encrypted), Count { packets: 2, bytes: 150 });
+        assert_eq!(a.get(0, Outcome::Dropped), Count { packets: 1, bytes: 10 });
+        assert_eq!(a.get(4, Outcome::InnerMismatch), Count { packets: 1, bytes: 7 });
+        assert_eq!(a.total(2), Count::default());
+        assert_eq!(a.get(5, Outcome::Encrypted), Count::default(), "beyond the policies");
+        // A shorter one adds into the first policies only.
+        let mut c = PolicyCounters::new(1);
+        c.add(0, Outcome::Dropped, 1);
+        a.merge(&c);
+        assert_eq!((a.len(), a.get(0, Outcome::Dropped)), (5, Count { packets: 2, bytes: 11 }));
+    }
+}
