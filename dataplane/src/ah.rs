@@ -82,7 +82,7 @@ impl<S> Xform<S> for Seal {
         let (hlen, next_header, grow) = match sa.mode {
             Mode::Tunnel => (ipv4::HEADER_LEN, Protocol::IpIp, ipv4::HEADER_LEN + ah_len),
             Mode::Transport => {
-                if ip.src != sa.src || ip.dst != sa.dst {
+                if ip.src != sa.src() || ip.dst != sa.dst() {
                     return Err(DropReason::TransportAddrMismatch);
                 }
                 (ip.hlen, ip.protocol, ah_len)

@@ -81,7 +81,7 @@ impl<S> Xform<S> for Seal {
         let (hlen, payload_len, next_header) = match sa.mode {
             Mode::Tunnel => (ipv4::HEADER_LEN, ip.total, Protocol::IpIp),
             Mode::Transport => {
-                if ip.src != sa.src || ip.dst != sa.dst {
+                if ip.src != sa.src() || ip.dst != sa.dst() {
                     return Err(DropReason::TransportAddrMismatch);
                 }
                 (ip.hlen, ip.total - ip.hlen, ip.protocol)

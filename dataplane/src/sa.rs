@@ -160,22 +160,17 @@ pub struct Sa<S> {
     pub(crate) session: S,
     /// Outbound: the range of sequence numbers this copy reserved and has not used yet.
     reserved: std::ops::Range<u64>,
-    /// Bytes accounted here and not yet added to the shared count.
-    unshared_bytes: u64,
     /// Outbound GCM explicit IVs count from this random base, so that two SAs sharing a manual
     /// key (both directions, or the same SA re-installed after a restart) never share an IV.
     gcm_iv_base: u64,
     counters: SaCounters,
-    /// Outbound: counters shared with the SA's copies on other workers.
-    shared: Arc<Shared>,
     pub(crate) spi: u32,
-    pub(crate) src: Ipv4Addr,
-    pub(crate) dst: Ipv4Addr,
-    pub(crate) xf: Transform,
+    /// The outer IPv4 header, from sa-src to sa-dst (tunnel mode writes it; it also holds the
+    /// addresses transport mode checks).
+    pub(crate) outer: ipv4::Template,
     /// ESP in UDP (RFC 3948) when set.
     pub(crate) encap: Option<UdpEncap>,
-    /// Tunnel mode: the outer IPv4 header, from sa-src to sa-dst.
-    pub(crate) outer: ipv4::Template,
+    pub(crate) xf: Transform,
     /// Outbound: identification of the next outer IPv4 header.
     pub(crate) ip_id: u16,
     pub(crate) proto: IpsecProto,
@@ -188,10 +183,13 @@ pub struct Sa<S> {
     shared_idle: bool,
     /// The lifetimes limit bytes: each burst adds its bytes to the count the copies share.
     byte_limited: bool,
-    /// The key of every packet the SA seals (see [`Sa::outer_key`]), kept with the per-packet
-    /// fields: a burst asks for it once per SA.
-    outer_key: Key,
     pending: [Option<SaEvent>; 3],
+    /// Outbound: counters shared with the SA's copies on other workers. Past the per-packet
+    /// lines: a copy alone reads it once per [`ALONE_RESERVE`] packets.
+    shared: Arc<Shared>,
+    /// With byte lifetimes: the bytes counted here when the last burst added its own to the
+    /// shared count.
+    shared_mark: u64,
     /// Read when a lifetime is due and, with byte limits, once per burst.
     lifetimes: Lifetimes,
     added_at: u64,
@@ -214,8 +212,8 @@ impl<S> std::fmt::Debug for Sa<S> {
             .field("spi", &self.spi)
             .field("proto", &self.proto)
             .field("mode", &self.mode)
-            .field("src", &self.src)
-            .field("dst", &self.dst)
+            .field("src", &self.src())
+            .field("dst", &self.dst())
             .field("xf", &self.xf)
             .field("state", &self.state)
             .finish_non_exhaustive()
@@ -246,27 +244,26 @@ fn outer_protocol(proto: IpsecProto, encap: Option<UdpEncap>) -> Protocol {
 impl<S> Sa<S> {
     /// The bytes at the start of an SA that sealing a burst reads or writes: the per-packet
     /// fields, then `pending` (events, looked at once per burst). With 10,000 SAs each of these
-    /// lines is a miss per packet: what is read only when a lifetime is due comes after.
-    pub const HOT_BYTES: usize = std::mem::offset_of!(Sa<S>, lifetimes);
+    /// lines is a miss per packet: what is read once per reservation of sequence numbers or
+    /// when a lifetime is due comes after, and what can be derived (the addresses, the outer
+    /// key) is not stored.
+    pub const HOT_BYTES: usize = std::mem::offset_of!(Sa<S>, shared);
 
     /// Installs an SA at time `now` (seconds), preparing its keys in `engine`.
     pub fn new<E: Engine<Session = S>>(engine: &mut E, cfg: &SaConfig<'_>, now: u64) -> Result<Self, KeyError> {
         let session = engine.session(cfg.xf, cfg.enc_key, cfg.auth_key)?;
         Ok(Sa {
             outer: outer_template(cfg.src, cfg.dst, cfg.proto, None),
-            outer_key: outer_key(cfg.src, cfg.dst, cfg.proto, None),
             spi: cfg.spi,
             proto: cfg.proto,
             mode: cfg.mode,
-            src: cfg.src,
-            dst: cfg.dst,
             xf: cfg.xf,
             dont_fragment: cfg.dont_fragment,
             encap: None,
             session,
             shared: Arc::new(Shared::default()),
             reserved: 0..0,
-            unshared_bytes: 0,
+            shared_mark: 0,
             replay: ReplayWindow::new(cfg.replay_window),
             ip_id: (OsRng.next_u32() & 0xffff) as u16,
             gcm_iv_base: OsRng.next_u64(),
@@ -294,11 +291,11 @@ impl<S> Sa<S> {
     }
     /// Returns sa-src.
     pub fn src(&self) -> Ipv4Addr {
-        self.src
+        self.outer.src()
     }
     /// Returns sa-dst.
     pub fn dst(&self) -> Ipv4Addr {
-        self.dst
+        self.outer.dst()
     }
     /// Returns the algorithms.
     pub fn transform(&self) -> Transform {
@@ -314,7 +311,7 @@ impl<S> Sa<S> {
     /// addresses), carrying ESP, AH, or UDP with the encapsulation's ports.
     #[inline]
     pub fn outer_key(&self) -> Key {
-        self.outer_key
+        outer_key(self.src(), self.dst(), self.proto, self.encap)
     }
 
     /// Returns the IP protocol of the packets the SA sends: ESP, ESP in UDP, or AH.
@@ -325,8 +322,7 @@ impl<S> Sa<S> {
     /// Sends and expects ESP in UDP with these ports (NAT traversal); ESP only.
     pub fn set_udp_encap(&mut self, encap: Option<UdpEncap>) {
         self.encap = if self.proto == IpsecProto::Esp { encap } else { None };
-        self.outer = outer_template(self.src, self.dst, self.proto, self.encap);
-        self.outer_key = outer_key(self.src, self.dst, self.proto, self.encap);
+        self.outer = outer_template(self.src(), self.dst(), self.proto, self.encap);
     }
 
     /// Returns the life stage.
@@ -414,18 +410,20 @@ impl<S> Sa<S> {
     pub(crate) fn account(&mut self, bytes: usize) {
         self.counters.packets += 1;
         self.counters.bytes += bytes as u64;
-        self.unshared_bytes += bytes as u64;
     }
 
     /// Applies the byte lifetimes to the bytes of every copy, once per burst: one atomic add,
     /// and only for SAs with byte lifetimes.
     pub(crate) fn end_burst(&mut self) {
-        if !self.byte_limited || self.unshared_bytes == 0 {
-            self.unshared_bytes = 0;
+        if !self.byte_limited {
             return;
         }
-        let b = self.shared.bytes.fetch_add(self.unshared_bytes, Ordering::Relaxed) + self.unshared_bytes;
-        self.unshared_bytes = 0;
+        let new = self.counters.bytes - self.shared_mark;
+        if new == 0 {
+            return;
+        }
+        self.shared_mark = self.counters.bytes;
+        let b = self.shared.bytes.fetch_add(new, Ordering::Relaxed) + new;
         let lt = self.lifetimes;
         // A burst may pass both limits: the soft event still comes first.
         if lt.soft_bytes != 0 && b >= lt.soft_bytes {
@@ -540,14 +538,13 @@ pub(crate) mod tests {
 
     #[test]
     fn per_packet_fields_sit_in_the_first_lines() {
-        // Three lines of a bundle (which starts a line) hold them after its AH pointer.
+        // Two lines of a bundle (which starts a line) hold them after its AH pointer with the
+        // fast path's engine, three with RustCrypto's larger sessions.
         use crate::bundle::Bundle;
-        for end in [
-            Bundle::<crate::crypto::ipsec_mb::MbSession>::HOT_BYTES,
-            Bundle::<crate::crypto::rust::RustSession>::HOT_BYTES,
-        ] {
-            assert!(end <= 192, "the per-packet fields of a bundle end at {end}");
-        }
+        let mb = Bundle::<crate::crypto::ipsec_mb::MbSession>::HOT_BYTES;
+        assert!(mb <= 128, "the per-packet fields of an ipsec-mb bundle end at {mb}");
+        let rust = Bundle::<crate::crypto::rust::RustSession>::HOT_BYTES;
+        assert!(rust <= 192, "the per-packet fields of a RustCrypto bundle end at {rust}");
         assert_eq!(align_of::<Bundle<crate::crypto::ipsec_mb::MbSession>>(), 64);
     }
     use crate::crypto::{Auth, Cipher, rust::RustEngine};
@@ -589,6 +586,7 @@ pub(crate) mod tests {
     fn byte_lifetimes_count_processed_bytes() {
         let mut s = sa(Lifetimes { soft_bytes: 100, hard_bytes: 150, ..Default::default() });
         s.account(99);
+        assert_eq!(s.shared.bytes.load(Ordering::Relaxed), 0, "added at the end of the burst");
         s.end_burst();
         assert_eq!(s.state(), SaState::Mature);
         s.account(1);

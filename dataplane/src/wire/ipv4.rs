@@ -499,6 +499,16 @@ impl Template {
         Template { bytes, sum }
     }
 
+    /// Returns the source address.
+    pub fn src(&self) -> Ipv4Addr {
+        Ipv4Addr::new(self.bytes[12], self.bytes[13], self.bytes[14], self.bytes[15])
+    }
+
+    /// Returns the destination address.
+    pub fn dst(&self) -> Ipv4Addr {
+        Ipv4Addr::new(self.bytes[16], self.bytes[17], self.bytes[18], self.bytes[19])
+    }
+
     /// Writes a header with these fields and its checksum into `out[..20]`. Panics if `out` is
     /// shorter than 20 bytes.
     #[inline]
