@@ -51,6 +51,7 @@ printf "| transform | frame | direction | policies | ipsec-secgw 22.11 Mpps (iss
 printf "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 runtimes=""
 installs=""
+scales=""
 for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes-gcm-128 1420 out 1 3.43 61%" \
            "aes-cbc-128+sha1 64 out 1 3.68 67%" "aes-cbc-128+sha1 512 out 1 2.72 81%" \
            "aes-cbc-128+sha1 1420 out 1 1.57 84%" "3des+sha1 1420 out 1 0.056 98%" \
@@ -94,9 +95,17 @@ for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes
   # the row has policies, at least 1,000): the median of the rounds.
   inst=$(echo "$out" | sed -nE 's/^round [0-9]+: ([0-9]+) inbound SAs .* ([0-9]+) SAs\/s$/\2 \1/p' | sort -n | awk '{r[NR]=$1; n=$2} END {if (NR) print r[int((NR+1)/2)] " SAs/s (" n " SAs per round)"}')
   installs+=$(printf "\n%s %s %s, %s policies: %s" "$1" "$2" "$3" "$4" "$inst")
+  # Rows with many policies measure one policy in the same rounds: their cost as a ratio.
+  scale=$(echo "$out" | grep -E "^median: (cost of|ours on the built-in generator with one policy)" || true)
+  if [ -n "$scale" ]; then
+    scales+=$(printf "\n%s %s %s, %s policies:\n%s" "$1" "$2" "$3" "$4" "$scale")
+  fi
   # Where the cycles go: the worker's own per-stage accounting of the row's last round.
   # (Outbound rows: net_pcap's table, then the built-in generator's.)
   runtimes+=$(printf "\n%s %s %s, %s policies:\n%s\n" "$1" "$2" "$3" "$4" "$(echo "$out" | sed -n '/^stage /,/^total /p')")
 done
 printf "\nPer-stage cycles of each row's last round (the worker's own accounting, TSC cycles):\n%s\n" "$runtimes"
 printf "\nSA installation through the rings while forwarding (median of the rounds):%s\n" "$installs"
+if [ -n "$scales" ]; then
+  printf "\nThe cost of many policies, against one policy on the built-in generator in the same rounds:%s\n" "$scales"
+fi

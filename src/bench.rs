@@ -40,7 +40,8 @@ const USAGE: &str = "usage: ipsecgw bench [--transform T] [--size N|imix] [--dir
   --seconds     measured window per round (default 3), after --warmup seconds (default 1)
   --rounds      interleaved rounds of ours and dpdk-test-crypto-perf (default 3)
   --policies N  N policies with their own SA pairs, traffic spread over all of them (default 1);
-                the round also measures how fast new SAs install through the rings
+                the round also measures how fast new SAs install through the rings and (outbound)
+                one policy on the built-in generator: the policies' cost, within each round
   --secgw PATH  also DPDK's ipsec-secgw (scripts/build-secgw.sh builds it) on the same frames,
                 each round (outbound)
   --hugepages   run every DPDK process (ours, crypto-perf, ipsec-secgw) on hugepages instead of
@@ -325,6 +326,13 @@ fn orchestrate(a: &Args) -> Result<(), String> {
     let (xf, _) = transform(&a.transform)?;
     let frame_sizes = sizes(&a.size)?;
     write_frames(&pcap_path, xf, &frame_sizes, a.inbound, a.policies)?;
+    // With many policies (outbound), every round also runs one policy on the generator, next
+    // to the row's own generator round: the machine's rate drifts over minutes, so the cost of
+    // the policies is measured as a ratio within each round, not against another row.
+    let baseline = (a.policies > 1 && !a.inbound).then(|| (Args { policies: 1, ..a.clone() }, dir.join("one.pcap")));
+    if let Some((one, path)) = &baseline {
+        write_frames(path, xf, &frame_sizes, false, one.policies)?;
+    }
     let payload = crypto_payload(&frame_sizes);
     println!(
         "ipsecgw bench: {} {} frames {}, {} policies and SA pairs, one worker, net_pcap (infinite_rx){} -> \
@@ -341,6 +349,7 @@ fn orchestrate(a: &Args) -> Result<(), String> {
     );
     let mut ours = Feed::default();
     let mut generated = Feed::default();
+    let mut one_policy = Feed::default();
     let mut ceiling = Vec::new();
     let mut engine = Vec::new();
     let mut secgw_rounds: Vec<(secgw::Round, Figures)> = Vec::new();
@@ -349,34 +358,38 @@ fn orchestrate(a: &Args) -> Result<(), String> {
         println!("ipsec-secgw: measured outbound only");
     }
     // One of our rounds in a child process: the capture replayed by net_pcap, or (`generator`)
-    // the same frames from the built-in generator.
-    let ours_round = |round: u32, generator: bool| -> Result<(Figures, String), String> {
-        let mut cmd = Command::new(&exe);
-        cmd.arg("bench-run").args(to_args(a)).arg("--pcap").arg(&pcap_path).args(generator.then_some("--generator"));
-        if a.hugepages {
-            cmd.env("GLIBC_TUNABLES", heap_tunables());
-        }
-        let out = cmd.output().map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let f = match parse_result(&text) {
-            Some(f) if out.status.success() => f,
-            _ => return Err(format!("round {round}: no result\n{text}{}", String::from_utf8_lossy(&out.stderr))),
-        };
-        println!(
-            "round {round}: ours{} {:.3} Mpps {:.3} Gbit/s {:.0} cycles/packet ({:.0} on the CPU: the worker ran \
+    // the same frames from the built-in generator; `a` and `pcap` are the row's, or the
+    // baseline's.
+    let run_ours =
+        |a: &Args, pcap: &std::path::Path, round: u32, generator: bool| -> Result<(Figures, String), String> {
+            let mut cmd = Command::new(&exe);
+            cmd.arg("bench-run").args(to_args(a)).arg("--pcap").arg(pcap).args(generator.then_some("--generator"));
+            if a.hugepages {
+                cmd.env("GLIBC_TUNABLES", heap_tunables());
+            }
+            let out = cmd.output().map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let f = match parse_result(&text) {
+                Some(f) if out.status.success() => f,
+                _ => return Err(format!("round {round}: no result\n{text}{}", String::from_utf8_lossy(&out.stderr))),
+            };
+            println!(
+                "round {round}: ours{}{} {:.3} Mpps {:.3} Gbit/s {:.0} cycles/packet ({:.0} on the CPU: the worker ran \
              {:.0}% of the time)",
-            if generator { " (built-in generator)" } else { "" },
-            f.mpps,
-            f.gbps,
-            f.cycles_per_packet,
-            f.cycles_per_packet * f.on_cpu,
-            100.0 * f.on_cpu
-        );
-        if let Some(l) = text.lines().find(|l| l.starts_with("CACHE ")) {
-            println!("round {round}: flow caches: {}", &l[6..]);
-        }
-        Ok((f, text))
-    };
+                if generator { " (built-in generator)" } else { "" },
+                if a.policies == 1 && pcap != pcap_path { " with one policy" } else { "" },
+                f.mpps,
+                f.gbps,
+                f.cycles_per_packet,
+                f.cycles_per_packet * f.on_cpu,
+                100.0 * f.on_cpu
+            );
+            if let Some(l) = text.lines().find(|l| l.starts_with("CACHE ")) {
+                println!("round {round}: flow caches: {}", &l[6..]);
+            }
+            Ok((f, text))
+        };
+    let ours_round = |round: u32, generator: bool| run_ours(a, &pcap_path, round, generator);
     for round in 1..=a.rounds {
         // The two feeds take turns going first: on this machine the second of two runs in a
         // row is often slower or faster for no reason of its own.
@@ -385,6 +398,9 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             (false, 1) => &[false, true],
             (false, _) => &[true, false],
         };
+        if let Some((one, path)) = &baseline {
+            one_policy.rounds.push(run_ours(one, path, round, true)?.0);
+        }
         for &generator in feeds {
             let (f, text) = ours_round(round, generator)?;
             let feed = if generator { &mut generated } else { &mut ours };
@@ -485,6 +501,17 @@ fn orchestrate(a: &Args) -> Result<(), String> {
             mops(sg),
             m / sg,
             median(per_cpu)
+        );
+    }
+    if !one_policy.rounds.is_empty() && one_policy.rounds.len() == generated.rounds.len() {
+        one_policy.print_median("ours on the built-in generator with one policy");
+        let factors =
+            generated.rounds.iter().zip(&one_policy.rounds).map(|(n, one)| n.cycles_per_packet / one.cycles_per_packet);
+        println!(
+            "median: cost of {} policies on the built-in generator, cycles/packet against one policy in the same \
+             round = {:.2}",
+            a.policies,
+            median(factors.collect())
         );
     }
     if let Some(rt) = ours.runtime {

@@ -18,4 +18,9 @@ fn a_row_with_thousands_of_policies_forwards_every_packet() {
         let mpps: f64 = line[feed.len()..].split_whitespace().next().and_then(|v| v.parse().ok()).expect(line);
         assert!(mpps > 0.0, "{line}");
     }
+    // The row's cost against one policy, measured in the same rounds.
+    let cost = "median: cost of 4000 policies on the built-in generator, cycles/packet against one policy in the same round = ";
+    let line = text.lines().find(|l| l.starts_with(cost)).unwrap_or_else(|| panic!("no cost line:\n{text}"));
+    let factor: f64 = line[cost.len()..].trim().parse().expect(line);
+    assert!(factor.is_finite() && factor > 0.0, "{line}");
 }
