@@ -501,12 +501,12 @@ impl Template {
 
     /// Returns the source address.
     pub fn src(&self) -> Ipv4Addr {
-        Ipv4Addr::new(self.bytes[12], self.bytes[13], self.bytes[14], self.bytes[15])
+        Packet::new_unchecked(&self.bytes[..]).src_addr()
     }
 
     /// Returns the destination address.
     pub fn dst(&self) -> Ipv4Addr {
-        Ipv4Addr::new(self.bytes[16], self.bytes[17], self.bytes[18], self.bytes[19])
+        Packet::new_unchecked(&self.bytes[..]).dst_addr()
     }
 
     /// Writes a header with these fields and its checksum into `out[..20]`. Panics if `out` is
@@ -678,6 +678,7 @@ mod tests {
             t.write(&mut out, r.tos, (HEADER_LEN + r.payload_len) as u16, r.ident, r.dont_frag);
             assert_eq!(out[..HEADER_LEN], buf, "template of {r:?}");
             assert_eq!(out[HEADER_LEN], 0xee, "wrote past the header");
+            assert_eq!((t.src(), t.dst()), (r.src_addr, r.dst_addr));
         }
     }
 
