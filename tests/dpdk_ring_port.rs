@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use dataplane::buf::{BURST, Burst, PacketBuf};
 use dataplane::port::Port;
+use dataplane::stats::DropReason;
 use ipsecgw::dpdk::testing::{Cases, eal_args, unique_prefix};
 use ipsecgw::dpdk::{Eal, EthPort, EthQueue, Mbuf, Mempool, PoolConfig, PortConfig, errno, lcore, shutdown};
 
@@ -180,6 +181,19 @@ fn main() -> ExitCode {
         assert_eq!(m.pkt_len(), 0, "the packet length follows every change");
         assert!(m.append(10) && m.prepend(6) && m.adj(3) && m.trim(2));
         assert_eq!((m.len(), m.pkt_len(), m.segments()), (11, 11, 1));
+        // Both ends at once, as sealing grows a packet: all or nothing, and which room is short.
+        let (head, tail) = (m.headroom(), m.tailroom());
+        assert_eq!(m.grow(head + 1, 0), Err(DropReason::NoHeadroom));
+        assert_eq!(m.grow(head, tail + 1), Err(DropReason::NoTailroom));
+        assert_eq!((m.headroom(), m.tailroom(), m.len(), m.pkt_len()), (head, tail, 11, 11), "unchanged");
+        assert_eq!(m.grow(head, tail), Ok(()));
+        assert_eq!(
+            (m.headroom(), m.tailroom(), m.len(), m.pkt_len()),
+            (0, 0, 11 + head + tail, (11 + head + tail) as u32)
+        );
+        assert!(m.adj(head) && m.trim(tail));
+        assert_eq!(m.grow(3, 5), Ok(()));
+        assert_eq!((m.len(), m.pkt_len(), m.headroom()), (19, 19, head - 3));
         assert_eq!(pool.in_use(), 1);
         drop(m);
         assert_eq!(pool.available(), full);

@@ -73,9 +73,12 @@ pub(crate) struct Seal;
 
 impl<S> Xform<S> for Seal {
     type Prep = Layout;
+    type Plan = ();
     const SEAL: bool = true;
 
-    fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
+    fn plan(_: &Sa<S>) {}
+
+    fn prepare<B: PacketBuf>(_: &(), sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
         let ip = xform::ip_info(buf)?;
         let icv_len = sa.xf.icv_len();
         let ah_len = ah_len(icv_len);
@@ -136,10 +139,13 @@ pub(crate) struct Open;
 
 impl<S> Xform<S> for Open {
     type Prep = Layout;
+    type Plan = ();
     const SEAL: bool = false;
     const ENGINE_SEALS: bool = true;
 
-    fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
+    fn plan(_: &Sa<S>) {}
+
+    fn prepare<B: PacketBuf>(_: &(), sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
         let ip = xform::ip_info(buf)?;
         if ip.protocol != Protocol::Ah {
             return Err(DropReason::BadNextHeader);

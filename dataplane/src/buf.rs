@@ -3,6 +3,8 @@
 
 use arrayvec::ArrayVec;
 
+use crate::stats::DropReason;
+
 /// Packets per burst: the rx/tx burst size of the workers, and the vector every stage works on.
 ///
 /// A burst has fixed costs in every stage (clock reads of the stage accounting, ring polls,
@@ -13,6 +15,24 @@ use arrayvec::ArrayVec;
 /// with `u8`.
 pub const BURST: usize = 128;
 const _: () = assert!(BURST <= u8::MAX as usize, "stages index a burst with u8");
+
+/// [`PacketBuf::grow`] by `prepend` and `append`.
+pub fn grow_by_parts<B: PacketBuf + ?Sized>(buf: &mut B, front: usize, back: usize) -> Result<(), DropReason> {
+    if buf.headroom() < front {
+        return Err(DropReason::NoHeadroom);
+    }
+    if buf.tailroom() < back {
+        return Err(DropReason::NoTailroom);
+    }
+    if !buf.prepend(front) {
+        return Err(DropReason::NoHeadroom);
+    }
+    if !buf.append(back) {
+        buf.adj(front);
+        return Err(DropReason::NoTailroom);
+    }
+    Ok(())
+}
 
 /// A contiguous packet with headroom and tailroom, like a single-segment `rte_mbuf`.
 pub trait PacketBuf {
@@ -32,6 +52,12 @@ pub trait PacketBuf {
     fn adj(&mut self, n: usize) -> bool;
     /// Removes `n` bytes from the end; false (and no change) if the packet is shorter.
     fn trim(&mut self, n: usize) -> bool;
+
+    /// Grows the packet by `front` bytes at the front and `back` at the end; without the room,
+    /// changes nothing and says which room is short.
+    fn grow(&mut self, front: usize, back: usize) -> Result<(), DropReason> {
+        grow_by_parts(self, front, back)
+    }
 
     /// Returns the length of the packet.
     fn len(&self) -> usize {
@@ -166,5 +192,11 @@ mod tests {
         assert_eq!(b.data(), &[1, 2, 3]);
         assert!(!b.adj(4) && !b.trim(4));
         assert!(b.adj(3) && b.is_empty());
+        let mut b = HeapBuf::with_room(&[1, 2, 3], 2, 6);
+        assert_eq!(b.grow(3, 0), Err(DropReason::NoHeadroom));
+        assert_eq!(b.grow(2, 2), Err(DropReason::NoTailroom));
+        assert_eq!(b.data(), &[1, 2, 3], "unchanged");
+        assert_eq!(b.grow(2, 1), Ok(()));
+        assert_eq!(b.data(), &[0, 0, 1, 2, 3, 0]);
     }
 }

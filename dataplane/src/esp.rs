@@ -68,52 +68,68 @@ impl Layout {
 
 pub(crate) struct Seal;
 
+/// What sealing reads of an SA, decoded once per group: the per-packet work then has no
+/// lookup of the transform's sizes and no decoding of the mode.
+pub(crate) struct SealPlan {
+    tunnel: bool,
+    aead: bool,
+    /// The UDP header's length with NAT traversal (RFC 3948), else 0.
+    encap_len: usize,
+    iv_len: usize,
+    icv_len: usize,
+    /// The cipher's padding alignment (a power of two) minus one.
+    align_mask: usize,
+}
+
 impl<S> Xform<S> for Seal {
     type Prep = Layout;
+    type Plan = SealPlan;
     const SEAL: bool = true;
 
-    fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
-        let ip = xform::ip_info(buf)?;
+    fn plan(sa: &Sa<S>) -> SealPlan {
         let cipher = sa.xf.cipher();
-        let (iv_len, icv_len) = (cipher.iv_len(), sa.xf.icv_len());
+        SealPlan {
+            tunnel: sa.mode == Mode::Tunnel,
+            aead: cipher.is_aead(),
+            encap_len: if sa.encap.is_some() { udp::HEADER_LEN } else { 0 },
+            iv_len: cipher.iv_len(),
+            icv_len: sa.xf.icv_len(),
+            align_mask: cipher.pad_align() - 1,
+        }
+    }
+
+    fn prepare<B: PacketBuf>(plan: &SealPlan, sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
+        let ip = xform::ip_info(buf)?;
+        let (iv_len, icv_len) = (plan.iv_len, plan.icv_len);
         // Tunnel: a new header in front and the whole packet as payload.
         // Transport: the packet's own header in front and its payload as payload.
-        let (hlen, payload_len, next_header) = match sa.mode {
-            Mode::Tunnel => (ipv4::HEADER_LEN, ip.total, Protocol::IpIp),
-            Mode::Transport => {
-                if ip.src != sa.src() || ip.dst != sa.dst() {
-                    return Err(DropReason::TransportAddrMismatch);
-                }
-                (ip.hlen, ip.total - ip.hlen, ip.protocol)
+        let (hlen, payload_len, next_header) = if plan.tunnel {
+            (ipv4::HEADER_LEN, ip.total, Protocol::IpIp)
+        } else {
+            if ip.src != sa.src() || ip.dst != sa.dst() {
+                return Err(DropReason::TransportAddrMismatch);
             }
+            (ip.hlen, ip.total - ip.hlen, ip.protocol)
         };
-        let ct_len = (payload_len + 2).next_multiple_of(cipher.pad_align());
+        let ct_len = (payload_len + 2 + plan.align_mask) & !plan.align_mask;
         let pad_len = ct_len - payload_len - 2;
-        let esp_off = hlen + if sa.encap.is_some() { udp::HEADER_LEN } else { 0 };
+        let esp_off = hlen + plan.encap_len;
         let grow_front = esp_off + esp::HEADER_LEN + iv_len - (ip.total - payload_len);
         let grow_back = pad_len + 2 + icv_len;
         let total = ip.total + grow_front + grow_back;
         if total > MAX_IP_LEN {
             return Err(DropReason::TooBig);
         }
-        if buf.headroom() < grow_front {
-            return Err(DropReason::NoHeadroom);
-        }
-        if buf.tailroom() < grow_back {
-            return Err(DropReason::NoTailroom);
-        }
+        buf.grow(grow_front, grow_back)?;
         let seq = sa.next_seq().ok_or(DropReason::SeqExhausted)?;
         let bytes = ip.total;
-        buf.prepend(grow_front);
-        buf.append(grow_back);
         let iv_off = esp_off + esp::HEADER_LEN;
         let d = buf.data_mut();
-        match sa.mode {
-            Mode::Tunnel => xform::write_outer_header(sa, d, total, &ip),
-            Mode::Transport => {
-                d.copy_within(grow_front..grow_front + hlen, 0);
-                xform::set_proto_len(&mut d[..hlen], sa.outer_protocol(), total);
-            }
+        if plan.tunnel {
+            xform::write_outer_header(sa, d, total, &ip);
+        } else {
+            d.copy_within(grow_front..grow_front + hlen, 0);
+            xform::set_proto_len(&mut d[..hlen], sa.outer_protocol(), total);
         }
         if let Some(e) = sa.encap {
             // RFC 3948 section 2.1: the UDP checksum is sent as zero.
@@ -127,7 +143,7 @@ impl<S> Xform<S> for Seal {
         h.set_spi(sa.spi);
         h.set_seq_number(seq);
         let iv = &mut d[iv_off..iv_off + iv_len];
-        if cipher.is_aead() {
+        if plan.aead {
             // RFC 4106 section 3.1: the explicit IV must be unique per key; a per-SA random
             // base plus the never-repeating sequence number is.
             iv.copy_from_slice(&sa.gcm_iv(seq).to_be_bytes());
@@ -145,7 +161,7 @@ impl<S> Xform<S> for Seal {
         }
         d[trailer + pad_len] = pad_len as u8;
         d[trailer + pad_len + 1] = next_header.into();
-        Ok(Layout::new(cipher.is_aead(), hlen, esp_off, Region::new(ct_off, ct_len), seq, bytes))
+        Ok(Layout::new(plan.aead, hlen, esp_off, Region::new(ct_off, ct_len), seq, bytes))
     }
 
     fn job<'a>(prep: &Layout, data: &'a mut [u8]) -> Job<'a> {
@@ -162,9 +178,12 @@ pub(crate) struct Open;
 
 impl<S> Xform<S> for Open {
     type Prep = Layout;
+    type Plan = ();
     const SEAL: bool = false;
 
-    fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
+    fn plan(_: &Sa<S>) {}
+
+    fn prepare<B: PacketBuf>(_: &(), sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
         let ip: IpInfo = xform::ip_info(buf)?;
         let d = buf.data();
         // An SA set up for NAT traversal takes ESP in UDP (RFC 3948), any other plain ESP.

@@ -18,8 +18,13 @@ pub(crate) const OUTER_TTL: u8 = 64;
 pub(crate) trait Xform<S> {
     /// What `prepare` learned about the packet, for its job and for `finish`.
     type Prep;
+    /// What `prepare` needs of the SA that is the same for every packet: taken once per group,
+    /// so the per-packet work does not decode the SA's transform and mode again.
+    type Plan;
+    /// Returns the plan of `sa`.
+    fn plan(sa: &Sa<S>) -> Self::Plan;
     /// Checks and rewrites the packet's headers for its job; `Err` drops the packet.
-    fn prepare<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B) -> Result<Self::Prep, DropReason>;
+    fn prepare<B: PacketBuf>(plan: &Self::Plan, sa: &mut Sa<S>, buf: &mut B) -> Result<Self::Prep, DropReason>;
     /// Describes the packet's crypto work.
     fn job<'a>(prep: &Self::Prep, data: &'a mut [u8]) -> Job<'a>;
     /// Runs while the job still borrows the packet, before its status is read (AH restores
@@ -96,8 +101,9 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
         if X::SEAL {
             sa.reserve_seq(range.len());
         }
+        let plan = X::plan(sa);
         for buf in &mut burst[range] {
-            let prep = if sa.is_usable() { X::prepare(sa, buf) } else { Err(DropReason::SaExpired) };
+            let prep = if sa.is_usable() { X::prepare(&plan, sa, buf) } else { Err(DropReason::SaExpired) };
             preps.push(prep.map_err(|r| stats.drop(r)).ok());
         }
     }

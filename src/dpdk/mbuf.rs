@@ -5,7 +5,8 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::slice;
 
-use dataplane::buf::PacketBuf;
+use dataplane::buf::{PacketBuf, grow_by_parts};
+use dataplane::stats::DropReason;
 
 use super::ffi;
 
@@ -162,6 +163,26 @@ impl PacketBuf for Mbuf {
         m.data_len += n;
         m.pkt_len += u32::from(n);
         true
+    }
+
+    #[inline]
+    fn grow(&mut self, front: usize, back: usize) -> Result<(), DropReason> {
+        if self.raw().nb_segs != 1 {
+            return grow_by_parts(self, front, back);
+        }
+        let m = self.raw_mut();
+        let (off, len) = (usize::from(m.data_off), usize::from(m.data_len));
+        if front > off {
+            return Err(DropReason::NoHeadroom);
+        }
+        if back > usize::from(m.buf_len) - off - len {
+            return Err(DropReason::NoTailroom);
+        }
+        // Both fit: the new data ends within buf_len, which is a u16.
+        m.data_off = (off - front) as u16;
+        m.data_len = (len + front + back) as u16;
+        m.pkt_len += (front + back) as u32;
+        Ok(())
     }
 
     #[inline]

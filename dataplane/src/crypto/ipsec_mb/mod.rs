@@ -16,8 +16,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::rust::{RustEngine, RustSession};
 use super::{
-    Auth, Cipher, Engine, GCM_SALT_LEN, Job, JobStatus, KeyError, MAX_AAD_LEN, MAX_ICV_LEN, Transform, check_keys,
-    icv_eq,
+    Auth, Cipher, Engine, GCM_IV_LEN, GCM_SALT_LEN, Job, JobStatus, KeyError, MAX_AAD_LEN, MAX_ICV_LEN, Transform,
+    check_keys, icv_eq,
 };
 
 #[cfg(test)]
@@ -330,7 +330,12 @@ impl MbEngine {
                     continue;
                 }
                 let n = raw.len();
-                let Some(r) = describe(s, job, encrypt, &mut tags[n], &mut nonces[n]) else {
+                let r = if s.gcm != 0 {
+                    describe_gcm(s, job, encrypt, &mut tags[n], &mut nonces[n])
+                } else {
+                    describe(s, job, encrypt, &mut tags[n], &mut nonces[n])
+                };
+                let Some(r) = r else {
                     job.status = JobStatus::Invalid;
                     continue;
                 };
@@ -698,6 +703,48 @@ fn cbc_block(c: Cipher) -> Option<u32> {
         Cipher::AesCbc128 | Cipher::AesCbc192 | Cipher::AesCbc256 => Some(16),
         Cipher::Null | Cipher::AesGcm128 | Cipher::AesGcm256 => None,
     }
+}
+
+/// [`describe`] for a session whose jobs the shim gives to the library's AES-GCM functions
+/// (`gcm` set): the same checks and descriptor, with only the fields those functions read.
+#[inline]
+fn describe_gcm(
+    s: &MbSession,
+    job: &mut Job<'_>,
+    encrypt: bool,
+    tag: &mut [u8; MAX_ICV_LEN],
+    nonce: &mut [u8; 12],
+) -> Option<RawJob> {
+    let len = job.data.len();
+    let tag_len = usize::from(s.gcm_tag_len);
+    let (iv, icv) = (job.iv as usize, job.icv as usize);
+    // Every offset and length is a u32, so none of these sums overflows a 64-bit usize.
+    let fits = job.cipher.off as usize + job.cipher.len as usize <= len
+        && job.auth.off as usize + job.auth.len as usize <= len
+        && job.auth.len as usize <= MAX_AAD_LEN
+        && iv + GCM_IV_LEN <= len
+        && icv + tag_len <= len;
+    if !fits {
+        return None;
+    }
+    let d = &mut *job.data;
+    nonce[..GCM_SALT_LEN].copy_from_slice(&s.salt);
+    nonce[GCM_SALT_LEN..].copy_from_slice(&d[iv..iv + GCM_IV_LEN]);
+    Some(RawJob {
+        keys: &s.keys.lib,
+        buf: d.as_mut_ptr(),
+        iv: nonce.as_ptr(),
+        aad: d[job.auth.off as usize..].as_ptr(),
+        tag: if encrypt { d[icv..].as_mut_ptr() } else { tag.as_mut_ptr() },
+        cipher_off: job.cipher.off,
+        cipher_len: job.cipher.len,
+        hash_off: 0,
+        hash_len: 0,
+        aad_len: job.auth.len as u16,
+        gcm: s.gcm,
+        tag_len: s.gcm_tag_len,
+        status: RawJob::EMPTY.status,
+    })
 }
 
 /// Checks a job against its session's transform and returns its descriptor, or `None` when a

@@ -342,6 +342,10 @@ fn bad_jobs_are_invalid_and_others_proceed() {
             let mut p = good.clone();
             p.auth = Region::new(0, 13);
             push(p);
+            // An AAD of a valid length that runs past the end.
+            let mut p = good.clone();
+            p.auth = Region::new(len - 4, 8);
+            push(p);
         }
         if xf.cipher().iv_len() > 0 {
             // The IV runs past the end.
