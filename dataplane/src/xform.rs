@@ -89,38 +89,57 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
     let mut status = [JobStatus::Pending; BURST];
     // Packets of groups without an SA pass untouched.
     let mut keep = [false; BURST];
-    for g in 0..groups {
-        let range = bounds[g]..bounds[g + 1];
-        let Some(sa) = sas.sa_mut(g) else {
-            for i in range {
-                preps.push(None);
-                keep[i] = true;
-            }
-            continue;
-        };
-        if X::SEAL {
-            sa.reserve_seq(range.len());
-        }
-        let plan = X::plan(sa);
-        for buf in &mut burst[range] {
-            let prep = if sa.is_usable() { X::prepare(&plan, sa, buf) } else { Err(DropReason::SaExpired) };
-            preps.push(prep.map_err(|r| stats.drop(r)).ok());
-        }
-    }
     {
+        // Each packet's job is made as soon as it is prepared, while its header is at hand;
+        // `slots` maps a job to its packet, and `ends[g]` is where group `g`'s jobs end.
         let mut jobs: ArrayVec<Job<'_>, BURST> = ArrayVec::new();
-        let mut sessions: ArrayVec<&E::Session, BURST> = ArrayVec::new();
         let mut slots: ArrayVec<u8, BURST> = ArrayVec::new();
-        let mut bufs = burst.iter_mut().zip(preps.iter()).enumerate();
+        let mut ends = [0u8; BURST];
+        let mut bufs = burst.iter_mut();
+        let mut i = 0;
         for g in 0..groups {
-            let session = sas.sa(g).map(|sa| &sa.session);
-            for (i, (buf, prep)) in bufs.by_ref().take(bounds[g + 1] - bounds[g]) {
-                if let (Some(prep), Some(session)) = (prep, session) {
-                    jobs.push(X::job(prep, buf.data_mut()));
-                    sessions.push(session);
-                    slots.push(i as u8);
+            let n = bounds[g + 1] - bounds[g];
+            let group = bufs.by_ref().take(n);
+            let Some(sa) = sas.sa_mut(g) else {
+                for _ in group {
+                    preps.push(None);
+                    keep[i] = true;
+                    i += 1;
+                }
+                ends[g] = jobs.len() as u8;
+                continue;
+            };
+            if X::SEAL {
+                sa.reserve_seq(n);
+            }
+            let plan = X::plan(sa);
+            for buf in group {
+                let prep = if sa.is_usable() { X::prepare(&plan, sa, buf) } else { Err(DropReason::SaExpired) };
+                match prep {
+                    Ok(prep) => {
+                        jobs.push(X::job(&prep, buf.data_mut()));
+                        slots.push(i as u8);
+                        preps.push(Some(prep));
+                    }
+                    Err(r) => {
+                        stats.drop(r);
+                        preps.push(None);
+                    }
+                }
+                i += 1;
+            }
+            ends[g] = jobs.len() as u8;
+        }
+        let mut sessions: ArrayVec<&E::Session, BURST> = ArrayVec::new();
+        let mut start = 0;
+        for (g, &end) in ends[..groups].iter().enumerate() {
+            let end = usize::from(end);
+            if let Some(sa) = sas.sa(g) {
+                for _ in start..end {
+                    sessions.push(&sa.session);
                 }
             }
+            start = end;
         }
         if X::ENGINE_SEALS {
             engine.seal_each(&sessions, &mut jobs);

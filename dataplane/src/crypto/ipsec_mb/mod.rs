@@ -333,7 +333,7 @@ impl MbEngine {
                 let r = if s.gcm != 0 {
                     describe_gcm(s, job, encrypt, &mut tags[n], &mut nonces[n])
                 } else {
-                    describe(s, job, encrypt, &mut tags[n], &mut nonces[n])
+                    describe(s, job, encrypt, &mut tags[n])
                 };
                 let Some(r) = r else {
                     job.status = JobStatus::Invalid;
@@ -747,55 +747,45 @@ fn describe_gcm(
     })
 }
 
-/// Checks a job against its session's transform and returns its descriptor, or `None` when a
-/// region leaves the packet, a CBC length is not whole blocks, or an AEAD's AAD is longer than
-/// [`MAX_AAD_LEN`]. Both engines check every region even for null algorithms, so they agree on
-/// which jobs are invalid. The ICV goes to the packet when sealing and to `tag` when opening;
-/// a GCM nonce is built in `nonce`.
-fn describe(
-    s: &MbSession,
-    job: &mut Job<'_>,
-    encrypt: bool,
-    tag: &mut [u8; MAX_ICV_LEN],
-    nonce: &mut [u8; 12],
-) -> Option<RawJob> {
+/// Checks a job of a session whose jobs go to the library's lanes (a CBC or null cipher, an
+/// HMAC or none: every AES-GCM session has `gcm` set and goes to [`describe_gcm`]) and returns
+/// its descriptor, or `None` when a region leaves the packet or a CBC length is not whole
+/// blocks. Both engines check every region even for null algorithms, so they agree on which
+/// jobs are invalid. The ICV goes to the packet when sealing and to `tag` when opening.
+#[inline]
+fn describe(s: &MbSession, job: &mut Job<'_>, encrypt: bool, tag: &mut [u8; MAX_ICV_LEN]) -> Option<RawJob> {
     let xf = s.xf;
     let c = xf.cipher();
-    let [_, auth, iv, icv] = regions(xf, job)?;
-    if cbc_block(c).is_some_and(|b| !job.cipher.len.is_multiple_of(b)) {
+    let len = job.data.len();
+    let (iv, icv, icv_len) = (job.iv as usize, job.icv as usize, xf.icv_len());
+    // Every offset and length is a u32, so none of these sums overflows a 64-bit usize.
+    let fits = job.cipher.off as usize + job.cipher.len as usize <= len
+        && job.auth.off as usize + job.auth.len as usize <= len
+        && iv + c.iv_len() <= len
+        && icv + icv_len <= len;
+    if !fits || cbc_block(c).is_some_and(|b| !job.cipher.len.is_multiple_of(b)) {
         return None;
     }
-    let mut r = RawJob::EMPTY;
-    r.keys = &s.keys.lib;
-    if c != Cipher::Null {
-        r.cipher_off = job.cipher.off;
-        r.cipher_len = job.cipher.len;
-    }
+    let (ciphered, hashed) = (c != Cipher::Null, xf.auth() != Auth::Null);
     let d = &mut *job.data;
-    if c.is_aead() {
-        if auth.len() > MAX_AAD_LEN {
-            return None;
-        }
-        r.aad = d[auth].as_ptr();
-        r.aad_len = job.auth.len as u16;
-        r.gcm = s.gcm;
-        r.tag_len = s.gcm_tag_len;
-        nonce[..GCM_SALT_LEN].copy_from_slice(&s.salt);
-        nonce[GCM_SALT_LEN..].copy_from_slice(&d[iv]);
-        r.iv = nonce.as_ptr();
-    } else {
-        if xf.auth() != Auth::Null {
-            r.hash_off = job.auth.off;
-            r.hash_len = job.auth.len;
-        }
-        r.iv = d[iv].as_ptr();
-    }
-    r.tag = if encrypt { d[icv.clone()].as_mut_ptr() } else { tag.as_mut_ptr() };
-    if r.hash_len == 0 && xf.auth() != Auth::Null {
+    if hashed && job.auth.len == 0 {
         // The shim does not hash an empty region: its ICV was computed with the session.
-        let out = if encrypt { &mut d[icv] } else { &mut tag[..icv.len()] };
-        out.copy_from_slice(&s.keys.empty_icv[..out.len()]);
+        let out = if encrypt { &mut d[icv..icv + icv_len] } else { &mut tag[..icv_len] };
+        out.copy_from_slice(&s.keys.empty_icv[..icv_len]);
     }
-    r.buf = d.as_mut_ptr();
-    Some(r)
+    Some(RawJob {
+        keys: &s.keys.lib,
+        buf: d.as_mut_ptr(),
+        iv: d[iv..].as_ptr(),
+        aad: ptr::null(),
+        tag: if encrypt { d[icv..].as_mut_ptr() } else { tag.as_mut_ptr() },
+        cipher_off: if ciphered { job.cipher.off } else { 0 },
+        cipher_len: if ciphered { job.cipher.len } else { 0 },
+        hash_off: if hashed { job.auth.off } else { 0 },
+        hash_len: if hashed { job.auth.len } else { 0 },
+        aad_len: 0,
+        gcm: 0,
+        tag_len: 0,
+        status: RawJob::EMPTY.status,
+    })
 }
