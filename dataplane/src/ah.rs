@@ -78,7 +78,7 @@ impl<S> Xform<S> for Seal {
 
     fn plan(_: &Sa<S>) {}
 
-    fn prepare<B: PacketBuf>(_: &(), sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
+    fn prepare<'b, B: PacketBuf>(_: &(), sa: &mut Sa<S>, buf: &'b mut B) -> Result<(Layout, Job<'b>), DropReason> {
         let ip = xform::ip_info(buf)?;
         let icv_len = sa.xf.icv_len();
         let ah_len = ah_len(icv_len);
@@ -118,11 +118,8 @@ impl<S> Xform<S> for Seal {
         let mut layout =
             Layout { hlen, ah_len, header: [0; MAX_IP_HEADER], icv: [0; 16], icv_len, seq, bytes: ip.total };
         save_and_zero_mutable(d, &mut layout)?;
-        Ok(layout)
-    }
-
-    fn job<'a>(prep: &Layout, data: &'a mut [u8]) -> Job<'a> {
-        whole_packet_job(data, prep)
+        let job = whole_packet_job(buf.data_mut(), &layout);
+        Ok((layout, job))
     }
 
     fn after_crypto(prep: &mut Layout, job: &mut Job<'_>) {
@@ -145,7 +142,7 @@ impl<S> Xform<S> for Open {
 
     fn plan(_: &Sa<S>) {}
 
-    fn prepare<B: PacketBuf>(_: &(), sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
+    fn prepare<'b, B: PacketBuf>(_: &(), sa: &mut Sa<S>, buf: &'b mut B) -> Result<(Layout, Job<'b>), DropReason> {
         let ip = xform::ip_info(buf)?;
         if ip.protocol != Protocol::Ah {
             return Err(DropReason::BadNextHeader);
@@ -168,11 +165,8 @@ impl<S> Xform<S> for Open {
         layout.icv[..icv_len].copy_from_slice(&d[icv_off..icv_off + icv_len]);
         d[icv_off..icv_off + ah_len - ah::FIXED_LEN].fill(0);
         save_and_zero_mutable(d, &mut layout)?;
-        Ok(layout)
-    }
-
-    fn job<'a>(prep: &Layout, data: &'a mut [u8]) -> Job<'a> {
-        whole_packet_job(data, prep)
+        let job = whole_packet_job(buf.data_mut(), &layout);
+        Ok((layout, job))
     }
 
     /// Checks the ICV the engine wrote into the field against the one received, in constant

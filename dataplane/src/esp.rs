@@ -41,12 +41,10 @@ pub(crate) struct Layout {
     auth: Region,
     icv_off: u32,
     seq: u32,
-    /// Bytes accounted to the SA.
-    bytes: u32,
 }
 
 impl Layout {
-    fn new(aead: bool, ip_hlen: usize, esp_off: usize, cipher: Region, seq: u32, bytes: usize) -> Self {
+    fn new(aead: bool, ip_hlen: usize, esp_off: usize, cipher: Region, seq: u32) -> Self {
         let cipher_end = cipher.off as usize + cipher.len as usize;
         let auth_len = if aead { esp::HEADER_LEN } else { cipher_end - esp_off };
         Layout {
@@ -56,7 +54,6 @@ impl Layout {
             auth: Region::new(esp_off, auth_len),
             icv_off: cipher_end as u32,
             seq,
-            bytes: bytes as u32,
         }
     }
 
@@ -82,7 +79,8 @@ pub(crate) struct SealPlan {
 }
 
 impl<S> Xform<S> for Seal {
-    type Prep = Layout;
+    /// The bytes accounted to the SA.
+    type Prep = u32;
     type Plan = SealPlan;
     const SEAL: bool = true;
 
@@ -98,7 +96,11 @@ impl<S> Xform<S> for Seal {
         }
     }
 
-    fn prepare<B: PacketBuf>(plan: &SealPlan, sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
+    fn prepare<'b, B: PacketBuf>(
+        plan: &SealPlan,
+        sa: &mut Sa<S>,
+        buf: &'b mut B,
+    ) -> Result<(u32, Job<'b>), DropReason> {
         let ip = xform::ip_info(buf)?;
         let (iv_len, icv_len) = (plan.iv_len, plan.icv_len);
         // Tunnel: a new header in front and the whole packet as payload.
@@ -161,15 +163,15 @@ impl<S> Xform<S> for Seal {
         }
         d[trailer + pad_len] = pad_len as u8;
         d[trailer + pad_len + 1] = next_header.into();
-        Ok(Layout::new(plan.aead, hlen, esp_off, Region::new(ct_off, ct_len), seq, bytes))
+        let icv_off = ct_off + ct_len;
+        // The HMAC's input is the ESP header, IV and ciphertext; GCM's AAD is the SPI and
+        // sequence number (RFC 4106 section 5).
+        let auth_len = if plan.aead { esp::HEADER_LEN } else { icv_off - esp_off };
+        Ok((bytes as u32, Job::new(d, Region::new(ct_off, ct_len), Region::new(esp_off, auth_len), iv_off, icv_off)))
     }
 
-    fn job<'a>(prep: &Layout, data: &'a mut [u8]) -> Job<'a> {
-        prep.job(data)
-    }
-
-    fn finish<B: PacketBuf>(sa: &mut Sa<S>, _buf: &mut B, prep: &Layout) -> Result<(), DropReason> {
-        sa.account(prep.bytes as usize);
+    fn finish<B: PacketBuf>(sa: &mut Sa<S>, _buf: &mut B, bytes: &u32) -> Result<(), DropReason> {
+        sa.account(*bytes as usize);
         Ok(())
     }
 }
@@ -183,7 +185,7 @@ impl<S> Xform<S> for Open {
 
     fn plan(_: &Sa<S>) {}
 
-    fn prepare<B: PacketBuf>(_: &(), sa: &mut Sa<S>, buf: &mut B) -> Result<Layout, DropReason> {
+    fn prepare<'b, B: PacketBuf>(_: &(), sa: &mut Sa<S>, buf: &'b mut B) -> Result<(Layout, Job<'b>), DropReason> {
         let ip: IpInfo = xform::ip_info(buf)?;
         let d = buf.data();
         // An SA set up for NAT traversal takes ESP in UDP (RFC 3948), any other plain ESP.
@@ -216,11 +218,9 @@ impl<S> Xform<S> for Open {
             return Err(DropReason::BadCipherLen);
         }
         let ct_off = esp_off + esp::HEADER_LEN + iv_len;
-        Ok(Layout::new(cipher.is_aead(), ip.hlen, esp_off, Region::new(ct_off, ct_len), seq, 0))
-    }
-
-    fn job<'a>(prep: &Layout, data: &'a mut [u8]) -> Job<'a> {
-        prep.job(data)
+        let layout = Layout::new(cipher.is_aead(), ip.hlen, esp_off, Region::new(ct_off, ct_len), seq);
+        let job = layout.job(buf.data_mut());
+        Ok((layout, job))
     }
 
     fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Layout) -> Result<(), DropReason> {

@@ -23,10 +23,13 @@ pub(crate) trait Xform<S> {
     type Plan;
     /// Returns the plan of `sa`.
     fn plan(sa: &Sa<S>) -> Self::Plan;
-    /// Checks and rewrites the packet's headers for its job; `Err` drops the packet.
-    fn prepare<B: PacketBuf>(plan: &Self::Plan, sa: &mut Sa<S>, buf: &mut B) -> Result<Self::Prep, DropReason>;
-    /// Describes the packet's crypto work.
-    fn job<'a>(prep: &Self::Prep, data: &'a mut [u8]) -> Job<'a>;
+    /// Checks and rewrites the packet's headers; returns what `finish` needs and the packet's
+    /// crypto job. `Err` drops the packet.
+    fn prepare<'b, B: PacketBuf>(
+        plan: &Self::Plan,
+        sa: &mut Sa<S>,
+        buf: &'b mut B,
+    ) -> Result<(Self::Prep, Job<'b>), DropReason>;
     /// Runs while the job still borrows the packet, before its status is read (AH restores
     /// the header, and checks the ICV it computed).
     fn after_crypto(_prep: &mut Self::Prep, _job: &mut Job<'_>) {}
@@ -116,8 +119,8 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
             for buf in group {
                 let prep = if sa.is_usable() { X::prepare(&plan, sa, buf) } else { Err(DropReason::SaExpired) };
                 match prep {
-                    Ok(prep) => {
-                        jobs.push(X::job(&prep, buf.data_mut()));
+                    Ok((prep, job)) => {
+                        jobs.push(job);
                         slots.push(i as u8);
                         preps.push(Some(prep));
                     }
