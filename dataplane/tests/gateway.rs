@@ -18,7 +18,7 @@ use dataplane::route::{Iface, Ifaces, NextHop, Route};
 use dataplane::sa::{DontFragment, IpsecProto, Lifetimes, Mode, Sa, SaConfig, SaEvent};
 use dataplane::spd::{Action, IpsecProtocols, Level, Outcome, Policy, PolicyCounters, Prefix, Selector, Spd};
 use dataplane::stats::DropReason;
-use dataplane::wire::{Protocol, ah, esp, ethernet, ipv4};
+use dataplane::wire::{Protocol, ah, esp, ethernet, icmp, ipv4};
 use dataplane::worker::Worker;
 
 type S = <RustEngine as Engine>::Session;
@@ -349,6 +349,40 @@ fn a_burst_keeps_each_packet_with_its_own_key_when_the_incoming_check_drops_some
     assert_eq!(sealed, 4);
     // The clear ones are the strangers' packets, in order (told apart by their lengths).
     assert_eq!(clear, [0, 4, 8, 9]);
+}
+
+#[test]
+fn a_ttl_runs_out_only_for_packets_the_incoming_check_lets_through() {
+    // Input decrements the TTL of packets to forward as it parses them, and sets aside those
+    // whose TTL ran out; the incoming check still comes first for both.
+    let (mut r1, _r2) = pair(Level::Require);
+    let stranger = Ipv4Addr::new(10, 9, 0, 1);
+    let expired = ip_packet(H1, H2, Protocol::Udp, 1, &udp(1, 2, 11));
+    let frames = [
+        ip_packet(H2, H1, Protocol::Udp, 1, &udp(1, 2, 10)),
+        expired.clone(),
+        ip_packet(H1, H2, Protocol::Udp, 64, &udp(1, 2, 12)),
+        ip_packet(stranger, H2, Protocol::Udp, 2, &udp(1, 2, 13)),
+    ]
+    .map(|p| frame(mac(1, LAN), host_mac(1), &p));
+    let [lan, wan] = r1.input(LAN, frames.to_vec());
+    assert_eq!(r1.dropped(DropReason::IncomingPolicy), 1, "should have come encrypted: no ICMP error");
+    assert_eq!(r1.dropped(DropReason::TtlExceeded), 1);
+    assert_eq!(lan.len(), 1);
+    let ip = ipv4::Packet::new_checked(l3(&lan[0])).unwrap();
+    assert_eq!((ip.protocol(), ip.dst_addr()), (Protocol::Icmp, H1));
+    let m = icmp::Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(u8::from(m.msg_type()), 11, "time exceeded");
+    assert_eq!(&m.data()[..20], &expired[..20], "quotes the header as received");
+    let mut sent: Vec<(Protocol, u8)> = wan
+        .iter()
+        .map(|f| {
+            let ip = ipv4::Packet::new_checked(l3(f)).unwrap();
+            (ip.protocol(), ip.ttl())
+        })
+        .collect();
+    sent.sort_by_key(|&(p, _)| u8::from(p));
+    assert_eq!(sent, [(Protocol::Udp, 1), (Protocol::Esp, 64)]);
 }
 
 #[test]

@@ -478,7 +478,7 @@ impl<E: Engine> Pipeline<E> {
         sorted: &mut Sorted<B>,
         io: &Io<'_, B, E::Session>,
     ) {
-        let Checked { dst, proto, key } = match check_ipv4(&mut buf) {
+        let Checked { dst, proto, ttl, key } = match check_ipv4(&mut buf) {
             Ok(v) => v,
             Err(r) => {
                 self.stats.drops.drop(r);
@@ -486,8 +486,16 @@ impl<E: Engine> Pipeline<E> {
             }
         };
         if !tables.ifaces.is_local(dst) && !dst.is_broadcast() {
-            sorted.fwd.push(buf);
-            sorted.fwd_keys.push(key);
+            // The TTL is decremented here, with the header at hand; what the incoming check
+            // then drops is dropped all the same.
+            if ttl <= 1 {
+                sorted.expired.push(buf);
+                sorted.expired_keys.push(key);
+            } else {
+                decrement_ttl(buf.data_mut());
+                sorted.fwd.push(buf);
+                sorted.fwd_keys.push(key);
+            }
             return;
         }
         let dport = if proto == Protocol::Udp { udp_dport(buf.data()) } else { None };
@@ -520,7 +528,7 @@ impl<E: Engine> Pipeline<E> {
         depth: u8,
         io: &mut Io<'_, B, E::Session>,
     ) {
-        let Sorted { ipsec_in, local, local_keys, fwd, fwd_keys } = sorted;
+        let Sorted { ipsec_in, local, local_keys, fwd, fwd_keys, expired, expired_keys } = sorted;
         if !ipsec_in.is_empty() {
             if depth >= MAX_NESTING {
                 for _ in ipsec_in.drain(..) {
@@ -536,9 +544,12 @@ impl<E: Engine> Pipeline<E> {
             }
         }
         if depth == 0 {
-            let n = local.len() + fwd.len();
+            let n = local.len() + fwd.len() + expired.len();
             self.ipsec.incoming_check(local, local_keys, true, &mut self.stats.drops);
             self.ipsec.incoming_check(fwd, fwd_keys, false, &mut self.stats.drops);
+            if !expired.is_empty() {
+                self.ipsec.incoming_check(expired, expired_keys, false, &mut self.stats.drops);
+            }
             self.lap(Stage::Policy, n);
         }
         let mut replies: Burst<B> = Burst::new();
@@ -555,24 +566,9 @@ impl<E: Engine> Pipeline<E> {
                 self.punt(io, in_port, PuntReason::Local, buf);
             }
         }
-        let expired = |buf: &B| ipv4::Packet::new_unchecked(buf.data()).ttl() <= 1;
-        // Usually no packet's TTL runs out: the burst and its keys then go on as they are.
-        if fwd.iter().any(expired) {
-            let mut live: Burst<B> = Burst::new();
-            let mut live_keys: Keys = Keys::new();
-            for (buf, key) in fwd.drain(..).zip(fwd_keys.drain(..)) {
-                if expired(&buf) {
-                    self.stats.drops.drop(DropReason::TtlExceeded);
-                    self.icmp_error(buf, IcmpError::TtlExceeded, in_port, io.now_ms, &mut replies);
-                    continue;
-                }
-                live.push(buf);
-                live_keys.push(key);
-            }
-            (*fwd, *fwd_keys) = (live, live_keys);
-        }
-        for buf in fwd.iter_mut() {
-            decrement_ttl(buf.data_mut());
+        for buf in expired.drain(..) {
+            self.stats.drops.drop(DropReason::TtlExceeded);
+            self.icmp_error(buf, IcmpError::TtlExceeded, in_port, io.now_ms, &mut replies);
         }
         self.stats.forwarded += fwd.len() as u64;
         self.lap(Stage::Input, 0);
@@ -802,8 +798,12 @@ struct Sorted<B> {
     ipsec_in: Burst<B>,
     local: Burst<B>,
     local_keys: Keys,
+    /// To forward, their TTL already decremented.
     fwd: Burst<B>,
     fwd_keys: Keys,
+    /// To forward, but their TTL ran out (as received).
+    expired: Burst<B>,
+    expired_keys: Keys,
 }
 
 impl<B> Sorted<B> {
@@ -814,6 +814,8 @@ impl<B> Sorted<B> {
             local_keys: Keys::new(),
             fwd: Burst::new(),
             fwd_keys: Keys::new(),
+            expired: Burst::new(),
+            expired_keys: Keys::new(),
         }
     }
 }
@@ -822,6 +824,7 @@ impl<B> Sorted<B> {
 struct Checked {
     dst: Ipv4Addr,
     proto: Protocol,
+    ttl: u8,
     /// The SPD's key; `None` when a TCP or UDP packet is too short for its ports.
     key: Option<Key>,
 }
@@ -844,7 +847,7 @@ fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<Checked, DropReason> {
             return Err(DropReason::BadChecksum);
         }
         let dst = Ipv4Addr::from([h[16], h[17], h[18], h[19]]);
-        (total, Checked { dst, proto: Protocol::from(h[9]), key: Key::of_checked(d, hlen, total) })
+        (total, Checked { dst, proto: Protocol::from(h[9]), ttl: h[8], key: Key::of_checked(d, hlen, total) })
     };
     let extra = buf.len() - total;
     if extra > 0 {
