@@ -96,84 +96,101 @@ impl<S> Xform<S> for Seal {
         }
     }
 
+    #[inline(always)]
     fn prepare<'b, B: PacketBuf>(
         plan: &SealPlan,
         sa: &mut Sa<S>,
         buf: &'b mut B,
     ) -> Result<(u32, Job<'b>), DropReason> {
-        let ip = xform::ip_info(buf)?;
-        let (iv_len, icv_len) = (plan.iv_len, plan.icv_len);
-        // Tunnel: a new header in front and the whole packet as payload.
-        // Transport: the packet's own header in front and its payload as payload.
-        let (hlen, payload_len, next_header) = if plan.tunnel {
-            (ipv4::HEADER_LEN, ip.total, Protocol::IpIp)
-        } else {
-            if ip.src != sa.src() || ip.dst != sa.dst() {
-                return Err(DropReason::TransportAddrMismatch);
-            }
-            (ip.hlen, ip.total - ip.hlen, ip.protocol)
-        };
-        let ct_len = (payload_len + 2 + plan.align_mask) & !plan.align_mask;
-        let pad_len = ct_len - payload_len - 2;
-        let esp_off = hlen + plan.encap_len;
-        let grow_front = esp_off + esp::HEADER_LEN + iv_len - (ip.total - payload_len);
-        let grow_back = pad_len + 2 + icv_len;
-        let total = ip.total + grow_front + grow_back;
-        if total > MAX_IP_LEN {
-            return Err(DropReason::TooBig);
+        // One copy of the work per mode and kind of cipher, each without the others' branches.
+        match (plan.tunnel, plan.aead) {
+            (true, true) => seal_as::<S, B, true, true>(plan, sa, buf),
+            (true, false) => seal_as::<S, B, true, false>(plan, sa, buf),
+            (false, true) => seal_as::<S, B, false, true>(plan, sa, buf),
+            (false, false) => seal_as::<S, B, false, false>(plan, sa, buf),
         }
-        buf.grow(grow_front, grow_back)?;
-        let seq = sa.next_seq().ok_or(DropReason::SeqExhausted)?;
-        let bytes = ip.total;
-        let iv_off = esp_off + esp::HEADER_LEN;
-        let d = buf.data_mut();
-        if plan.tunnel {
-            xform::write_outer_header(sa, d, total, &ip);
-        } else {
-            d.copy_within(grow_front..grow_front + hlen, 0);
-            xform::set_proto_len(&mut d[..hlen], sa.outer_protocol(), total);
-        }
-        if let Some(e) = sa.encap {
-            // RFC 3948 section 2.1: the UDP checksum is sent as zero.
-            let mut u = udp::Packet::new_unchecked(&mut d[hlen..esp_off]);
-            u.set_src_port(e.src_port);
-            u.set_dst_port(e.dst_port);
-            u.set_len((total - hlen) as u16);
-            u.set_checksum(0);
-        }
-        let mut h = esp::Packet::new_unchecked(&mut d[esp_off..]);
-        h.set_spi(sa.spi);
-        h.set_seq_number(seq);
-        let iv = &mut d[iv_off..iv_off + iv_len];
-        if plan.aead {
-            // RFC 4106 section 3.1: the explicit IV must be unique per key; a per-SA random
-            // base plus the never-repeating sequence number is.
-            iv.copy_from_slice(&sa.gcm_iv(seq).to_be_bytes());
-        } else {
-            crate::sa::fill_iv(iv);
-        }
-        let ct_off = iv_off + iv_len;
-        let trailer = ct_off + payload_len;
-        // RFC 4303 section 2.4: the default padding is 1, 2, 3... At most 15 bytes (CBC
-        // blocks are 16 bytes at most); when 16 fit, one fixed copy writes them, and the pad
-        // length, next header and ICV overwrite what lies past the padding.
-        match d.get_mut(trailer..trailer + PAD.len()) {
-            Some(t) => t.copy_from_slice(&PAD),
-            None => d[trailer..trailer + pad_len].copy_from_slice(&PAD[..pad_len]),
-        }
-        d[trailer + pad_len] = pad_len as u8;
-        d[trailer + pad_len + 1] = next_header.into();
-        let icv_off = ct_off + ct_len;
-        // The HMAC's input is the ESP header, IV and ciphertext; GCM's AAD is the SPI and
-        // sequence number (RFC 4106 section 5).
-        let auth_len = if plan.aead { esp::HEADER_LEN } else { icv_off - esp_off };
-        Ok((bytes as u32, Job::new(d, Region::new(ct_off, ct_len), Region::new(esp_off, auth_len), iv_off, icv_off)))
     }
 
     fn finish<B: PacketBuf>(sa: &mut Sa<S>, _buf: &mut B, bytes: &u32) -> Result<(), DropReason> {
         sa.account(*bytes as usize);
         Ok(())
     }
+}
+
+/// [`Seal::prepare`] for an SA in tunnel mode or not, with an AEAD or not.
+#[inline(always)]
+fn seal_as<'b, S, B: PacketBuf, const TUNNEL: bool, const AEAD: bool>(
+    plan: &SealPlan,
+    sa: &mut Sa<S>,
+    buf: &'b mut B,
+) -> Result<(u32, Job<'b>), DropReason> {
+    let ip = xform::ip_info(buf)?;
+    let (iv_len, icv_len, align_mask) = (plan.iv_len, plan.icv_len, plan.align_mask);
+    // Tunnel: a new header in front and the whole packet as payload.
+    // Transport: the packet's own header in front and its payload as payload.
+    let (hlen, payload_len, next_header) = if TUNNEL {
+        (ipv4::HEADER_LEN, ip.total, Protocol::IpIp)
+    } else {
+        if ip.src != sa.src() || ip.dst != sa.dst() {
+            return Err(DropReason::TransportAddrMismatch);
+        }
+        (ip.hlen, ip.total - ip.hlen, ip.protocol)
+    };
+    let ct_len = (payload_len + 2 + align_mask) & !align_mask;
+    let pad_len = ct_len - payload_len - 2;
+    let esp_off = hlen + plan.encap_len;
+    let grow_front = esp_off + esp::HEADER_LEN + iv_len - (ip.total - payload_len);
+    let grow_back = pad_len + 2 + icv_len;
+    let total = ip.total + grow_front + grow_back;
+    if total > MAX_IP_LEN {
+        return Err(DropReason::TooBig);
+    }
+    buf.grow(grow_front, grow_back)?;
+    let seq = sa.next_seq().ok_or(DropReason::SeqExhausted)?;
+    let bytes = ip.total;
+    let iv_off = esp_off + esp::HEADER_LEN;
+    let d = buf.data_mut();
+    if TUNNEL {
+        xform::write_outer_header(sa, d, total, &ip);
+    } else {
+        d.copy_within(grow_front..grow_front + hlen, 0);
+        xform::set_proto_len(&mut d[..hlen], sa.outer_protocol(), total);
+    }
+    if let Some(e) = sa.encap {
+        // RFC 3948 section 2.1: the UDP checksum is sent as zero.
+        let mut u = udp::Packet::new_unchecked(&mut d[hlen..esp_off]);
+        u.set_src_port(e.src_port);
+        u.set_dst_port(e.dst_port);
+        u.set_len((total - hlen) as u16);
+        u.set_checksum(0);
+    }
+    let mut h = esp::Packet::new_unchecked(&mut d[esp_off..]);
+    h.set_spi(sa.spi);
+    h.set_seq_number(seq);
+    let iv = &mut d[iv_off..iv_off + iv_len];
+    if AEAD {
+        // RFC 4106 section 3.1: the explicit IV must be unique per key; a per-SA random
+        // base plus the never-repeating sequence number is.
+        iv.copy_from_slice(&sa.gcm_iv(seq).to_be_bytes());
+    } else {
+        crate::sa::fill_iv(iv);
+    }
+    let ct_off = iv_off + iv_len;
+    let trailer = ct_off + payload_len;
+    // RFC 4303 section 2.4: the default padding is 1, 2, 3... At most 15 bytes (CBC
+    // blocks are 16 bytes at most); when 16 fit, one fixed copy writes them, and the pad
+    // length, next header and ICV overwrite what lies past the padding.
+    match d.get_mut(trailer..trailer + PAD.len()) {
+        Some(t) => t.copy_from_slice(&PAD),
+        None => d[trailer..trailer + pad_len].copy_from_slice(&PAD[..pad_len]),
+    }
+    d[trailer + pad_len] = pad_len as u8;
+    d[trailer + pad_len + 1] = next_header.into();
+    let icv_off = ct_off + ct_len;
+    // The HMAC's input is the ESP header, IV and ciphertext; GCM's AAD is the SPI and
+    // sequence number (RFC 4106 section 5).
+    let auth_len = if AEAD { esp::HEADER_LEN } else { icv_off - esp_off };
+    Ok((bytes as u32, Job::new(d, Region::new(ct_off, ct_len), Region::new(esp_off, auth_len), iv_off, icv_off)))
 }
 
 pub(crate) struct Open;
