@@ -897,9 +897,7 @@ fn is_echo_request(d: &[u8]) -> bool {
 /// Decrements the TTL and updates the checksum incrementally.
 #[inline]
 fn decrement_ttl(d: &mut [u8]) {
-    let mut ip = ipv4::Packet::new_unchecked(d);
-    let ttl = ip.ttl();
-    ip.set_ttl_update_checksum(ttl - 1);
+    ipv4::Packet::new_unchecked(d).decrement_ttl();
 }
 
 /// Gives back the TTL a forwarded packet arrived with, so that an ICMP error quotes the

@@ -448,6 +448,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         write_u16(b, field::CHECKSUM.start, !(sum as u16));
     }
 
+    /// Decrements a TTL of at least 1 and updates the header checksum: RFC 1624 equation 3
+    /// with the changed word's `~m + m'` folded to the constant it always is, `0xfeff` (the
+    /// TTL is its high byte, so `m' = m - 0x100`). The same result as
+    /// [`set_ttl_update_checksum`](Self::set_ttl_update_checksum), without reading the protocol.
+    #[inline]
+    pub fn decrement_ttl(&mut self) {
+        let b = self.buffer.as_mut();
+        let mut sum = u32::from(!read_u16(b, field::CHECKSUM.start)) + 0xfeff;
+        sum = (sum & 0xffff) + (sum >> 16);
+        b[field::TTL] -= 1;
+        write_u16(b, field::CHECKSUM.start, !(sum as u16));
+    }
+
     /// Computes the header checksum over the header length and stores it (RFC 791 3.1).
     #[inline]
     pub fn fill_checksum(&mut self) {
@@ -650,6 +663,26 @@ mod tests {
             p.set_ttl_update_checksum(ttl);
             prop_assert_eq!(p.ttl(), ttl);
             prop_assert!(p.verify_checksum());
+        }
+
+        #[test]
+        fn decrementing_the_ttl_is_the_general_update(header in any::<[u8; 20]>(), ttl in 1..=u8::MAX, sum in any::<u16>()) {
+            // Any checksum, right or wrong: both updates must write the same one.
+            let mut h = header;
+            h[0] = 0x45;
+            h[8] = ttl;
+            h[10..12].copy_from_slice(&sum.to_be_bytes());
+            let mut general = h;
+            Packet::new_unchecked(&mut general[..]).set_ttl_update_checksum(ttl - 1);
+            Packet::new_unchecked(&mut h[..]).decrement_ttl();
+            prop_assert_eq!(h, general);
+            // And from a correct checksum, a correct one.
+            let mut p = Packet::new_unchecked(&mut h[..]);
+            p.fill_checksum();
+            if p.ttl() > 0 {
+                p.decrement_ttl();
+                prop_assert!(p.verify_checksum());
+            }
         }
     }
 
