@@ -186,11 +186,8 @@ fn seal_as<'b, S, B: PacketBuf, const TUNNEL: bool, const AEAD: bool>(
     }
     d[trailer + pad_len] = pad_len as u8;
     d[trailer + pad_len + 1] = next_header.into();
-    let icv_off = ct_off + ct_len;
-    // The HMAC's input is the ESP header, IV and ciphertext; GCM's AAD is the SPI and
-    // sequence number (RFC 4106 section 5).
-    let auth_len = if AEAD { esp::HEADER_LEN } else { icv_off - esp_off };
-    Ok((bytes as u32, Job::new(d, Region::new(ct_off, ct_len), Region::new(esp_off, auth_len), iv_off, icv_off)))
+    let job = Layout::new(AEAD, hlen, esp_off, Region::new(ct_off, ct_len), seq).job(d);
+    Ok((bytes as u32, job))
 }
 
 pub(crate) struct Open;

@@ -705,6 +705,18 @@ fn cbc_block(c: Cipher) -> Option<u32> {
     }
 }
 
+/// Tells whether a job's cipher and auth regions, and its IV and ICV of these lengths, all lie
+/// within its packet: [`regions`] without building the ranges.
+#[inline]
+fn fits(job: &Job<'_>, iv_len: usize, icv_len: usize) -> bool {
+    let len = job.data.len();
+    // Every offset and length is a u32, so none of these sums overflows a 64-bit usize.
+    job.cipher.off as usize + job.cipher.len as usize <= len
+        && job.auth.off as usize + job.auth.len as usize <= len
+        && job.iv as usize + iv_len <= len
+        && job.icv as usize + icv_len <= len
+}
+
 /// [`describe`] for a session whose jobs the shim gives to the library's AES-GCM functions
 /// (`gcm` set): the same checks and descriptor, with only the fields those functions read.
 #[inline]
@@ -715,16 +727,8 @@ fn describe_gcm(
     tag: &mut [u8; MAX_ICV_LEN],
     nonce: &mut [u8; 12],
 ) -> Option<RawJob> {
-    let len = job.data.len();
-    let tag_len = usize::from(s.gcm_tag_len);
     let (iv, icv) = (job.iv as usize, job.icv as usize);
-    // Every offset and length is a u32, so none of these sums overflows a 64-bit usize.
-    let fits = job.cipher.off as usize + job.cipher.len as usize <= len
-        && job.auth.off as usize + job.auth.len as usize <= len
-        && job.auth.len as usize <= MAX_AAD_LEN
-        && iv + GCM_IV_LEN <= len
-        && icv + tag_len <= len;
-    if !fits {
+    if job.auth.len as usize > MAX_AAD_LEN || !fits(job, GCM_IV_LEN, usize::from(s.gcm_tag_len)) {
         return None;
     }
     let d = &mut *job.data;
@@ -756,14 +760,8 @@ fn describe_gcm(
 fn describe(s: &MbSession, job: &mut Job<'_>, encrypt: bool, tag: &mut [u8; MAX_ICV_LEN]) -> Option<RawJob> {
     let xf = s.xf;
     let c = xf.cipher();
-    let len = job.data.len();
     let (iv, icv, icv_len) = (job.iv as usize, job.icv as usize, xf.icv_len());
-    // Every offset and length is a u32, so none of these sums overflows a 64-bit usize.
-    let fits = job.cipher.off as usize + job.cipher.len as usize <= len
-        && job.auth.off as usize + job.auth.len as usize <= len
-        && iv + c.iv_len() <= len
-        && icv + icv_len <= len;
-    if !fits || cbc_block(c).is_some_and(|b| !job.cipher.len.is_multiple_of(b)) {
+    if !fits(job, c.iv_len(), icv_len) || cbc_block(c).is_some_and(|b| !job.cipher.len.is_multiple_of(b)) {
         return None;
     }
     let (ciphered, hashed) = (c != Cipher::Null, xf.auth() != Auth::Null);
