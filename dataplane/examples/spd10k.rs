@@ -28,33 +28,31 @@ fn main() {
     let spd = Spd::new(pols);
     println!("build {:?} mem {}", t.elapsed(), spd.memory_bytes());
     let mut c = spd.counters();
-    let pk: Vec<Outgoing> = (0..32)
-        .map(|i| Outgoing {
-            key: Key::new(
+    let keys: Vec<Key> = (0..32)
+        .map(|i| {
+            Key::new(
                 Ipv4Addr::new(10, 1, 0, 10),
                 Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 2, 0, 0)) + 1 + (i * 311 % n)),
                 17,
                 1000,
                 5001,
-            ),
-            len: 64,
-            local: false,
-            prev: None,
+            )
         })
         .collect();
-    let inc: Vec<Incoming> = pk.iter().map(|p| Incoming { key: p.key, len: 64, to_us: false }).collect();
+    let pk = vec![Outgoing { len: 64, local: false, prev: None }; 32];
+    let inc = vec![Incoming { len: 64, to_us: false }; 32];
     let mut out = vec![Decision { verdict: Verdict::Clear, acquire: None }; 32];
     // One bucket for 32 flows: every lookup misses the flow cache and walks the classifier.
     let mut cache = dataplane::classify::FlowCache::new(1);
     let iters = 2000;
     let t = std::time::Instant::now();
     for _ in 0..iters {
-        spd.outbound(&pk, |_| true, &mut c, &mut cache, &mut out);
+        spd.outbound(&keys, &pk, |_| true, &mut c, &mut cache, &mut out);
     }
     println!("outbound {:?} per packet", t.elapsed() / (iters * 32));
     let t = std::time::Instant::now();
     for _ in 0..iters {
-        spd.incoming(&inc, |_| true, &mut c, &mut cache, &mut out);
+        spd.incoming(&keys, &inc, |_| true, &mut c, &mut cache, &mut out);
     }
     println!("incoming {:?} per packet", t.elapsed() / (iters * 32));
 }

@@ -330,6 +330,10 @@ fn drops_what_it_must_with_a_reason() {
     r.send(0, frame(LAN_MAC, HOST_MAC, 0x86dd, &good));
     r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &bad_sum));
     r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &bad_len));
+    // UDP without room for its ports: no policy could be checked, so it is not forwarded,
+    // even with no policy installed.
+    let short_udp = ip_packet(HOST, FAR, Protocol::Udp, 64, false, &[0, 1]);
+    r.send(0, frame(LAN_MAC, HOST_MAC, 0x0800, &short_udp));
     r.send(0, vec![1, 2, 3]);
     r.send(0, frame(LAN_MAC, HOST_MAC, 0x0806, &[0u8; 10]));
     assert!(r.sent(1).is_empty() && r.sent(0).is_empty());
@@ -337,7 +341,7 @@ fn drops_what_it_must_with_a_reason() {
     assert_eq!(r.dropped(DropReason::UnsupportedEthertype), 1);
     assert_eq!(r.dropped(DropReason::BadChecksum), 1);
     assert_eq!(r.dropped(DropReason::BadIpHeader), 1);
-    assert_eq!(r.dropped(DropReason::Truncated), 1);
+    assert_eq!(r.dropped(DropReason::Truncated), 2);
     assert_eq!(r.dropped(DropReason::BadArp), 1);
     // A full transmit queue is counted.
     r.w.ports_mut()[1].tx_limit = Some(1);

@@ -123,7 +123,8 @@ impl FlowCache {
     }
 
     /// Answers as `c.classify_burst(keys, out)` does, from the table where it can: only keys it
-    /// has not seen since `c` was built reach the classifier, and their answers are kept.
+    /// has not seen since `c` was built reach the classifier, and their answers are kept. Keys
+    /// no rule of `c` could match (outside its envelope) are answered without a probe.
     pub fn classify_burst(&mut self, c: &Classifier, keys: &[Key], out: &mut [Option<u32>]) {
         if c.serial != self.serial {
             self.serial = c.serial;
@@ -136,41 +137,48 @@ impl FlowCache {
 
     fn classify_chunk(&mut self, c: &Classifier, keys: &[Key], out: &mut [Option<u32>]) {
         let n = keys.len().min(out.len()).min(BURST);
+        // The keys to probe, by position in `keys`, with their buckets.
+        let mut pos = [0u8; BURST];
         let mut at = [0usize; BURST];
-        for (a, k) in at.iter_mut().zip(&keys[..n]) {
-            *a = self.bucket_of(k);
+        let mut m = 0;
+        for (i, k) in keys[..n].iter().enumerate() {
+            out[i] = None;
+            pos[m % BURST] = i as u8;
+            at[m % BURST] = self.bucket_of(k);
+            m += usize::from(c.might_match(k));
         }
         // Ask for every bucket before probing any: the misses of a burst overlap.
-        for &a in &at[..n] {
+        for &a in &at[..m] {
             crate::prefetch::front(&self.buckets[a], size_of::<Bucket>());
         }
         let mut miss_keys = [Key::default(); BURST];
-        let mut miss_pos = [0u8; BURST];
+        let mut miss_at = [0u8; BURST];
         let mut misses = 0;
-        for (i, (k, &a)) in keys[..n].iter().zip(&at[..n]).enumerate() {
+        for (j, (&p, &a)) in pos[..m].iter().zip(&at[..m]).enumerate() {
+            let k = &keys[usize::from(p)];
             let probe = Slot::of(k);
             let b = &self.buckets[a];
             let live = if b.generation == self.generation { b.len as usize } else { 0 };
             match b.slots[..live.min(WAYS)].iter().find(|s| s.holds(&probe)) {
-                Some(s) => out[i] = (s.rule() != NONE).then_some(s.rule()),
+                Some(s) => out[usize::from(p)] = (s.rule() != NONE).then_some(s.rule()),
                 None => {
                     miss_keys[misses] = *k;
-                    miss_pos[misses] = i as u8;
+                    miss_at[misses] = j as u8;
                     misses += 1;
                 }
             }
         }
-        self.stats.hits += (n - misses) as u64;
+        self.stats.hits += (m - misses) as u64;
         self.stats.misses += misses as u64;
         if misses == 0 {
             return;
         }
         let mut found = [None; BURST];
         c.classify_burst(&miss_keys[..misses], &mut found[..misses]);
-        for ((k, &p), &f) in miss_keys[..misses].iter().zip(&miss_pos[..misses]).zip(&found[..misses]) {
-            let i = usize::from(p);
-            out[i] = f;
-            self.insert(at[i], k, f);
+        for ((k, &j), &f) in miss_keys[..misses].iter().zip(&miss_at[..misses]).zip(&found[..misses]) {
+            let j = usize::from(j);
+            out[usize::from(pos[j])] = f;
+            self.insert(at[j], k, f);
         }
     }
 

@@ -104,10 +104,16 @@ fn flow_cache_remembers_and_forgets_a_replaced_rule_list() {
     // A new rule list: the remembered answer is stale.
     assert_eq!(ask(&mut cache, &b), Some(1));
     assert_eq!(cache.stats.misses, 4);
-    // Negative answers are kept too.
-    let none = Classifier::build(&[web]);
+    // Negative answers are kept too: UDP to port 53 is inside these rules' envelope (protocols
+    // 6 to 17, ports 53 to 80) and matches neither.
+    let tcp_dns = Rule { proto: Some(6), dst_port: PortRange::exact(53), ..Rule::ANY };
+    let udp_web = Rule { proto: Some(17), dst_port: PortRange::exact(80), ..Rule::ANY };
+    let none = Classifier::build(&[tcp_dns, udp_web]);
     assert_eq!(ask(&mut cache, &none), None);
     assert_eq!(ask(&mut cache, &none), None);
+    assert_eq!(cache.stats, CacheStats { hits: 4, misses: 6 });
+    // A key outside the envelope is answered without a probe: neither a hit nor a miss.
+    assert_eq!(ask(&mut cache, &Classifier::build(&[web])), None);
     assert_eq!(cache.stats, CacheStats { hits: 4, misses: 6 });
     // Rebuilding the same list makes a new classifier: asked again, not trusted.
     assert_eq!(ask(&mut cache, &Classifier::build(&[dns])), Some(0));

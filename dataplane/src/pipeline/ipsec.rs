@@ -44,9 +44,8 @@ pub(crate) enum Listed {
 /// Acquires sent per policy per second, at most (the IKE daemon needs only one).
 const ACQUIRE_INTERVAL_MS: u64 = 1000;
 
-/// The SPD keys of a burst's packets, parsed once on input (`None`: a TCP or UDP packet too
-/// short for its ports).
-pub(crate) type Keys = ArrayVec<Option<Key>, BURST>;
+/// The SPD keys of a burst's packets, parsed once on input.
+pub(crate) type Keys = ArrayVec<Key, BURST>;
 
 /// Encrypt groups of one burst: packets by policy. The packets stay in one burst in arrival
 /// order with each one's group beside it; [`Groups::take`] lays them out group after group.
@@ -416,45 +415,33 @@ impl<E: Engine> State<E> {
         if pkts.is_empty() || self.spd.is_empty() {
             return;
         }
-        // Per packet: `Fate::Check(j)` is entry `j` of the lookup.
-        let mut fate = [Fate::Truncated; BURST];
-        let mut inc = [Incoming { key: Key::default(), len: 0, to_us }; BURST];
+        // The packets some reversed selector could match, by position: usually none.
+        let mut check_keys = [Key::default(); BURST];
+        let mut inc = [Incoming { len: 0, to_us }; BURST];
+        let mut pos = [0u8; BURST];
         let mut m = 0;
-        let mut clear = 0;
-        for ((f, p), key) in fate.iter_mut().zip(pkts.iter()).zip(keys.iter()) {
-            let Some(key) = *key else { continue };
-            if !self.spd.incoming_may_match(&key) {
-                *f = Fate::Clear;
-                clear += 1;
-                continue;
+        for (i, (p, key)) in pkts.iter().zip(keys.iter()).enumerate() {
+            if self.spd.incoming_may_match(key) {
+                check_keys[m] = *key;
+                inc[m] = Incoming { len: p.len() as u32, to_us };
+                pos[m] = i as u8;
+                m += 1;
             }
-            inc[m] = Incoming { key, len: p.len() as u32, to_us };
-            *f = Fate::Check(m as u8);
-            m += 1;
         }
-        // Usually no reversed selector concerns the burst: every packet passes as it is.
-        if clear == pkts.len() {
+        if m == 0 {
             return;
         }
         let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
-        if m > 0 {
-            let outbound = &self.outbound;
-            let memo = Memo::default();
-            let has = |idx| memo.get(idx, || has_sa(outbound, idx));
-            self.spd.incoming(&inc[..m], has, &mut self.counters, &mut self.in_cache, &mut dec[..m]);
-        }
+        let outbound = &self.outbound;
+        let memo = Memo::default();
+        let has = |idx| memo.get(idx, || has_sa(outbound, idx));
+        self.spd.incoming(&check_keys[..m], &inc[..m], has, &mut self.counters, &mut self.in_cache, &mut dec[..m]);
         let mut keep = [true; BURST];
-        for (k, f) in keep.iter_mut().zip(fate) {
-            let reason = match f {
-                Fate::Truncated => DropReason::Truncated,
-                Fate::Clear => continue,
-                Fate::Check(j) => match dec[usize::from(j)].verdict {
-                    Verdict::Drop(r) => r,
-                    _ => continue,
-                },
-            };
-            drops.drop(reason);
-            *k = false;
+        for (&p, d) in pos[..m].iter().zip(&dec[..m]) {
+            if let Verdict::Drop(r) = d.verdict {
+                drops.drop(r);
+                keep[usize::from(p)] = false;
+            }
         }
         retain_marked(pkts, &keep);
         retain_marked(keys, &keep);
@@ -558,41 +545,33 @@ impl<E: Engine> State<E> {
             clear.extend(pkts.drain(..));
             return;
         }
-        // Packets no policy can match go on in clear without a lookup.
-        let mut fate = [Fate::Truncated; BURST];
-        // Filled as needed: initializing all 32 entries first cost 22 instructions per packet.
-        let mut outg: ArrayVec<Outgoing, BURST> = ArrayVec::new();
-        for (i, (f, p)) in fate.iter_mut().zip(pkts.iter()).enumerate() {
-            let key = match keys.and_then(|k| k.get(i)) {
-                Some(&k) => k,
-                None => Key::from_ipv4(p.data()),
-            };
-            let Some(key) = key else { continue };
-            if !self.spd.outbound_may_match(&key) {
-                *f = Fate::Clear;
-                continue;
+        // Locally originated packets are parsed here; forwarded ones were parsed on input.
+        let mut parsed = Keys::new();
+        let keys = match keys {
+            Some(k) => k,
+            None => {
+                pkts.retain(|p| match Key::from_ipv4(p.data()) {
+                    Some(k) => {
+                        parsed.push(k);
+                        true
+                    }
+                    None => {
+                        drops.drop(DropReason::Truncated);
+                        false
+                    }
+                });
+                &parsed
             }
-            *f = Fate::Check(outg.len() as u8);
-            outg.push(Outgoing { key, len: p.len() as u32, local, prev: prev[i] });
+        };
+        let mut meta = [Outgoing { len: 0, local, prev: None }; BURST];
+        for ((m, p), &prev) in meta.iter_mut().zip(pkts.iter()).zip(prev) {
+            *m = Outgoing { len: p.len() as u32, local, prev };
         }
-        let m = outg.len();
+        let n = pkts.len();
         let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
-        if m > 0 {
-            let sas: Sas<'_, E> = Sas { outbound: &self.outbound, engine: &self.engine, memo: Memo::default() };
-            self.spd.outbound(&outg, sas, &mut self.counters, &mut self.out_cache, &mut dec[..m]);
-        }
-        for (buf, f) in pkts.drain(..).zip(fate) {
-            let d = match f {
-                Fate::Truncated => {
-                    drops.drop(DropReason::Truncated);
-                    continue;
-                }
-                Fate::Clear => {
-                    clear.push(buf);
-                    continue;
-                }
-                Fate::Check(j) => dec[usize::from(j)],
-            };
+        let sas: Sas<'_, E> = Sas { outbound: &self.outbound, engine: &self.engine, memo: Memo::default() };
+        self.spd.outbound(keys, &meta[..n], sas, &mut self.counters, &mut self.out_cache, &mut dec[..n]);
+        for (buf, d) in pkts.drain(..).zip(dec) {
             if let Some(idx) = d.acquire {
                 self.acquire(idx, io);
             }
@@ -762,17 +741,6 @@ impl<S> xform::SaGroups<S> for Taken<'_, S> {
         let b = &self.bundles.get(g)?.1;
         if self.ah { b.ah.as_deref() } else { b.esp.as_ref() }
     }
-}
-
-/// What the SPD stages do with one packet of a burst.
-#[derive(Clone, Copy)]
-enum Fate {
-    /// Too short for its key: dropped.
-    Truncated,
-    /// No policy can match: on in clear, nothing counted.
-    Clear,
-    /// Looked up as entry `j`.
-    Check(u8),
 }
 
 /// Remembers the last policy asked about within one burst: its packets mostly hit one policy,

@@ -825,12 +825,13 @@ struct Checked {
     dst: Ipv4Addr,
     proto: Protocol,
     ttl: u8,
-    /// The SPD's key; `None` when a TCP or UDP packet is too short for its ports.
-    key: Option<Key>,
+    /// The SPD's key.
+    key: Key,
 }
 
 /// Validates an IPv4 header (checksum included) and trims link-layer padding; returns the
-/// destination, the protocol and the SPD key. Every received packet comes here: each header
+/// destination, the protocol and the SPD key. A TCP or UDP packet too short for its ports is
+/// `Truncated`: neither the SPD nor a receiver could make sense of it. Every received packet comes here: each header
 /// field is read once, behind one bounds check.
 #[inline(always)]
 fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<Checked, DropReason> {
@@ -847,7 +848,8 @@ fn check_ipv4<B: PacketBuf>(buf: &mut B) -> Result<Checked, DropReason> {
             return Err(DropReason::BadChecksum);
         }
         let dst = Ipv4Addr::from([h[16], h[17], h[18], h[19]]);
-        (total, Checked { dst, proto: Protocol::from(h[9]), ttl: h[8], key: Key::of_checked(d, hlen, total) })
+        let key = Key::of_checked(d, hlen, total).ok_or(DropReason::Truncated)?;
+        (total, Checked { dst, proto: Protocol::from(h[9]), ttl: h[8], key })
     };
     let extra = buf.len() - total;
     if extra > 0 {

@@ -210,11 +210,9 @@ impl Decision {
     }
 }
 
-/// A packet on its way out, as the outbound stage sees it.
+/// What the outbound stage needs of a packet besides its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outgoing {
-    /// The packet's 5-tuple.
-    pub key: Key,
     /// The packet's length in bytes, for the counters.
     pub len: u32,
     /// Set for packets this host originates, including packets it just encrypted and is
@@ -224,11 +222,10 @@ pub struct Outgoing {
     pub prev: Option<PolicyIdx>,
 }
 
-/// A cleartext packet that arrived, for forwarding or local delivery, and was not decrypted here.
+/// What the incoming check needs of a cleartext packet (one that arrived, for forwarding or
+/// local delivery, and was not decrypted here) besides its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Incoming {
-    /// The packet's 5-tuple, as received.
-    pub key: Key,
     /// The packet's length in bytes, for the counters.
     pub len: u32,
     /// Set when the packet is to be delivered to this host.
@@ -260,16 +257,6 @@ impl<F: Fn(PolicyIdx) -> bool> SaLookup for F {
     fn has_sa(&self, idx: PolicyIdx) -> bool {
         self(idx)
     }
-}
-
-/// Classifies the keys of `pkts` into `hits` through the worker's flow cache.
-fn classify<P>(c: &Classifier, cache: &mut FlowCache, pkts: &[P], key: impl Fn(&P) -> Key, hits: &mut [Option<u32>]) {
-    let mut keys = [Key::default(); BURST];
-    let n = pkts.len().min(BURST);
-    for (k, p) in keys.iter_mut().zip(pkts) {
-        *k = key(p);
-    }
-    cache.classify_burst(c, &keys[..n], hits);
 }
 
 /// The compiled policy list: one classifier for outgoing selectors, one for the reversed ones.
@@ -386,26 +373,30 @@ impl Spd {
         self.incoming.might_match(key)
     }
 
-    /// Decides for outgoing packets (forwarded, or originated here): `out[i]` for `pkts[i]`.
-    /// `has_sa(p)` tells whether policy `p` has a usable SA. Writes `min(pkts.len(), out.len())`
-    /// decisions and counts them in `counters`. `cache` is the caller's cache of outbound
-    /// lookups (any cache: it forgets what another SPD taught it). Allocates nothing.
+    /// Decides for outgoing packets (forwarded, or originated here): `out[i]` for the packet
+    /// with key `keys[i]` and the rest `pkts[i]`. `has_sa(p)` tells whether policy `p` has a
+    /// usable SA. Writes as many decisions as the shortest of the three slices and counts them
+    /// in `counters`. `cache` is the caller's cache of outbound lookups (any cache: it forgets
+    /// what another SPD taught it). Allocates nothing.
     pub fn outbound<L: SaLookup>(
         &self,
+        keys: &[Key],
         pkts: &[Outgoing],
         has_sa: L,
         counters: &mut PolicyCounters,
         cache: &mut FlowCache,
         out: &mut [Decision],
     ) {
-        for (pkts, out) in pkts.chunks(BURST).zip(out.chunks_mut(BURST)) {
+        let n = keys.len().min(pkts.len()).min(out.len());
+        for ((keys, pkts), out) in keys[..n].chunks(BURST).zip(pkts[..n].chunks(BURST)).zip(out[..n].chunks_mut(BURST))
+        {
             let mut hits = [None; BURST];
-            let n = pkts.len().min(out.len());
-            classify(&self.out, cache, &pkts[..n], |p| p.key, &mut hits[..n]);
+            let hits = &mut hits[..keys.len()];
+            cache.classify_burst(&self.out, keys, hits);
             // Every encrypt policy of the burst starts loading its SA state before the first
             // is asked about, so that the misses overlap.
             let mut last = PolicyIdx::MAX;
-            for &rule in hits[..n].iter().flatten() {
+            for &rule in hits.iter().flatten() {
                 let (idx, action) = self.out_policy[rule as usize];
                 if idx != last && action == Action::Encrypt {
                     has_sa.prefetch(idx);
@@ -413,20 +404,21 @@ impl Spd {
                     last = idx;
                 }
             }
-            for ((p, o), hit) in pkts.iter().zip(out.iter_mut()).zip(hits) {
-                *o = self.outbound_one(p, hit, &has_sa, counters);
+            for (((k, p), o), &hit) in keys.iter().zip(pkts).zip(out.iter_mut()).zip(hits.iter()) {
+                *o = self.outbound_one(k, p, hit, &has_sa, counters);
             }
         }
     }
 
+    #[inline(always)]
     fn outbound_one(
         &self,
+        k: &Key,
         p: &Outgoing,
         hit: Option<u32>,
         has_sa: &impl SaLookup,
         counters: &mut PolicyCounters,
     ) -> Decision {
-        let k = &p.key;
         // Manual, "IKE traffic": our own IKE must not wait for the SA it is negotiating.
         if p.local && k.proto == PROTO_UDP && (k.src_port == IKE_PORT || k.src_port == IKE_NATT_PORT) {
             return Decision::BYPASS;
@@ -453,25 +445,28 @@ impl Spd {
         decision
     }
 
-    /// Runs the incoming policy check on cleartext packets that were not decrypted here: the
-    /// first policy matching with source and destination reversed decides; if it says encrypt
-    /// and `has_sa` says it has a usable SA, the packet should have come encrypted and is
-    /// dropped. IKE to this host (UDP destination port 500 or 4500) is exempt. `cache` is the
-    /// caller's cache of incoming lookups.
+    /// Runs the incoming policy check on cleartext packets that were not decrypted here, the
+    /// packet with key `keys[i]` and the rest `pkts[i]` deciding `out[i]`: the first policy
+    /// matching with source and destination reversed decides; if it says encrypt and `has_sa`
+    /// says it has a usable SA, the packet should have come encrypted and is dropped. IKE to
+    /// this host (UDP destination port 500 or 4500) is exempt. `cache` is the caller's cache of
+    /// incoming lookups.
     pub fn incoming<F: Fn(PolicyIdx) -> bool>(
         &self,
+        keys: &[Key],
         pkts: &[Incoming],
         has_sa: F,
         counters: &mut PolicyCounters,
         cache: &mut FlowCache,
         out: &mut [Decision],
     ) {
-        for (pkts, out) in pkts.chunks(BURST).zip(out.chunks_mut(BURST)) {
+        let n = keys.len().min(pkts.len()).min(out.len());
+        for ((keys, pkts), out) in keys[..n].chunks(BURST).zip(pkts[..n].chunks(BURST)).zip(out[..n].chunks_mut(BURST))
+        {
             let mut hits = [None; BURST];
-            let n = pkts.len().min(out.len());
-            classify(&self.incoming, cache, &pkts[..n], |p| p.key, &mut hits[..n]);
-            for ((p, o), hit) in pkts.iter().zip(out.iter_mut()).zip(hits) {
-                let k = &p.key;
+            let hits = &mut hits[..keys.len()];
+            cache.classify_burst(&self.incoming, keys, hits);
+            for (((k, p), o), &hit) in keys.iter().zip(pkts).zip(out.iter_mut()).zip(hits.iter()) {
                 *o = if p.to_us && k.proto == PROTO_UDP && (k.dst_port == IKE_PORT || k.dst_port == IKE_NATT_PORT) {
                     Decision::BYPASS
                 } else if let Some(rule) = hit {

@@ -40,23 +40,28 @@ fn key(src: &str, dst: &str, proto: u8, sp: u16, dp: u16) -> Key {
     Key::new(ip(src), ip(dst), proto, sp, dp)
 }
 
-fn out1(spd: &Spd, pkt: Outgoing, has_sa: bool, c: &mut PolicyCounters) -> Decision {
+fn out1(spd: &Spd, (key, pkt): (Key, Outgoing), has_sa: bool, c: &mut PolicyCounters) -> Decision {
     let mut d = [Decision::CLEAR];
-    spd.outbound(&[pkt], |_| has_sa, c, &mut FlowCache::new(4), &mut d);
+    spd.outbound(&[key], &[pkt], |_| has_sa, c, &mut FlowCache::new(4), &mut d);
     d[0]
 }
 
-fn fwd(key: Key) -> Outgoing {
-    Outgoing { key, len: 100, local: false, prev: None }
+fn fwd(key: Key) -> (Key, Outgoing) {
+    (key, Outgoing { len: 100, local: false, prev: None })
 }
 
-fn local(key: Key, prev: Option<PolicyIdx>) -> Outgoing {
-    Outgoing { key, len: 100, local: true, prev }
+fn local(key: Key, prev: Option<PolicyIdx>) -> (Key, Outgoing) {
+    (key, Outgoing { len: 100, local: true, prev })
+}
+
+/// Splits packets into the keys and the rest, as `Spd::outbound` takes them.
+fn split(pkts: &[(Key, Outgoing)]) -> (Vec<Key>, Vec<Outgoing>) {
+    pkts.iter().copied().unzip()
 }
 
 fn in1(spd: &Spd, key: Key, to_us: bool, has_sa: bool, c: &mut PolicyCounters) -> Decision {
     let mut d = [Decision::CLEAR];
-    spd.incoming(&[Incoming { key, len: 60, to_us }], |_| has_sa, c, &mut FlowCache::new(4), &mut d);
+    spd.incoming(&[key], &[Incoming { len: 60, to_us }], |_| has_sa, c, &mut FlowCache::new(4), &mut d);
     d[0]
 }
 
@@ -129,7 +134,8 @@ fn has_sa_is_asked_about_the_matched_policy() {
     let flags = [false, true];
     let pkts = [fwd(key("10.1.0.1", "10.2.0.1", TCP, 1, 2)), fwd(key("10.1.0.1", "10.3.0.1", TCP, 1, 2))];
     let mut d = [Decision::CLEAR; 2];
-    spd.outbound(&pkts, |p| flags[p as usize], &mut c, &mut FlowCache::new(64), &mut d);
+    let (keys, pkts) = split(&pkts);
+    spd.outbound(&keys, &pkts, |p| flags[p as usize], &mut c, &mut FlowCache::new(64), &mut d);
     assert_eq!(d, [Decision { verdict: Verdict::Drop(DropReason::NoSa), acquire: Some(0) }, encrypted(1)]);
 }
 
@@ -307,19 +313,20 @@ fn bursts_longer_than_a_burst_and_counter_merge() {
     let spd = Spd::new(vec![encrypt(1, sel("10.1.0.0/16", "10.2.0.0/16"), Level::Acquire, "1.1.1.1", "2.2.2.2")]);
     // Two whole bursts and a part: the decisions are made chunk by chunk.
     let n = 2 * BURST + 6;
-    let pkts: Vec<Outgoing> = (0..n as u32)
+    let pkts: Vec<(Key, Outgoing)> = (0..n as u32)
         .map(|i| fwd(Key { src: 0x0a01_0000 + i, dst: 0x0a02_0000 + (i % 2) * 0x100_0000, ..Key::default() }))
         .collect();
+    let (keys, pkts) = split(&pkts);
     let mut d = vec![Decision::CLEAR; n];
     let mut a = spd.counters();
-    spd.outbound(&pkts, |_| false, &mut a, &mut FlowCache::new(64), &mut d);
+    spd.outbound(&keys, &pkts, |_| false, &mut a, &mut FlowCache::new(64), &mut d);
     for (i, d) in d.iter().enumerate() {
         let want = if i % 2 == 0 { Some(0) } else { None };
         assert_eq!(d.acquire, want, "packet {i}");
         assert_eq!(d.verdict, Verdict::Clear);
     }
     let mut b = spd.counters();
-    spd.outbound(&pkts[..10], |_| true, &mut b, &mut FlowCache::new(64), &mut d[..10]);
+    spd.outbound(&keys[..10], &pkts[..10], |_| true, &mut b, &mut FlowCache::new(64), &mut d[..10]);
     a.merge(&b);
     assert_eq!(a.get(0, Outcome::ClearNoSa), Count { packets: n as u64 / 2, bytes: n as u64 / 2 * 100 });
     assert_eq!(a.get(0, Outcome::Encrypted), Count { packets: 5, bytes: 500 });
@@ -404,7 +411,7 @@ proptest! {
         for &(k, local, prev, to_us) in &pkts {
             // Outbound.
             let mut d = [Decision::CLEAR];
-            CACHES.with_borrow_mut(|(o, _)| spd.outbound(&[Outgoing { key: k, len: 1, local, prev }], has_sa, &mut c, o, &mut d));
+            CACHES.with_borrow_mut(|(o, _)| spd.outbound(&[k], &[Outgoing { len: 1, local, prev }], has_sa, &mut c, o, &mut d));
             let want = if local && k.proto == UDP && (k.src_port == 500 || k.src_port == 4500) {
                 Decision::BYPASS
             } else {
@@ -431,7 +438,7 @@ proptest! {
 
             // Incoming check.
             let mut d = [Decision::CLEAR];
-            CACHES.with_borrow_mut(|(_, i)| spd.incoming(&[Incoming { key: k, len: 1, to_us }], has_sa, &mut c, i, &mut d));
+            CACHES.with_borrow_mut(|(_, i)| spd.incoming(&[k], &[Incoming { len: 1, to_us }], has_sa, &mut c, i, &mut d));
             let want = if to_us && k.proto == UDP && (k.dst_port == 500 || k.dst_port == 4500) {
                 Decision::BYPASS
             } else {
@@ -462,18 +469,18 @@ proptest! {
         // decisions and counts are those of the packets sent one by one.
         let spd = Spd::new(policies);
         let has_sa = |p: PolicyIdx| sa_bits & (1 << (p % 16)) != 0;
-        let all: Vec<Outgoing> =
-            pkts.iter().map(|&((key, local, prev, _), len)| Outgoing { key, len, local, prev }).collect();
+        let (keys, all): (Vec<Key>, Vec<Outgoing>) =
+            pkts.iter().map(|&((key, local, prev, _), len)| (key, Outgoing { len, local, prev })).unzip();
         let mut one = spd.counters();
         let mut want = Vec::new();
-        for p in &all {
+        for (k, p) in keys.iter().zip(&all) {
             let mut d = [Decision::CLEAR];
-            spd.outbound(std::slice::from_ref(p), has_sa, &mut one, &mut FlowCache::new(64), &mut d);
+            spd.outbound(std::slice::from_ref(k), std::slice::from_ref(p), has_sa, &mut one, &mut FlowCache::new(64), &mut d);
             want.push(d[0]);
         }
         let mut burst = spd.counters();
         let mut got = vec![Decision::CLEAR; all.len()];
-        spd.outbound(&all, has_sa, &mut burst, &mut FlowCache::new(64), &mut got);
+        spd.outbound(&keys, &all, has_sa, &mut burst, &mut FlowCache::new(64), &mut got);
         prop_assert_eq!(got, want);
         prop_assert_eq!(burst, one);
     }
