@@ -406,19 +406,19 @@ unsafe fn encrypt_blocks<const R: usize, const N: usize>(x: &mut [__m256i; N], r
 /// Reverses the bytes of a block: GCM's byte order to POLYVAL's.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn rev_mask() -> __m128i {
+pub(super) unsafe fn rev_mask() -> __m128i {
     _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 }
 
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn load(b: &[u8; 16]) -> __m128i {
+pub(super) unsafe fn load(b: &[u8; 16]) -> __m128i {
     _mm_loadu_si128(b.as_ptr().cast())
 }
 
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn store(b: &mut [u8; 16], v: __m128i) {
+pub(super) unsafe fn store(b: &mut [u8; 16], v: __m128i) {
     _mm_storeu_si128(b.as_mut_ptr().cast(), v)
 }
 
@@ -432,7 +432,7 @@ unsafe fn fold(v: __m256i) -> __m128i {
 /// The unreduced carry-less product of `a` and `b`: low, middle and high parts.
 #[inline]
 #[target_feature(enable = "pclmulqdq,avx2")]
-unsafe fn mul(a: __m128i, b: __m128i) -> (__m128i, __m128i, __m128i) {
+pub(super) unsafe fn mul(a: __m128i, b: __m128i) -> (__m128i, __m128i, __m128i) {
     let mid = _mm_xor_si128(_mm_clmulepi64_si128::<0x01>(a, b), _mm_clmulepi64_si128::<0x10>(a, b));
     (_mm_clmulepi64_si128::<0x00>(a, b), mid, _mm_clmulepi64_si128::<0x11>(a, b))
 }
@@ -441,7 +441,7 @@ unsafe fn mul(a: __m128i, b: __m128i) -> (__m128i, __m128i, __m128i) {
 /// Montgomery steps, each cancelling 64 low bits with a multiple of the field polynomial.
 #[inline]
 #[target_feature(enable = "pclmulqdq,avx2")]
-unsafe fn reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
+pub(super) unsafe fn reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
     let p0 = _mm_xor_si128(lo, _mm_slli_si128::<8>(mid));
     let p1 = _mm_xor_si128(hi, _mm_srli_si128::<8>(mid));
     let poly = _mm_set_epi64x(0, POLY);
@@ -453,7 +453,7 @@ unsafe fn reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
 /// Multiplies by `x` in POLYVAL's field (RFC 8452's mulX_POLYVAL), without a branch.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn mul_x(v: __m128i) -> __m128i {
+pub(super) unsafe fn mul_x(v: __m128i) -> __m128i {
     let mut b = [0u8; 16];
     _mm_storeu_si128(b.as_mut_ptr().cast(), v);
     let v = u128::from_le_bytes(b);
@@ -467,7 +467,7 @@ unsafe fn mul_x(v: __m128i) -> __m128i {
 
 /// AES-128 key expansion with AESKEYGENASSIST.
 #[target_feature(enable = "aes,avx2")]
-unsafe fn expand128(key: &[u8], rk: &mut [[u8; 16]; 15]) {
+pub(super) unsafe fn expand128(key: &[u8], rk: &mut [[u8; 16]; 15]) {
     let mut k = _mm_loadu_si128(key.as_ptr().cast());
     store(&mut rk[0], k);
     macro_rules! round {
@@ -490,7 +490,7 @@ unsafe fn expand128(key: &[u8], rk: &mut [[u8; 16]; 15]) {
 
 /// AES-256 key expansion with AESKEYGENASSIST.
 #[target_feature(enable = "aes,avx2")]
-unsafe fn expand256(key: &[u8], rk: &mut [[u8; 16]; 15]) {
+pub(super) unsafe fn expand256(key: &[u8], rk: &mut [[u8; 16]; 15]) {
     let mut a = _mm_loadu_si128(key.as_ptr().cast());
     let mut b = _mm_loadu_si128(key.as_ptr().add(16).cast());
     store(&mut rk[0], a);

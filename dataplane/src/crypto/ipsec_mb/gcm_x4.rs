@@ -1,0 +1,367 @@
+//! AES-GCM for four short packets at once under one key, on AVX-512 with VAES and VPCLMULQDQ.
+//!
+//! A packet of up to four blocks (64 bytes: ESP's payload of a 64-byte frame) is one 512-bit
+//! vector. Sealed alone, its AES rounds and its GHASH are chains of dependent instructions,
+//! and the library's code waits on their latency with the execution units mostly idle. Here
+//! the counter blocks of four packets, and their four tag masks in a fifth vector, go through
+//! the rounds together: five independent chains where one ran. Packets shorter than 64 bytes
+//! are read and written through byte masks, which also give GHASH their zero padding.
+//!
+//! GHASH is computed as POLYVAL, as in [`super::vaes_gcm`]: a packet of `n` blocks hashes the
+//! AAD block, its ciphertext blocks and the lengths block, `n + 2` blocks multiplied by the hash
+//! key powers `H^(n+2)` down to `H` and reduced once. The powers are kept highest first with two
+//! zero blocks after `H`, so that the four powers of a packet's ciphertext are one load at an
+//! offset that depends on `n` only (the blocks past `n` are zero and meet zero or any power).
+//!
+//! Constant time: AES rounds, carry-less products and masked moves are single instructions
+//! whose timing does not depend on data; the masks and offsets depend on lengths only, which
+//! are public.
+#![allow(unsafe_code)]
+// Every unsafe function below is an intrinsics kernel: its safety condition is the CPU's,
+// checked once in `GcmX4::new`, and its masked reads and writes stay within the slices given.
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use std::arch::x86_64::*;
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::vaes_gcm::{expand128, expand256, load, mul, mul_x, reduce, rev_mask, store};
+
+/// The longest packet (bytes to encrypt) a lane takes.
+pub(crate) const MAX_LEN: usize = 64;
+
+/// Lanes: packets sealed or opened together.
+pub(crate) const LANES: usize = 4;
+
+/// One SA's AES-GCM key for [`GcmX4`]: round keys and hash key powers, zeroized on drop. Exists
+/// only on a CPU with the instructions ([`GcmX4::new`] checks), which makes its methods safe.
+#[derive(Zeroize, ZeroizeOnDrop)]
+#[repr(C, align(64))]
+pub(crate) struct GcmX4 {
+    /// 10 for AES-128, 14 for AES-256.
+    rounds: u32,
+    _pad: [u32; 3],
+    /// POLYVAL hash key powers `H^6` down to `H`, then two zero blocks.
+    hp: [[u8; 16]; 8],
+    /// Round keys; AES-128 uses the first 11.
+    rk: [[u8; 16]; 15],
+}
+
+impl std::fmt::Debug for GcmX4 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcmX4").field("rounds", &self.rounds).finish_non_exhaustive()
+    }
+}
+
+/// One packet of a batch, as slices of it: its explicit IV (RFC 4106), its AAD (at most 16
+/// bytes), the bytes to encrypt or decrypt in place (at most [`MAX_LEN`]) and its ICV field (at
+/// most 16 bytes), which sealing fills with the tag.
+pub(crate) struct Lane<'a> {
+    pub iv: &'a [u8; 8],
+    pub aad: &'a [u8],
+    pub data: &'a mut [u8],
+    pub icv: &'a mut [u8],
+}
+
+/// Tells whether this CPU runs [`GcmX4`].
+pub(crate) fn available() -> bool {
+    super::vaes_gcm::available()
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+}
+
+impl GcmX4 {
+    /// Prepares `key` (16 or 32 bytes); `None` for another length or on a CPU without the
+    /// instructions.
+    pub(crate) fn new(key: &[u8]) -> Option<Box<GcmX4>> {
+        if !available() || !(key.len() == 16 || key.len() == 32) {
+            return None;
+        }
+        let mut k = Box::new(GcmX4 { rounds: 0, _pad: [0; 3], hp: [[0; 16]; 8], rk: [[0; 16]; 15] });
+        // SAFETY: `available` checked every instruction set the functions enable.
+        unsafe {
+            if key.len() == 16 {
+                expand128(key, &mut k.rk);
+                k.rounds = 10;
+            } else {
+                expand256(key, &mut k.rk);
+                k.rounds = 14;
+            }
+            k.hash_powers();
+        }
+        Some(k)
+    }
+
+    #[target_feature(enable = "aes,pclmulqdq,avx2")]
+    unsafe fn hash_powers(&mut self) {
+        let mut h = _mm_setzero_si128();
+        let r = self.rounds as usize;
+        h = _mm_xor_si128(h, load(&self.rk[0]));
+        for k in &self.rk[1..r] {
+            h = _mm_aesenc_si128(h, load(k));
+        }
+        h = _mm_aesenclast_si128(h, load(&self.rk[r]));
+        let h1 = mul_x(_mm_shuffle_epi8(h, rev_mask()));
+        let mut p = h1;
+        store(&mut self.hp[5], h1);
+        for k in 2..=6 {
+            let (lo, mid, hi) = mul(p, h1);
+            p = reduce(lo, mid, hi);
+            store(&mut self.hp[6 - k], p);
+        }
+    }
+
+    /// Encrypts each lane's data in place under the nonce of `salt` and its IV (RFC 4106:
+    /// counter blocks from 2) and writes the tag over its AAD and ciphertext to its ICV field,
+    /// truncated to the field. Takes the first [`LANES`] lanes; a lane past a limit is left as
+    /// it is.
+    pub(crate) fn seal(&self, salt: &[u8; 4], lanes: &mut [Lane<'_>]) {
+        let mut tags = [[0u8; 16]; LANES];
+        // SAFETY: `self` exists only where `available` said yes.
+        unsafe {
+            if self.rounds == 10 {
+                self.batch::<10, true>(salt, lanes, &mut tags)
+            } else {
+                self.batch::<14, true>(salt, lanes, &mut tags)
+            }
+        }
+    }
+
+    /// Writes each lane's tag over its AAD and ciphertext to `tags`, then decrypts its data in
+    /// place; the ICV fields are not read (the caller compares). Limits as for
+    /// [`seal`](Self::seal).
+    pub(crate) fn open(&self, salt: &[u8; 4], lanes: &mut [Lane<'_>], tags: &mut [[u8; 16]; LANES]) {
+        // SAFETY: as in `seal`.
+        unsafe {
+            if self.rounds == 10 {
+                self.batch::<10, false>(salt, lanes, tags)
+            } else {
+                self.batch::<14, false>(salt, lanes, tags)
+            }
+        }
+    }
+
+    #[target_feature(enable = "aes,pclmulqdq,avx2,avx512f,avx512bw,avx512vl,vaes,vpclmulqdq")]
+    unsafe fn batch<const R: usize, const SEAL: bool>(
+        &self,
+        salt: &[u8; 4],
+        lanes: &mut [Lane<'_>],
+        tags: &mut [[u8; 16]; LANES],
+    ) {
+        let n = lanes.len().min(LANES);
+        let lanes = &mut lanes[..n];
+        // Per lane: the byte mask of its data (none for a lane past a limit) and its nonce
+        // block, the counter word zero.
+        let mut ok = [false; LANES];
+        let mut mask = [0u64; LANES];
+        let mut nonce = [_mm_setzero_si128(); LANES];
+        let salt = u64::from(u32::from_le_bytes(*salt));
+        for (i, l) in lanes.iter().enumerate() {
+            let len = l.data.len();
+            ok[i] = len <= MAX_LEN && l.aad.len() <= 16 && l.icv.len() <= 16;
+            if ok[i] {
+                mask[i] = if len == MAX_LEN { u64::MAX } else { (1u64 << len) - 1 };
+            }
+            // The salt, then the IV, as the nonce's bytes would load.
+            let iv = u64::from_le_bytes(*l.iv);
+            nonce[i] = _mm_set_epi64x((iv >> 32) as i64, (salt | iv << 32) as i64);
+        }
+        // Counter blocks 2 to 5 of each lane, and block 1 of every lane (the tag masks). The
+        // counter is big-endian in the last word.
+        let be = |c: u32| c.swap_bytes() as i32;
+        let ctrs = _mm512_set_epi32(be(5), 0, 0, 0, be(4), 0, 0, 0, be(3), 0, 0, 0, be(2), 0, 0, 0);
+        let mut x = [_mm512_setzero_si512(); LANES + 1];
+        for (x, &b) in x.iter_mut().zip(&nonce) {
+            *x = _mm512_or_si512(_mm512_broadcast_i32x4(b), ctrs);
+        }
+        let mut j1 = _mm512_castsi128_si512(nonce[0]);
+        j1 = _mm512_inserti32x4::<1>(j1, nonce[1]);
+        j1 = _mm512_inserti32x4::<2>(j1, nonce[2]);
+        j1 = _mm512_inserti32x4::<3>(j1, nonce[3]);
+        x[LANES] =
+            _mm512_or_si512(j1, _mm512_set_epi32(be(1), 0, 0, 0, be(1), 0, 0, 0, be(1), 0, 0, 0, be(1), 0, 0, 0));
+        encrypt::<R>(&mut x, &self.rk);
+        let e = x[LANES];
+        let ej1 = [
+            _mm512_extracti32x4_epi32::<0>(e),
+            _mm512_extracti32x4_epi32::<1>(e),
+            _mm512_extracti32x4_epi32::<2>(e),
+            _mm512_extracti32x4_epi32::<3>(e),
+        ];
+        let rev = _mm512_broadcast_i32x4(rev_mask());
+        let hp = self.hp.as_ptr().cast::<u8>();
+        let h1 = _mm_loadu_si128(hp.add(16 * 5).cast());
+        for (i, l) in lanes.iter_mut().enumerate() {
+            let m = mask[i];
+            let len = if ok[i] { l.data.len() } else { 0 };
+            let p = l.data.as_mut_ptr();
+            let input = _mm512_maskz_loadu_epi8(m, p.cast());
+            let output = _mm512_xor_si512(input, x[i]);
+            _mm512_mask_storeu_epi8(p.cast(), m, output);
+            // GHASH reads the ciphertext, zero past the data.
+            let ct = if SEAL { _mm512_maskz_mov_epi8(m, output) } else { input };
+            let blocks = len.div_ceil(16);
+            let b = _mm512_shuffle_epi8(ct, rev);
+            let h = _mm512_loadu_si512(hp.add(16 * (5 - blocks)).cast());
+            let lo = _mm512_clmulepi64_epi128::<0x00>(b, h);
+            let hi = _mm512_clmulepi64_epi128::<0x11>(b, h);
+            let mid = _mm512_xor_si512(_mm512_clmulepi64_epi128::<0x01>(b, h), _mm512_clmulepi64_epi128::<0x10>(b, h));
+            // The AAD block with `H^(blocks + 2)` and the lengths block with `H`.
+            let bits = |n: usize| (n as u64 * 8).swap_bytes() as i64;
+            let aad_len = if ok[i] { l.aad.len() } else { 0 };
+            let a = _mm_maskz_loadu_epi8(((1u32 << aad_len) - 1) as u16, l.aad.as_ptr().cast());
+            let a = _mm_shuffle_epi8(a, rev_mask());
+            let lens = _mm_shuffle_epi8(_mm_set_epi64x(bits(len), bits(aad_len)), rev_mask());
+            let ha = _mm_loadu_si128(hp.add(16 * (4 - blocks)).cast());
+            let (alo, amid, ahi) = mul(a, ha);
+            let (llo, lmid, lhi) = mul(lens, h1);
+            let s = reduce(
+                _mm_xor_si128(fold4(lo), _mm_xor_si128(alo, llo)),
+                _mm_xor_si128(fold4(mid), _mm_xor_si128(amid, lmid)),
+                _mm_xor_si128(fold4(hi), _mm_xor_si128(ahi, lhi)),
+            );
+            let tag = _mm_xor_si128(_mm_shuffle_epi8(s, rev_mask()), ej1[i]);
+            if SEAL {
+                let icv_len = if ok[i] { l.icv.len() } else { 0 };
+                _mm_mask_storeu_epi8(l.icv.as_mut_ptr().cast(), ((1u32 << icv_len) - 1) as u16, tag);
+            } else {
+                store(&mut tags[i], tag);
+            }
+        }
+    }
+}
+
+/// XORs the four blocks of `v`.
+#[inline]
+#[target_feature(enable = "avx2,avx512f")]
+unsafe fn fold4(v: __m512i) -> __m128i {
+    let y = _mm256_xor_si256(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v));
+    _mm_xor_si128(_mm256_castsi256_si128(y), _mm256_extracti128_si256::<1>(y))
+}
+
+/// Runs the AES rounds over the vectors.
+#[inline]
+#[target_feature(enable = "avx512f,vaes")]
+unsafe fn encrypt<const R: usize>(x: &mut [__m512i; LANES + 1], rk: &[[u8; 16]; 15]) {
+    let key = |r: usize| _mm512_broadcast_i32x4(_mm_loadu_si128(rk[r].as_ptr().cast()));
+    let k = key(0);
+    for x in x.iter_mut() {
+        *x = _mm512_xor_si512(*x, k);
+    }
+    for r in 1..R {
+        let k = key(r);
+        for x in x.iter_mut() {
+            *x = _mm512_aesenc_epi128(*x, k);
+        }
+    }
+    let k = key(R);
+    for x in x.iter_mut() {
+        *x = _mm512_aesenclast_epi128(*x, k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::vaes_gcm::{Aad, Nonce, VaesGcm};
+    use super::*;
+
+    /// A packet laid out as ESP's: AAD, IV, data, ICV.
+    struct Packet {
+        bytes: Vec<u8>,
+        aad: usize,
+        data: usize,
+    }
+
+    impl Packet {
+        fn new(aad: &[u8], iv: &[u8; 8], data: &[u8]) -> Packet {
+            let bytes = [aad, iv, data, &[0xee; 16]].concat();
+            Packet { bytes, aad: aad.len(), data: data.len() }
+        }
+
+        fn lane(&mut self) -> Lane<'_> {
+            let (head, tail) = self.bytes.split_at_mut(self.aad + 8);
+            let (aad, iv) = head.split_at(self.aad);
+            let (data, icv) = tail.split_at_mut(self.data);
+            Lane { iv: iv.try_into().unwrap(), aad, data, icv }
+        }
+
+        fn data(&self) -> &[u8] {
+            &self.bytes[self.aad + 8..][..self.data]
+        }
+
+        fn icv(&self) -> &[u8] {
+            &self.bytes[self.aad + 8 + self.data..]
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Batches of one to four lanes of every length up to 64 bytes, AAD from none to a
+        /// block, both key sizes: each lane sealed and opened as the one-packet code does it.
+        #[test]
+        fn each_lane_is_what_the_one_packet_code_gives(
+            key in prop::collection::vec(any::<u8>(), 32),
+            aes256 in any::<bool>(),
+            salt in any::<[u8; 4]>(),
+            lanes in prop::collection::vec(
+                (any::<[u8; 8]>(), prop::collection::vec(any::<u8>(), 0..=16), prop::collection::vec(any::<u8>(), 0..=MAX_LEN)),
+                1..=LANES,
+            ),
+        ) {
+            prop_assume!(available());
+            let key = if aes256 { &key[..] } else { &key[..16] };
+            let one = VaesGcm::new(key).unwrap();
+            let x4 = GcmX4::new(key).unwrap();
+            let mut want = Vec::new();
+            for (iv, aad, pt) in &lanes {
+                let mut d = pt.clone();
+                let tag = one.seal(&Nonce { salt, iv: *iv }, &Aad::new(aad), &mut d);
+                want.push((d, tag));
+            }
+            let mut pkts: Vec<Packet> = lanes.iter().map(|(iv, aad, pt)| Packet::new(aad, iv, pt)).collect();
+            let mut batch: Vec<Lane<'_>> = pkts.iter_mut().map(Packet::lane).collect();
+            x4.seal(&salt, &mut batch);
+            drop(batch);
+            for (i, (d, t)) in want.iter().enumerate() {
+                prop_assert_eq!(pkts[i].data(), &d[..], "lane {} ciphertext", i);
+                prop_assert_eq!(pkts[i].icv(), &t[..], "lane {} tag", i);
+            }
+            let mut tags = [[0u8; 16]; LANES];
+            let mut batch: Vec<Lane<'_>> = pkts.iter_mut().map(Packet::lane).collect();
+            x4.open(&salt, &mut batch, &mut tags);
+            drop(batch);
+            for (i, (_, t)) in want.iter().enumerate() {
+                prop_assert_eq!(pkts[i].data(), &lanes[i].2[..], "lane {} plaintext", i);
+                prop_assert_eq!(tags[i], *t, "lane {} tag on opening", i);
+            }
+        }
+    }
+
+    /// A lane longer than 64 bytes, or with an ICV field past 16 bytes, is left as it is; the
+    /// others are sealed.
+    #[test]
+    fn a_lane_past_a_limit_is_not_touched() {
+        if !available() {
+            return;
+        }
+        let x4 = GcmX4::new(&[7; 16]).unwrap();
+        let one = VaesGcm::new(&[7; 16]).unwrap();
+        let mut short = Packet::new(&[3; 8], &[2; 8], &[1; 20]);
+        let mut long = Packet::new(&[3; 8], &[2; 8], &[1; MAX_LEN + 1]);
+        let mut wide = Packet::new(&[3; 8], &[2; 8], &[1; 20]);
+        wide.bytes.push(0xee);
+        let (long0, wide0) = (long.bytes.clone(), wide.bytes.clone());
+        let mut batch = [long.lane(), short.lane(), wide.lane()];
+        x4.seal(&[9; 4], &mut batch);
+        let mut want = vec![1u8; 20];
+        let tag = one.seal(&Nonce { salt: [9; 4], iv: [2; 8] }, &Aad::new(&[3; 8]), &mut want);
+        assert_eq!(short.data(), &want[..]);
+        assert_eq!(short.icv(), &tag[..]);
+        assert_eq!(long.bytes, long0);
+        assert_eq!(wide.bytes, wide0);
+    }
+}
