@@ -53,10 +53,12 @@ impl std::fmt::Debug for GcmX4 {
     }
 }
 
-/// One packet of a batch, as slices of it: its explicit IV (RFC 4106), its AAD (at most 16
-/// bytes), the bytes to encrypt or decrypt in place (at most [`MAX_LEN`]) and its ICV field (at
-/// most 16 bytes), which sealing fills with the tag.
+/// One packet of a batch: its SA's key and salt, then slices of the packet: its explicit IV
+/// (RFC 4106), its AAD (at most 16 bytes), the bytes to encrypt or decrypt in place (at most
+/// [`MAX_LEN`]) and its ICV field (at most 16 bytes), which sealing fills with the tag.
 pub(crate) struct Lane<'a> {
+    pub key: &'a GcmX4,
+    pub salt: &'a [u8; 4],
     pub iv: &'a [u8; 8],
     pub aad: &'a [u8],
     pub data: &'a mut [u8],
@@ -93,6 +95,16 @@ impl GcmX4 {
         Some(k)
     }
 
+    /// Returns the AES rounds of the key: 10 or 14. A batch takes keys of one size.
+    pub(crate) fn rounds(&self) -> u32 {
+        self.rounds
+    }
+
+    /// The bytes from the start that a batch reads, with a key of 128 bits, then 256: the hash
+    /// key powers and the round keys.
+    pub(crate) const HOT_BYTES: [usize; 2] =
+        [std::mem::offset_of!(GcmX4, rk) + 16 * 11, std::mem::offset_of!(GcmX4, rk) + 16 * 15];
+
     #[target_feature(enable = "aes,pclmulqdq,avx2")]
     unsafe fn hash_powers(&mut self) {
         let mut h = _mm_setzero_si128();
@@ -111,123 +123,127 @@ impl GcmX4 {
             store(&mut self.hp[6 - k], p);
         }
     }
+}
 
-    /// Encrypts each lane's data in place under the nonce of `salt` and its IV (RFC 4106:
-    /// counter blocks from 2) and writes the tag over its AAD and ciphertext to its ICV field,
-    /// truncated to the field. Takes the first [`LANES`] lanes; a lane past a limit is left as
-    /// it is.
-    pub(crate) fn seal(&self, salt: &[u8; 4], lanes: &mut [Lane<'_>]) {
-        let mut tags = [[0u8; 16]; LANES];
-        // SAFETY: `self` exists only where `available` said yes.
-        unsafe {
-            if self.rounds == 10 {
-                self.batch::<10, true>(salt, lanes, &mut tags)
-            } else {
-                self.batch::<14, true>(salt, lanes, &mut tags)
-            }
+/// Encrypts each lane's data in place under its key and the nonce of its salt and IV (RFC
+/// 4106: counter blocks from 2) and writes the tag over its AAD and ciphertext to its ICV
+/// field, truncated to the field. Takes the first [`LANES`] lanes; a lane past a limit, or
+/// whose key is not of the first lane's size, is left as it is.
+pub(crate) fn seal(lanes: &mut [Lane<'_>]) {
+    let mut tags = [[0u8; 16]; LANES];
+    dispatch::<true>(lanes, &mut tags);
+}
+
+/// Writes each lane's tag over its AAD and ciphertext to `tags`, then decrypts its data in
+/// place; the ICV fields are not read (the caller compares). Limits as for [`seal`].
+pub(crate) fn open(lanes: &mut [Lane<'_>], tags: &mut [[u8; 16]; LANES]) {
+    dispatch::<false>(lanes, tags);
+}
+
+fn dispatch<const SEAL: bool>(lanes: &mut [Lane<'_>], tags: &mut [[u8; 16]; LANES]) {
+    let Some(first) = lanes.first() else { return };
+    let key = first.key;
+    // One SA's packets share the round keys: broadcast, not gathered lane by lane.
+    let same = lanes.iter().all(|l| std::ptr::eq(l.key, key));
+    // SAFETY: a `GcmX4` exists only where `available` said yes.
+    unsafe {
+        match (key.rounds == 10, same) {
+            (true, true) => batch::<10, SEAL, true>(lanes, tags),
+            (true, false) => batch::<10, SEAL, false>(lanes, tags),
+            (false, true) => batch::<14, SEAL, true>(lanes, tags),
+            (false, false) => batch::<14, SEAL, false>(lanes, tags),
         }
     }
+}
 
-    /// Writes each lane's tag over its AAD and ciphertext to `tags`, then decrypts its data in
-    /// place; the ICV fields are not read (the caller compares). Limits as for
-    /// [`seal`](Self::seal).
-    pub(crate) fn open(&self, salt: &[u8; 4], lanes: &mut [Lane<'_>], tags: &mut [[u8; 16]; LANES]) {
-        // SAFETY: as in `seal`.
-        unsafe {
-            if self.rounds == 10 {
-                self.batch::<10, false>(salt, lanes, tags)
-            } else {
-                self.batch::<14, false>(salt, lanes, tags)
-            }
+#[target_feature(enable = "aes,pclmulqdq,avx2,avx512f,avx512bw,avx512vl,vaes,vpclmulqdq")]
+unsafe fn batch<const R: usize, const SEAL: bool, const SAME: bool>(
+    lanes: &mut [Lane<'_>],
+    tags: &mut [[u8; 16]; LANES],
+) {
+    let n = lanes.len().min(LANES);
+    let lanes = &mut lanes[..n];
+    // Per lane: its round keys (the first lane's for absent ones), the byte mask of its
+    // data (none for a lane past a limit) and its nonce block, the counter word zero.
+    let mut rk = [&lanes[0].key.rk; LANES];
+    let mut ok = [false; LANES];
+    let mut mask = [0u64; LANES];
+    let mut nonce = [_mm_setzero_si128(); LANES];
+    for (i, l) in lanes.iter().enumerate() {
+        let len = l.data.len();
+        ok[i] = len <= MAX_LEN && l.aad.len() <= 16 && l.icv.len() <= 16 && l.key.rounds as usize == R;
+        if ok[i] {
+            mask[i] = if len == MAX_LEN { u64::MAX } else { (1u64 << len) - 1 };
+            rk[i] = &l.key.rk;
         }
+        // The salt, then the IV, as the nonce's bytes would load.
+        let salt = u64::from(u32::from_le_bytes(*l.salt));
+        let iv = u64::from_le_bytes(*l.iv);
+        nonce[i] = _mm_set_epi64x((iv >> 32) as i64, (salt | iv << 32) as i64);
     }
-
-    #[target_feature(enable = "aes,pclmulqdq,avx2,avx512f,avx512bw,avx512vl,vaes,vpclmulqdq")]
-    unsafe fn batch<const R: usize, const SEAL: bool>(
-        &self,
-        salt: &[u8; 4],
-        lanes: &mut [Lane<'_>],
-        tags: &mut [[u8; 16]; LANES],
-    ) {
-        let n = lanes.len().min(LANES);
-        let lanes = &mut lanes[..n];
-        // Per lane: the byte mask of its data (none for a lane past a limit) and its nonce
-        // block, the counter word zero.
-        let mut ok = [false; LANES];
-        let mut mask = [0u64; LANES];
-        let mut nonce = [_mm_setzero_si128(); LANES];
-        let salt = u64::from(u32::from_le_bytes(*salt));
-        for (i, l) in lanes.iter().enumerate() {
-            let len = l.data.len();
-            ok[i] = len <= MAX_LEN && l.aad.len() <= 16 && l.icv.len() <= 16;
-            if ok[i] {
-                mask[i] = if len == MAX_LEN { u64::MAX } else { (1u64 << len) - 1 };
-            }
-            // The salt, then the IV, as the nonce's bytes would load.
-            let iv = u64::from_le_bytes(*l.iv);
-            nonce[i] = _mm_set_epi64x((iv >> 32) as i64, (salt | iv << 32) as i64);
-        }
-        // Counter blocks 2 to 5 of each lane, and block 1 of every lane (the tag masks). The
-        // counter is big-endian in the last word.
-        let be = |c: u32| c.swap_bytes() as i32;
-        let ctrs = _mm512_set_epi32(be(5), 0, 0, 0, be(4), 0, 0, 0, be(3), 0, 0, 0, be(2), 0, 0, 0);
-        let mut x = [_mm512_setzero_si512(); LANES + 1];
-        for (x, &b) in x.iter_mut().zip(&nonce) {
-            *x = _mm512_or_si512(_mm512_broadcast_i32x4(b), ctrs);
-        }
-        let mut j1 = _mm512_castsi128_si512(nonce[0]);
-        j1 = _mm512_inserti32x4::<1>(j1, nonce[1]);
-        j1 = _mm512_inserti32x4::<2>(j1, nonce[2]);
-        j1 = _mm512_inserti32x4::<3>(j1, nonce[3]);
-        x[LANES] =
-            _mm512_or_si512(j1, _mm512_set_epi32(be(1), 0, 0, 0, be(1), 0, 0, 0, be(1), 0, 0, 0, be(1), 0, 0, 0));
-        encrypt::<R>(&mut x, &self.rk);
-        let e = x[LANES];
-        let ej1 = [
-            _mm512_extracti32x4_epi32::<0>(e),
-            _mm512_extracti32x4_epi32::<1>(e),
-            _mm512_extracti32x4_epi32::<2>(e),
-            _mm512_extracti32x4_epi32::<3>(e),
-        ];
-        let rev = _mm512_broadcast_i32x4(rev_mask());
-        let hp = self.hp.as_ptr().cast::<u8>();
+    // Counter blocks 2 to 5 of each lane, and block 1 of every lane (the tag masks). The
+    // counter is big-endian in the last word.
+    let be = |c: u32| c.swap_bytes() as i32;
+    let ctrs = _mm512_set_epi32(be(5), 0, 0, 0, be(4), 0, 0, 0, be(3), 0, 0, 0, be(2), 0, 0, 0);
+    let mut x = [_mm512_setzero_si512(); LANES + 1];
+    for (x, &b) in x.iter_mut().zip(&nonce) {
+        *x = _mm512_or_si512(_mm512_broadcast_i32x4(b), ctrs);
+    }
+    let mut j1 = _mm512_castsi128_si512(nonce[0]);
+    j1 = _mm512_inserti32x4::<1>(j1, nonce[1]);
+    j1 = _mm512_inserti32x4::<2>(j1, nonce[2]);
+    j1 = _mm512_inserti32x4::<3>(j1, nonce[3]);
+    x[LANES] = _mm512_or_si512(j1, _mm512_set_epi32(be(1), 0, 0, 0, be(1), 0, 0, 0, be(1), 0, 0, 0, be(1), 0, 0, 0));
+    if SAME {
+        encrypt_same::<R>(&mut x, rk[0]);
+    } else {
+        encrypt_each::<R>(&mut x, &rk);
+    }
+    let e = x[LANES];
+    let ej1 = [
+        _mm512_extracti32x4_epi32::<0>(e),
+        _mm512_extracti32x4_epi32::<1>(e),
+        _mm512_extracti32x4_epi32::<2>(e),
+        _mm512_extracti32x4_epi32::<3>(e),
+    ];
+    let rev = _mm512_broadcast_i32x4(rev_mask());
+    for (i, l) in lanes.iter_mut().enumerate() {
+        let hp = l.key.hp.as_ptr().cast::<u8>();
         let h1 = _mm_loadu_si128(hp.add(16 * 5).cast());
-        for (i, l) in lanes.iter_mut().enumerate() {
-            let m = mask[i];
-            let len = if ok[i] { l.data.len() } else { 0 };
-            let p = l.data.as_mut_ptr();
-            let input = _mm512_maskz_loadu_epi8(m, p.cast());
-            let output = _mm512_xor_si512(input, x[i]);
-            _mm512_mask_storeu_epi8(p.cast(), m, output);
-            // GHASH reads the ciphertext, zero past the data.
-            let ct = if SEAL { _mm512_maskz_mov_epi8(m, output) } else { input };
-            let blocks = len.div_ceil(16);
-            let b = _mm512_shuffle_epi8(ct, rev);
-            let h = _mm512_loadu_si512(hp.add(16 * (5 - blocks)).cast());
-            let lo = _mm512_clmulepi64_epi128::<0x00>(b, h);
-            let hi = _mm512_clmulepi64_epi128::<0x11>(b, h);
-            let mid = _mm512_xor_si512(_mm512_clmulepi64_epi128::<0x01>(b, h), _mm512_clmulepi64_epi128::<0x10>(b, h));
-            // The AAD block with `H^(blocks + 2)` and the lengths block with `H`.
-            let bits = |n: usize| (n as u64 * 8).swap_bytes() as i64;
-            let aad_len = if ok[i] { l.aad.len() } else { 0 };
-            let a = _mm_maskz_loadu_epi8(((1u32 << aad_len) - 1) as u16, l.aad.as_ptr().cast());
-            let a = _mm_shuffle_epi8(a, rev_mask());
-            let lens = _mm_shuffle_epi8(_mm_set_epi64x(bits(len), bits(aad_len)), rev_mask());
-            let ha = _mm_loadu_si128(hp.add(16 * (4 - blocks)).cast());
-            let (alo, amid, ahi) = mul(a, ha);
-            let (llo, lmid, lhi) = mul(lens, h1);
-            let s = reduce(
-                _mm_xor_si128(fold4(lo), _mm_xor_si128(alo, llo)),
-                _mm_xor_si128(fold4(mid), _mm_xor_si128(amid, lmid)),
-                _mm_xor_si128(fold4(hi), _mm_xor_si128(ahi, lhi)),
-            );
-            let tag = _mm_xor_si128(_mm_shuffle_epi8(s, rev_mask()), ej1[i]);
-            if SEAL {
-                let icv_len = if ok[i] { l.icv.len() } else { 0 };
-                _mm_mask_storeu_epi8(l.icv.as_mut_ptr().cast(), ((1u32 << icv_len) - 1) as u16, tag);
-            } else {
-                store(&mut tags[i], tag);
-            }
+        let m = mask[i];
+        let len = if ok[i] { l.data.len() } else { 0 };
+        let p = l.data.as_mut_ptr();
+        let input = _mm512_maskz_loadu_epi8(m, p.cast());
+        let output = _mm512_xor_si512(input, x[i]);
+        _mm512_mask_storeu_epi8(p.cast(), m, output);
+        // GHASH reads the ciphertext, zero past the data.
+        let ct = if SEAL { _mm512_maskz_mov_epi8(m, output) } else { input };
+        let blocks = len.div_ceil(16);
+        let b = _mm512_shuffle_epi8(ct, rev);
+        let h = _mm512_loadu_si512(hp.add(16 * (5 - blocks)).cast());
+        let lo = _mm512_clmulepi64_epi128::<0x00>(b, h);
+        let hi = _mm512_clmulepi64_epi128::<0x11>(b, h);
+        let mid = _mm512_xor_si512(_mm512_clmulepi64_epi128::<0x01>(b, h), _mm512_clmulepi64_epi128::<0x10>(b, h));
+        // The AAD block with `H^(blocks + 2)` and the lengths block with `H`.
+        let bits = |n: usize| (n as u64 * 8).swap_bytes() as i64;
+        let aad_len = if ok[i] { l.aad.len() } else { 0 };
+        let a = _mm_maskz_loadu_epi8(((1u32 << aad_len) - 1) as u16, l.aad.as_ptr().cast());
+        let a = _mm_shuffle_epi8(a, rev_mask());
+        let lens = _mm_shuffle_epi8(_mm_set_epi64x(bits(len), bits(aad_len)), rev_mask());
+        let ha = _mm_loadu_si128(hp.add(16 * (4 - blocks)).cast());
+        let (alo, amid, ahi) = mul(a, ha);
+        let (llo, lmid, lhi) = mul(lens, h1);
+        let s = reduce(
+            _mm_xor_si128(fold4(lo), _mm_xor_si128(alo, llo)),
+            _mm_xor_si128(fold4(mid), _mm_xor_si128(amid, lmid)),
+            _mm_xor_si128(fold4(hi), _mm_xor_si128(ahi, lhi)),
+        );
+        let tag = _mm_xor_si128(_mm_shuffle_epi8(s, rev_mask()), ej1[i]);
+        if SEAL {
+            let icv_len = if ok[i] { l.icv.len() } else { 0 };
+            _mm_mask_storeu_epi8(l.icv.as_mut_ptr().cast(), ((1u32 << icv_len) - 1) as u16, tag);
+        } else {
+            store(&mut tags[i], tag);
         }
     }
 }
@@ -240,10 +256,10 @@ unsafe fn fold4(v: __m512i) -> __m128i {
     _mm_xor_si128(_mm256_castsi256_si128(y), _mm256_extracti128_si256::<1>(y))
 }
 
-/// Runs the AES rounds over the vectors.
+/// Runs the AES rounds over the vectors, each lane's and the tag masks under one key.
 #[inline]
 #[target_feature(enable = "avx512f,vaes")]
-unsafe fn encrypt<const R: usize>(x: &mut [__m512i; LANES + 1], rk: &[[u8; 16]; 15]) {
+unsafe fn encrypt_same<const R: usize>(x: &mut [__m512i; LANES + 1], rk: &[[u8; 16]; 15]) {
     let key = |r: usize| _mm512_broadcast_i32x4(_mm_loadu_si128(rk[r].as_ptr().cast()));
     let k = key(0);
     for x in x.iter_mut() {
@@ -259,6 +275,38 @@ unsafe fn encrypt<const R: usize>(x: &mut [__m512i; LANES + 1], rk: &[[u8; 16]; 
     for x in x.iter_mut() {
         *x = _mm512_aesenclast_epi128(*x, k);
     }
+}
+
+/// Runs the AES rounds over the vectors: lane `i`'s under `rk[i]`, and the tag masks (one
+/// block of each lane) each under its lane's key.
+#[inline]
+#[target_feature(enable = "avx512f,vaes")]
+unsafe fn encrypt_each<const R: usize>(x: &mut [__m512i; LANES + 1], rk: &[&[[u8; 16]; 15]; LANES]) {
+    // The tag masks' key takes block `i` from lane `i`'s broadcast key.
+    let keys = |r: usize| {
+        let k: [__m512i; LANES] =
+            std::array::from_fn(|i| _mm512_broadcast_i32x4(_mm_loadu_si128(rk[i][r].as_ptr().cast())));
+        let mixed = _mm512_mask_blend_epi64(0b1100_0000, k[0], k[3]);
+        let mixed = _mm512_mask_blend_epi64(0b0011_0000, mixed, k[2]);
+        (k, _mm512_mask_blend_epi64(0b0000_1100, mixed, k[1]))
+    };
+    let (k, m) = keys(0);
+    for i in 0..LANES {
+        x[i] = _mm512_xor_si512(x[i], k[i]);
+    }
+    x[LANES] = _mm512_xor_si512(x[LANES], m);
+    for r in 1..R {
+        let (k, m) = keys(r);
+        for i in 0..LANES {
+            x[i] = _mm512_aesenc_epi128(x[i], k[i]);
+        }
+        x[LANES] = _mm512_aesenc_epi128(x[LANES], m);
+    }
+    let (k, m) = keys(R);
+    for i in 0..LANES {
+        x[i] = _mm512_aesenclast_epi128(x[i], k[i]);
+    }
+    x[LANES] = _mm512_aesenclast_epi128(x[LANES], m);
 }
 
 #[cfg(test)]
@@ -281,11 +329,11 @@ mod tests {
             Packet { bytes, aad: aad.len(), data: data.len() }
         }
 
-        fn lane(&mut self) -> Lane<'_> {
+        fn lane<'a>(&'a mut self, key: &'a GcmX4, salt: &'a [u8; 4]) -> Lane<'a> {
             let (head, tail) = self.bytes.split_at_mut(self.aad + 8);
             let (aad, iv) = head.split_at(self.aad);
             let (data, icv) = tail.split_at_mut(self.data);
-            Lane { iv: iv.try_into().unwrap(), aad, data, icv }
+            Lane { key, salt, iv: iv.try_into().unwrap(), aad, data, icv }
         }
 
         fn data(&self) -> &[u8] {
@@ -301,67 +349,81 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(1000))]
 
         /// Batches of one to four lanes of every length up to 64 bytes, AAD from none to a
-        /// block, both key sizes: each lane sealed and opened as the one-packet code does it.
+        /// block, both key sizes, the lanes under one key or each under its own: each lane
+        /// sealed and opened as the one-packet code does it.
         #[test]
         fn each_lane_is_what_the_one_packet_code_gives(
-            key in prop::collection::vec(any::<u8>(), 32),
             aes256 in any::<bool>(),
-            salt in any::<[u8; 4]>(),
+            one_key in any::<bool>(),
             lanes in prop::collection::vec(
-                (any::<[u8; 8]>(), prop::collection::vec(any::<u8>(), 0..=16), prop::collection::vec(any::<u8>(), 0..=MAX_LEN)),
+                (
+                    any::<[u8; 32]>(),
+                    any::<[u8; 4]>(),
+                    any::<[u8; 8]>(),
+                    prop::collection::vec(any::<u8>(), 0..=16),
+                    prop::collection::vec(any::<u8>(), 0..=MAX_LEN),
+                ),
                 1..=LANES,
             ),
         ) {
             prop_assume!(available());
-            let key = if aes256 { &key[..] } else { &key[..16] };
-            let one = VaesGcm::new(key).unwrap();
-            let x4 = GcmX4::new(key).unwrap();
+            let len = if aes256 { 32 } else { 16 };
+            let key_of = |i: usize| &lanes[if one_key { 0 } else { i }].0[..len];
+            let salt_of = |i: usize| &lanes[if one_key { 0 } else { i }].1;
+            let x4: Vec<Box<GcmX4>> = (0..lanes.len()).map(|i| GcmX4::new(key_of(i)).unwrap()).collect();
+            // One key: the lanes share one `GcmX4`, as one SA's packets do.
+            let key = |i: usize| &*x4[if one_key { 0 } else { i }];
             let mut want = Vec::new();
-            for (iv, aad, pt) in &lanes {
+            for (i, (_, _, iv, aad, pt)) in lanes.iter().enumerate() {
                 let mut d = pt.clone();
-                let tag = one.seal(&Nonce { salt, iv: *iv }, &Aad::new(aad), &mut d);
+                let tag = VaesGcm::new(key_of(i)).unwrap().seal(&Nonce { salt: *salt_of(i), iv: *iv }, &Aad::new(aad), &mut d);
                 want.push((d, tag));
             }
-            let mut pkts: Vec<Packet> = lanes.iter().map(|(iv, aad, pt)| Packet::new(aad, iv, pt)).collect();
-            let mut batch: Vec<Lane<'_>> = pkts.iter_mut().map(Packet::lane).collect();
-            x4.seal(&salt, &mut batch);
+            let mut pkts: Vec<Packet> = lanes.iter().map(|(_, _, iv, aad, pt)| Packet::new(aad, iv, pt)).collect();
+            let mut batch: Vec<Lane<'_>> = pkts.iter_mut().enumerate().map(|(i, p)| p.lane(key(i), salt_of(i))).collect();
+            seal(&mut batch);
             drop(batch);
             for (i, (d, t)) in want.iter().enumerate() {
                 prop_assert_eq!(pkts[i].data(), &d[..], "lane {} ciphertext", i);
                 prop_assert_eq!(pkts[i].icv(), &t[..], "lane {} tag", i);
             }
             let mut tags = [[0u8; 16]; LANES];
-            let mut batch: Vec<Lane<'_>> = pkts.iter_mut().map(Packet::lane).collect();
-            x4.open(&salt, &mut batch, &mut tags);
+            let mut batch: Vec<Lane<'_>> = pkts.iter_mut().enumerate().map(|(i, p)| p.lane(key(i), salt_of(i))).collect();
+            open(&mut batch, &mut tags);
             drop(batch);
             for (i, (_, t)) in want.iter().enumerate() {
-                prop_assert_eq!(pkts[i].data(), &lanes[i].2[..], "lane {} plaintext", i);
+                prop_assert_eq!(pkts[i].data(), &lanes[i].4[..], "lane {} plaintext", i);
                 prop_assert_eq!(tags[i], *t, "lane {} tag on opening", i);
             }
         }
     }
 
-    /// A lane longer than 64 bytes, or with an ICV field past 16 bytes, is left as it is; the
-    /// others are sealed.
+    /// A lane longer than 64 bytes, with an ICV field past 16 bytes, or with a key of another
+    /// size than the first lane's is left as it is; the others are sealed.
     #[test]
     fn a_lane_past_a_limit_is_not_touched() {
         if !available() {
             return;
         }
         let x4 = GcmX4::new(&[7; 16]).unwrap();
+        let x4_256 = GcmX4::new(&[7; 32]).unwrap();
         let one = VaesGcm::new(&[7; 16]).unwrap();
         let mut short = Packet::new(&[3; 8], &[2; 8], &[1; 20]);
         let mut long = Packet::new(&[3; 8], &[2; 8], &[1; MAX_LEN + 1]);
         let mut wide = Packet::new(&[3; 8], &[2; 8], &[1; 20]);
         wide.bytes.push(0xee);
-        let (long0, wide0) = (long.bytes.clone(), wide.bytes.clone());
-        let mut batch = [long.lane(), short.lane(), wide.lane()];
-        x4.seal(&[9; 4], &mut batch);
+        let mut other = Packet::new(&[3; 8], &[2; 8], &[1; 20]);
+        let (long0, wide0, other0) = (long.bytes.clone(), wide.bytes.clone(), other.bytes.clone());
+        let salt = [9; 4];
+        let mut batch =
+            [long.lane(&x4, &salt), short.lane(&x4, &salt), wide.lane(&x4, &salt), other.lane(&x4_256, &salt)];
+        seal(&mut batch);
         let mut want = vec![1u8; 20];
-        let tag = one.seal(&Nonce { salt: [9; 4], iv: [2; 8] }, &Aad::new(&[3; 8]), &mut want);
+        let tag = one.seal(&Nonce { salt, iv: [2; 8] }, &Aad::new(&[3; 8]), &mut want);
         assert_eq!(short.data(), &want[..]);
         assert_eq!(short.icv(), &tag[..]);
         assert_eq!(long.bytes, long0);
         assert_eq!(wide.bytes, wide0);
+        assert_eq!(other.bytes, other0);
     }
 }

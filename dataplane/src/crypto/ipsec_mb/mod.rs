@@ -611,6 +611,11 @@ impl Engine for MbEngine {
         // template (two lines: the mode, hash and tag fields are in the second) and the keys.
         const TEMPLATE: [u16; 2] = [2048, 2112];
         let cipher = s.xf.cipher();
+        if let Some(x) = &s.x4 {
+            // Short packets read these keys, longer ones the library's or VaesGcm's: which come
+            // is not known here, so both are fetched.
+            crate::prefetch::front(&**x, GcmX4::HOT_BYTES[usize::from(cipher == Cipher::AesGcm256)]);
+        }
         let keys = match &s.keys {
             Keys::Lib(k) => k.lib.0.as_ptr(),
             Keys::Vaes(g) => {
@@ -653,46 +658,46 @@ fn regions(xf: Transform, job: &Job<'_>) -> Option<[std::ops::Range<usize>; 4]> 
 }
 
 /// Seals or opens the short AES-GCM jobs (of at most [`BATCH`]) of sessions with a [`GcmX4`]
-/// key, four of one session at a time, sets their status and returns them as a bit mask. A
-/// burst's jobs come group by group, so the jobs of one session mostly follow each other.
+/// key, four at a time, sets their status and returns them as a bit mask. The four may be of
+/// different SAs: with thousands of SAs a burst has few packets of each.
 fn short_gcm<'s>(session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>], encrypt: bool) -> u128 {
     const _: () = assert!(BATCH <= 128);
     let n = jobs.len().min(BATCH);
     let mut done = 0u128;
-    let mut start = 0;
-    while start < n {
-        let s = session(start);
-        let mut end = start + 1;
-        while end < n && std::ptr::eq(session(end), s) {
-            end += 1;
+    let mut lanes: ArrayVec<gcm_x4::Lane<'_>, { gcm_x4::LANES }> = ArrayVec::new();
+    let mut status: ArrayVec<&mut JobStatus, { gcm_x4::LANES }> = ArrayVec::new();
+    for (i, job) in jobs[..n].iter_mut().enumerate() {
+        let s = session(i);
+        let Some(x) = &s.x4 else { continue };
+        let Some(r) = regions(s.xf, job) else { continue };
+        let Some(lane) = x4_lane(x, &s.salt, job.data, r) else { continue };
+        // A batch takes keys of one size.
+        if lanes.first().is_some_and(|l| l.key.rounds() != x.rounds()) {
+            x4_run(&mut lanes, &mut status, encrypt);
         }
-        if let Some(x) = &s.x4 {
-            let mut lanes: ArrayVec<gcm_x4::Lane<'_>, { gcm_x4::LANES }> = ArrayVec::new();
-            let mut status: ArrayVec<&mut JobStatus, { gcm_x4::LANES }> = ArrayVec::new();
-            for (i, job) in jobs[start..end].iter_mut().enumerate() {
-                let Some(r) = regions(s.xf, job) else { continue };
-                let Some(lane) = x4_lane(job.data, r) else { continue };
-                done |= 1 << (start + i);
-                lanes.push(lane);
-                status.push(&mut job.status);
-                if lanes.is_full() {
-                    x4_run(x, s, &mut lanes, &mut status, encrypt);
-                }
-            }
-            if !lanes.is_empty() {
-                x4_run(x, s, &mut lanes, &mut status, encrypt);
-            }
+        done |= 1 << i;
+        lanes.push(lane);
+        status.push(&mut job.status);
+        if lanes.is_full() {
+            x4_run(&mut lanes, &mut status, encrypt);
         }
-        start = end;
+    }
+    if !lanes.is_empty() {
+        x4_run(&mut lanes, &mut status, encrypt);
     }
     done
 }
 
-/// Returns a job's packet as a [`GcmX4`] lane, given its regions as `regions` returns them, if
-/// the lane takes it: laid out as ESP's (AAD and IV before the data, ICV after it) and within
-/// the lane's limits.
+/// Returns a job's packet as a [`GcmX4`] lane under `key` and `salt`, given its regions as
+/// `regions` returns them, if the lane takes it: laid out as ESP's (AAD and IV before the data,
+/// ICV after it) and within the lane's limits.
 #[inline]
-fn x4_lane<'j>(data: &'j mut [u8], [cipher, auth, iv, icv]: [std::ops::Range<usize>; 4]) -> Option<gcm_x4::Lane<'j>> {
+fn x4_lane<'j>(
+    key: &'j GcmX4,
+    salt: &'j [u8; GCM_SALT_LEN],
+    data: &'j mut [u8],
+    [cipher, auth, iv, icv]: [std::ops::Range<usize>; 4],
+) -> Option<gcm_x4::Lane<'j>> {
     if cipher.len() > gcm_x4::MAX_LEN
         || auth.len() > MAX_AAD_LEN
         || icv.len() > 16
@@ -705,6 +710,8 @@ fn x4_lane<'j>(data: &'j mut [u8], [cipher, auth, iv, icv]: [std::ops::Range<usi
     let (head, tail) = data.split_at_mut(cipher.start);
     let (text, rest) = tail.split_at_mut(cipher.len());
     Some(gcm_x4::Lane {
+        key,
+        salt,
         iv: head.get(iv)?.try_into().ok()?,
         aad: head.get(auth)?,
         data: text,
@@ -712,22 +719,20 @@ fn x4_lane<'j>(data: &'j mut [u8], [cipher, auth, iv, icv]: [std::ops::Range<usi
     })
 }
 
-/// Seals or opens `lanes` of session `s` on `x`, sets the jobs' `status` and empties both.
+/// Seals or opens `lanes`, sets the jobs' `status` and empties both.
 fn x4_run(
-    x: &GcmX4,
-    s: &MbSession,
     lanes: &mut ArrayVec<gcm_x4::Lane<'_>, { gcm_x4::LANES }>,
     status: &mut ArrayVec<&mut JobStatus, { gcm_x4::LANES }>,
     encrypt: bool,
 ) {
     if encrypt {
-        x.seal(&s.salt, lanes);
+        gcm_x4::seal(lanes);
         for st in status.drain(..) {
             *st = JobStatus::Done;
         }
     } else {
         let mut tags = [[0u8; 16]; gcm_x4::LANES];
-        x.open(&s.salt, lanes, &mut tags);
+        gcm_x4::open(lanes, &mut tags);
         for ((st, lane), tag) in status.drain(..).zip(lanes.iter()).zip(&tags) {
             *st = if icv_eq(&tag[..lane.icv.len()], lane.icv) { JobStatus::Done } else { JobStatus::AuthFailed };
         }
