@@ -667,6 +667,9 @@ fn short_gcm<'s>(session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>],
     let mut lanes: ArrayVec<gcm_x4::Lane<'_>, { gcm_x4::LANES }> = ArrayVec::new();
     let mut status: ArrayVec<&mut JobStatus, { gcm_x4::LANES }> = ArrayVec::new();
     for (i, job) in jobs[..n].iter_mut().enumerate() {
+        if job.cipher.len as usize > gcm_x4::MAX_LEN {
+            continue;
+        }
         let s = session(i);
         let Some(x) = &s.x4 else { continue };
         let Some(r) = regions(s.xf, job) else { continue };
