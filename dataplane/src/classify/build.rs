@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{Block, Classifier, DIMS, Entry, LANES, NO_LANE, Rule, Tree};
+use super::{Block, Classifier, DIMS, Entry, FEW, LANES, NO_LANE, Rule, Tree};
 
 /// Is the leaf size below which a node is not cut further (HiCuts's `binth`): three blocks.
 const BINTH: usize = 24;
@@ -49,7 +49,7 @@ pub(super) fn build(rules: &[Rule]) -> Classifier {
     }
     let boxes: Vec<Bounds> = boxes.into_iter().map(|b| b.unwrap_or([(0, 0); DIMS])).collect();
     if live.is_empty() {
-        return Classifier { trees: Vec::new(), rules: rules.len(), envelope: None, serial: 0 };
+        return Classifier { trees: Vec::new(), rules: rules.len(), envelope: None, few: None, serial: 0 };
     }
     // The smallest box holding every live rule: a key outside it matches nothing.
     let mut hull = boxes[live[0] as usize];
@@ -59,6 +59,8 @@ pub(super) fn build(rules: &[Rule]) -> Classifier {
         }
     }
     let envelope = Some(hull.map(|(lo, hi)| (lo, hi - lo)));
+    let few = (live.len() <= FEW)
+        .then(|| live.iter().map(|&i| (i, boxes[i as usize].map(|(lo, hi)| (lo, hi - lo)))).collect());
     // One tree is fastest to walk; if wide rules would be copied into too many leaves, split
     // the rules by address width instead (EffiCuts) and walk one tree per group.
     let limit = REPLICATION * live.len() + (1 << 12);
@@ -79,7 +81,7 @@ pub(super) fn build(rules: &[Rule]) -> Classifier {
         }
     };
     trees.sort_by_key(|t| t.min_id);
-    Classifier { trees, rules: rules.len(), envelope, serial: 0 }
+    Classifier { trees, rules: rules.len(), envelope, few, serial: 0 }
 }
 
 struct Builder<'a> {

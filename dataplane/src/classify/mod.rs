@@ -33,6 +33,14 @@ use crate::buf::BURST;
 /// Counts the fields a rule constrains: source, destination, source port, destination port, protocol.
 const DIMS: usize = 5;
 
+/// Rule lists of at most this many live rules are matched by a scan of their boxes, which
+/// costs less than a flow cache probe: five compares per rule, no hash, no table line.
+const FEW: usize = 4;
+
+/// Per field, the lowest value a rule (or rules) match and the width of the range up to the
+/// highest.
+type Ranges = [(u32, u32); DIMS];
+
 /// An address prefix `addr/len`; bits of `addr` past `len` are ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Prefix {
@@ -343,6 +351,9 @@ pub struct Classifier {
     /// nothing and skips the trees: the outer header of a packet just encrypted, or a packet
     /// the reversed selectors cannot concern, costs a few compares.
     envelope: Option<[(u32, u32); DIMS]>,
+    /// With at most [`FEW`] live rules: each one's index and box (per field, the lowest value
+    /// and the width up to the highest), in priority order.
+    few: Option<arrayvec::ArrayVec<(u32, Ranges), FEW>>,
     /// Tells this classifier from every other built in the process (a [`FlowCache`] holds the
     /// answers of one).
     serial: u64,
@@ -391,8 +402,27 @@ impl Classifier {
         env.iter().zip(f).fold(true, |ok, (&(lo, width), v)| ok & (v.wrapping_sub(lo) <= width))
     }
 
+    /// Tells whether the rules are few enough to be scanned ([`FEW`]): a scan answers faster
+    /// than a flow cache could.
+    #[inline]
+    pub fn is_few(&self) -> bool {
+        self.few.is_some()
+    }
+
+    /// The first of the few rules whose box holds `key`.
+    #[inline(always)]
+    fn scan_few(few: &[(u32, Ranges)], key: &Key) -> Option<u32> {
+        let f = key.fields();
+        few.iter()
+            .find(|(_, b)| b.iter().zip(f).fold(true, |ok, (&(lo, width), v)| ok & (v.wrapping_sub(lo) <= width)))
+            .map(|&(id, _)| id)
+    }
+
     /// Returns the index of the first rule matching `key`.
     pub fn classify(&self, key: &Key) -> Option<u32> {
+        if let Some(few) = &self.few {
+            return Self::scan_few(few, key);
+        }
         if !self.might_match(key) {
             return None;
         }
@@ -414,6 +444,12 @@ impl Classifier {
     /// Classifies a burst: `out[i]` is the index of the first rule matching `keys[i]`. Only the
     /// first `min(keys.len(), out.len())` entries are written. Allocates nothing.
     pub fn classify_burst(&self, keys: &[Key], out: &mut [Option<u32>]) {
+        if let Some(few) = &self.few {
+            for (o, k) in out.iter_mut().zip(keys) {
+                *o = Self::scan_few(few, k);
+            }
+            return;
+        }
         for (keys, out) in keys.chunks(BURST).zip(out.chunks_mut(BURST)) {
             self.classify_chunk(keys, out);
         }

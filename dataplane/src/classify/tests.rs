@@ -83,13 +83,25 @@ fn check(rules: &[Rule], keys: &[Key]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Builds a classifier of `rules` after `FEW` rules of GRE to port 9999 that the tests' UDP key
+/// never matches, so that it is not few enough to be scanned and goes through the flow cache;
+/// the rules' indices move up by `FEW`.
+fn cached(rules: &[Rule]) -> Classifier {
+    let filler = |i: u32| Rule { dst: Prefix::host(i), proto: Some(47), dst_port: PortRange::exact(9999), ..Rule::ANY };
+    let all: Vec<Rule> = (0..FEW as u32).map(filler).chain(rules.iter().copied()).collect();
+    let c = Classifier::build(&all);
+    assert!(!c.is_few());
+    c
+}
+
 #[test]
 fn flow_cache_remembers_and_forgets_a_replaced_rule_list() {
     let k = Key { src: 0x0a00_0001, dst: 0x0a01_0001, proto: 17, src_port: 1024, dst_port: 53 };
     let dns = Rule { proto: Some(17), dst_port: PortRange::exact(53), ..Rule::ANY };
     let web = Rule { proto: Some(6), dst_port: PortRange::exact(80), ..Rule::ANY };
-    let a = Classifier::build(&[dns]);
-    let b = Classifier::build(&[web, Rule::ANY]);
+    let at = |i: u32| Some(FEW as u32 + i);
+    let a = cached(&[dns]);
+    let b = cached(&[web, Rule::ANY]);
     let mut cache = FlowCache::new(1024);
     let ask = |cache: &mut FlowCache, c: &Classifier| {
         let mut out = [None; 2];
@@ -97,27 +109,31 @@ fn flow_cache_remembers_and_forgets_a_replaced_rule_list() {
         assert_eq!(out[0], out[1]);
         out[0]
     };
-    assert_eq!(ask(&mut cache, &a), Some(0));
+    assert_eq!(ask(&mut cache, &a), at(0));
     assert_eq!(cache.stats, CacheStats { hits: 0, misses: 2 });
-    assert_eq!(ask(&mut cache, &a), Some(0));
+    assert_eq!(ask(&mut cache, &a), at(0));
     assert_eq!(cache.stats, CacheStats { hits: 2, misses: 2 });
     // A new rule list: the remembered answer is stale.
-    assert_eq!(ask(&mut cache, &b), Some(1));
+    assert_eq!(ask(&mut cache, &b), at(1));
     assert_eq!(cache.stats.misses, 4);
     // Negative answers are kept too: UDP to port 53 is inside these rules' envelope (protocols
-    // 6 to 17, ports 53 to 80) and matches neither.
+    // 6 to 47, ports 53 to 9999) and matches none.
     let tcp_dns = Rule { proto: Some(6), dst_port: PortRange::exact(53), ..Rule::ANY };
     let udp_web = Rule { proto: Some(17), dst_port: PortRange::exact(80), ..Rule::ANY };
-    let none = Classifier::build(&[tcp_dns, udp_web]);
+    let none = cached(&[tcp_dns, udp_web]);
     assert_eq!(ask(&mut cache, &none), None);
     assert_eq!(ask(&mut cache, &none), None);
     assert_eq!(cache.stats, CacheStats { hits: 4, misses: 6 });
-    // A key outside the envelope is answered without a probe: neither a hit nor a miss.
-    assert_eq!(ask(&mut cache, &Classifier::build(&[web])), None);
+    // A key outside the envelope (ports 80 to 9999) is answered without a probe: neither a hit
+    // nor a miss.
+    assert_eq!(ask(&mut cache, &cached(&[web])), None);
     assert_eq!(cache.stats, CacheStats { hits: 4, misses: 6 });
     // Rebuilding the same list makes a new classifier: asked again, not trusted.
-    assert_eq!(ask(&mut cache, &Classifier::build(&[dns])), Some(0));
+    assert_eq!(ask(&mut cache, &cached(&[dns])), at(0));
     assert_eq!(cache.stats.misses, 8);
+    // A list of a few rules is scanned, not cached.
+    assert_eq!(ask(&mut cache, &Classifier::build(&[web, dns])), Some(1));
+    assert_eq!(cache.stats, CacheStats { hits: 4, misses: 8 });
 }
 
 fn keys_strategy(n: usize) -> impl Strategy<Value = Vec<(usize, [u32; 4], u8, bool)>> {
@@ -134,6 +150,13 @@ fn keys_strategy(n: usize) -> impl Strategy<Value = Vec<(usize, [u32; 4], u8, bo
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn agrees_with_linear_scan_few(rules in prop::collection::vec(rule(), 0..=FEW + 2), ks in keys_strategy(100)) {
+        // Up to FEW live rules the classifier scans their boxes; past it, it walks trees.
+        let keys: Vec<Key> = ks.iter().map(|&(pick, bits, proto, random)| key_for(&rules, pick, bits, proto, random)).collect();
+        check(&rules, &keys)?;
+    }
 
     #[test]
     fn agrees_with_linear_scan_small(rules in prop::collection::vec(rule(), 0..64), ks in keys_strategy(100)) {
