@@ -41,6 +41,13 @@ const FEW: usize = 4;
 /// highest.
 type Ranges = [(u32, u32); DIMS];
 
+/// Tells whether every field of `f` lies in its range. Branch-free: every field is compared,
+/// then the results combined.
+#[inline(always)]
+fn within(ranges: &Ranges, f: [u32; DIMS]) -> bool {
+    ranges.iter().zip(f).fold(true, |ok, (&(lo, width), v)| ok & (v.wrapping_sub(lo) <= width))
+}
+
 /// An address prefix `addr/len`; bits of `addr` past `len` are ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Prefix {
@@ -350,7 +357,7 @@ pub struct Classifier {
     /// highest (the rules' bounding box); `None` without rules. A key outside it matches
     /// nothing and skips the trees: the outer header of a packet just encrypted, or a packet
     /// the reversed selectors cannot concern, costs a few compares.
-    envelope: Option<[(u32, u32); DIMS]>,
+    envelope: Option<Ranges>,
     /// With at most [`FEW`] live rules: each one's index and box (per field, the lowest value
     /// and the width up to the highest), in priority order.
     few: Option<arrayvec::ArrayVec<(u32, Ranges), FEW>>,
@@ -396,10 +403,7 @@ impl Classifier {
     /// Tells whether some rule could match `key`: false means no rule does.
     #[inline(always)]
     pub fn might_match(&self, key: &Key) -> bool {
-        let Some(env) = &self.envelope else { return false };
-        let f = key.fields();
-        // Branch-free: every field is compared, then the results combined.
-        env.iter().zip(f).fold(true, |ok, (&(lo, width), v)| ok & (v.wrapping_sub(lo) <= width))
+        self.envelope.as_ref().is_some_and(|env| within(env, key.fields()))
     }
 
     /// Tells whether the rules are few enough to be scanned ([`FEW`]): a scan answers faster
@@ -413,9 +417,7 @@ impl Classifier {
     #[inline(always)]
     fn scan_few(few: &[(u32, Ranges)], key: &Key) -> Option<u32> {
         let f = key.fields();
-        few.iter()
-            .find(|(_, b)| b.iter().zip(f).fold(true, |ok, (&(lo, width), v)| ok & (v.wrapping_sub(lo) <= width)))
-            .map(|&(id, _)| id)
+        few.iter().find(|(_, b)| within(b, f)).map(|&(id, _)| id)
     }
 
     /// Returns the index of the first rule matching `key`.
