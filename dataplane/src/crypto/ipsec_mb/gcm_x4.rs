@@ -25,7 +25,7 @@ use std::arch::x86_64::*;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::vaes_gcm::{expand128, expand256, load, mul, mul_x, reduce, rev_mask, store};
+use super::vaes_gcm::{mul, reduce, rev_mask, schedule, store};
 
 /// The longest packet (bytes to encrypt) a lane takes.
 pub(crate) const MAX_LEN: usize = 64;
@@ -82,16 +82,7 @@ impl GcmX4 {
         }
         let mut k = Box::new(GcmX4 { rounds: 0, _pad: [0; 3], hp: [[0; 16]; 8], rk: [[0; 16]; 15] });
         // SAFETY: `available` checked every instruction set the functions enable.
-        unsafe {
-            if key.len() == 16 {
-                expand128(key, &mut k.rk);
-                k.rounds = 10;
-            } else {
-                expand256(key, &mut k.rk);
-                k.rounds = 14;
-            }
-            k.hash_powers();
-        }
+        k.rounds = unsafe { schedule(key, &mut k.rk, &mut k.hp[..6]) };
         Some(k)
     }
 
@@ -104,25 +95,6 @@ impl GcmX4 {
     /// key powers and the round keys.
     pub(crate) const HOT_BYTES: [usize; 2] =
         [std::mem::offset_of!(GcmX4, rk) + 16 * 11, std::mem::offset_of!(GcmX4, rk) + 16 * 15];
-
-    #[target_feature(enable = "aes,pclmulqdq,avx2")]
-    unsafe fn hash_powers(&mut self) {
-        let mut h = _mm_setzero_si128();
-        let r = self.rounds as usize;
-        h = _mm_xor_si128(h, load(&self.rk[0]));
-        for k in &self.rk[1..r] {
-            h = _mm_aesenc_si128(h, load(k));
-        }
-        h = _mm_aesenclast_si128(h, load(&self.rk[r]));
-        let h1 = mul_x(_mm_shuffle_epi8(h, rev_mask()));
-        let mut p = h1;
-        store(&mut self.hp[5], h1);
-        for k in 2..=6 {
-            let (lo, mid, hi) = mul(p, h1);
-            p = reduce(lo, mid, hi);
-            store(&mut self.hp[6 - k], p);
-        }
-    }
 }
 
 /// Encrypts each lane's data in place under its key and the nonce of its salt and IV (RFC

@@ -93,16 +93,7 @@ impl VaesGcm {
         }
         let mut k = Box::new(VaesGcm { rounds: 0, _pad: [0; 3], hp: [[0; 16]; WINDOW], rk: [[0; 16]; 15] });
         // SAFETY: `available` checked every instruction set the functions enable.
-        unsafe {
-            if key.len() == 16 {
-                expand128(key, &mut k.rk);
-                k.rounds = 10;
-            } else {
-                expand256(key, &mut k.rk);
-                k.rounds = 14;
-            }
-            k.hash_powers();
-        }
+        k.rounds = unsafe { schedule(key, &mut k.rk, &mut k.hp) };
         Some(k)
     }
 
@@ -132,31 +123,40 @@ impl VaesGcm {
             finish(s, ej0)
         }
     }
+}
 
-    #[target_feature(enable = "aes,pclmulqdq,avx2")]
-    unsafe fn hash_powers(&mut self) {
-        let h = self.block(_mm_setzero_si128());
-        let h1 = mul_x(_mm_shuffle_epi8(h, rev_mask()));
-        let mut p = h1;
-        store(&mut self.hp[WINDOW - 1], h1);
-        for k in 2..=WINDOW {
+/// Expands an AES key of 16 or 32 bytes into `rk` and writes the POLYVAL hash key powers to
+/// `hp`, highest first: `hp[hp.len() - k]` is the hash key to the power `k` (times
+/// `x^-128(k-1)`, as repeated POLYVAL products give). Returns the rounds: 10 or 14.
+#[target_feature(enable = "aes,pclmulqdq,avx2")]
+pub(super) unsafe fn schedule(key: &[u8], rk: &mut [[u8; 16]; 15], hp: &mut [[u8; 16]]) -> u32 {
+    let rounds = if key.len() == 16 {
+        expand128(key, rk);
+        10
+    } else {
+        expand256(key, rk);
+        14
+    };
+    // The hash key: the zero block, encrypted.
+    let r = rounds as usize;
+    let mut h = load(&rk[0]);
+    for k in &rk[1..r] {
+        h = _mm_aesenc_si128(h, load(k));
+    }
+    h = _mm_aesenclast_si128(h, load(&rk[r]));
+    let h1 = mul_x(_mm_shuffle_epi8(h, rev_mask()));
+    let mut p = h1;
+    for (k, out) in hp.iter_mut().rev().enumerate() {
+        if k > 0 {
             let (lo, mid, hi) = mul(p, h1);
             p = reduce(lo, mid, hi);
-            store(&mut self.hp[WINDOW - k], p);
         }
+        store(out, p);
     }
+    rounds
+}
 
-    /// AES-encrypts one block.
-    #[target_feature(enable = "aes,avx2")]
-    unsafe fn block(&self, b: __m128i) -> __m128i {
-        let r = self.rounds as usize;
-        let mut x = _mm_xor_si128(b, load(&self.rk[0]));
-        for k in &self.rk[1..r] {
-            x = _mm_aesenc_si128(x, load(k));
-        }
-        _mm_aesenclast_si128(x, load(&self.rk[r]))
-    }
-
+impl VaesGcm {
     #[target_feature(enable = "aes,pclmulqdq,avx2,vaes,vpclmulqdq")]
     unsafe fn ctr(&self, nonce: &Nonce, data: &mut [u8]) -> __m128i {
         if self.rounds == 10 { self.ctr_rounds::<10>(nonce, data) } else { self.ctr_rounds::<14>(nonce, data) }
@@ -412,7 +412,7 @@ pub(super) unsafe fn rev_mask() -> __m128i {
 
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn load(b: &[u8; 16]) -> __m128i {
+unsafe fn load(b: &[u8; 16]) -> __m128i {
     _mm_loadu_si128(b.as_ptr().cast())
 }
 
@@ -453,7 +453,7 @@ pub(super) unsafe fn reduce(lo: __m128i, mid: __m128i, hi: __m128i) -> __m128i {
 /// Multiplies by `x` in POLYVAL's field (RFC 8452's mulX_POLYVAL), without a branch.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn mul_x(v: __m128i) -> __m128i {
+unsafe fn mul_x(v: __m128i) -> __m128i {
     let mut b = [0u8; 16];
     _mm_storeu_si128(b.as_mut_ptr().cast(), v);
     let v = u128::from_le_bytes(b);
@@ -467,7 +467,7 @@ pub(super) unsafe fn mul_x(v: __m128i) -> __m128i {
 
 /// AES-128 key expansion with AESKEYGENASSIST.
 #[target_feature(enable = "aes,avx2")]
-pub(super) unsafe fn expand128(key: &[u8], rk: &mut [[u8; 16]; 15]) {
+unsafe fn expand128(key: &[u8], rk: &mut [[u8; 16]; 15]) {
     let mut k = _mm_loadu_si128(key.as_ptr().cast());
     store(&mut rk[0], k);
     macro_rules! round {
@@ -490,7 +490,7 @@ pub(super) unsafe fn expand128(key: &[u8], rk: &mut [[u8; 16]; 15]) {
 
 /// AES-256 key expansion with AESKEYGENASSIST.
 #[target_feature(enable = "aes,avx2")]
-pub(super) unsafe fn expand256(key: &[u8], rk: &mut [[u8; 16]; 15]) {
+unsafe fn expand256(key: &[u8], rk: &mut [[u8; 16]; 15]) {
     let mut a = _mm_loadu_si128(key.as_ptr().cast());
     let mut b = _mm_loadu_si128(key.as_ptr().add(16).cast());
     store(&mut rk[0], a);
