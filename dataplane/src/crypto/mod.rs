@@ -128,8 +128,10 @@ pub trait Engine {
     fn open(&mut self, s: &Self::Session, jobs: &mut [Job<'_>]);
 
     /// Starts loading the keys of `s` into the cache, ahead of the jobs of a burst that use
-    /// them (with thousands of SAs, their keys are rarely cached). The default does nothing.
-    fn prefetch(&self, _s: &Self::Session) {}
+    /// them (with thousands of SAs, their keys are rarely cached), for a packet of `len` bytes
+    /// (IPv4) to seal: an engine may keep keys that only some sizes read. The default does
+    /// nothing.
+    fn prefetch(&self, _s: &Self::Session, _len: u32) {}
 
     /// Seals every job, `jobs[i]` with `sessions[i]`: a burst over many SAs in one call. The
     /// default seals each run of jobs that share a session with `seal`.

@@ -696,7 +696,7 @@ struct Sas<'a, E: Engine> {
 
 impl<E: Engine> SaLookup for Sas<'_, E> {
     #[inline]
-    fn has_sa(&self, idx: PolicyIdx) -> bool {
+    fn has_sa(&self, idx: PolicyIdx, len: u32) -> bool {
         self.memo.get(idx, || {
             let Some(b) = bundle(self.outbound, idx) else { return false };
             // The bundle's front is cached now: start on what it points to, the keys and the
@@ -704,11 +704,11 @@ impl<E: Engine> SaLookup for Sas<'_, E> {
             // ESP and AH by name: a chain of the two costs more instructions per group.
             if let Some(sa) = &b.esp {
                 sa.prefetch_shared();
-                self.engine.prefetch(&sa.session);
+                self.engine.prefetch(&sa.session, len);
             }
             if let Some(sa) = &b.ah {
                 sa.prefetch_shared();
-                self.engine.prefetch(&sa.session);
+                self.engine.prefetch(&sa.session, len);
             }
             b.is_usable()
         })

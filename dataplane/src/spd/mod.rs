@@ -246,15 +246,16 @@ pub struct Decrypted {
 /// What the outbound stage asks the worker about its SAs. Any `Fn(PolicyIdx) -> bool` answers
 /// `has_sa` and ignores prefetches.
 pub trait SaLookup {
-    /// Tells whether policy `idx` has a usable SA.
-    fn has_sa(&self, idx: PolicyIdx) -> bool;
+    /// Tells whether policy `idx` has a usable SA, asked for a packet of `len` bytes (which
+    /// keys its size needs, the worker may start loading).
+    fn has_sa(&self, idx: PolicyIdx, len: u32) -> bool;
     /// Hints that `has_sa(idx)` comes soon: the worker may start loading the SA state.
     fn prefetch(&self, _idx: PolicyIdx) {}
 }
 
 impl<F: Fn(PolicyIdx) -> bool> SaLookup for F {
     #[inline]
-    fn has_sa(&self, idx: PolicyIdx) -> bool {
+    fn has_sa(&self, idx: PolicyIdx, _len: u32) -> bool {
         self(idx)
     }
 }
@@ -430,7 +431,7 @@ impl Spd {
             Action::Drop => (Outcome::Dropped, Decision::drop(DropReason::PolicyDrop)),
             // Manual: a packet matching the rule that just encrypted it goes out as it is.
             Action::Encrypt if p.prev == Some(idx) => (Outcome::LoopClear, Decision::CLEAR),
-            Action::Encrypt if has_sa.has_sa(idx) => {
+            Action::Encrypt if has_sa.has_sa(idx, p.len) => {
                 (Outcome::Encrypted, Decision { verdict: Verdict::Encrypt(idx), acquire: None })
             }
             Action::Encrypt => match self.policies[idx as usize].level {

@@ -606,15 +606,20 @@ impl Engine for MbEngine {
         }
     }
 
-    fn prefetch(&self, s: &MbSession) {
+    fn prefetch(&self, s: &MbSession, len: u32) {
         // The cache lines a job reads: GCM, the round keys and hash keys; CBC and HMAC, the job
         // template (two lines: the mode, hash and tag fields are in the second) and the keys.
         const TEMPLATE: [u16; 2] = [2048, 2112];
         let cipher = s.xf.cipher();
         if let Some(x) = &s.x4 {
-            // Short packets read these keys, longer ones the library's or VaesGcm's: which come
-            // is not known here, so both are fetched.
-            crate::prefetch::front(&**x, GcmX4::HOT_BYTES[usize::from(cipher == Cipher::AesGcm256)]);
+            // Short packets read these keys, longer ones the library's or VaesGcm's.
+            let (short, long) = sizes_sealed(len);
+            if short {
+                crate::prefetch::front(&**x, GcmX4::HOT_BYTES[usize::from(cipher == Cipher::AesGcm256)]);
+            }
+            if !long {
+                return;
+            }
         }
         let keys = match &s.keys {
             Keys::Lib(k) => k.lib.0.as_ptr(),
@@ -647,6 +652,15 @@ impl Engine for MbEngine {
         let n = sessions.len().min(jobs.len());
         self.run(|i| sessions[i], &mut jobs[..n], false);
     }
+}
+
+/// Tells whether a packet of `len` bytes (IPv4), sealed with AES-GCM, may have at most
+/// [`gcm_x4::MAX_LEN`] bytes to encrypt, and whether it may have more. It has `len + 2` or more
+/// in tunnel mode, `len - 58` or more in transport mode (an IPv4 header of up to 60 bytes stays
+/// out): under 63 bytes it is short in both, over 122 long in both.
+fn sizes_sealed(len: u32) -> (bool, bool) {
+    let len = len as usize;
+    (len.saturating_sub(58) <= gcm_x4::MAX_LEN, len + 2 > gcm_x4::MAX_LEN)
 }
 
 /// Returns the byte ranges of a job's cipher and auth regions, and of its IV and ICV for `xf`,

@@ -638,6 +638,30 @@ fn gcm_prefetch_covers_the_round_keys_and_short_messages_powers() {
     assert!(!gcm_lines(GcmLayout::Wide, false).iter().any(|l| (256..=320).contains(l)));
 }
 
+/// The keys a packet's size needs are among those prefetched for its length: ESP's payload,
+/// the packet in tunnel mode or its payload past an IPv4 header of 20 to 60 bytes in transport
+/// mode, plus the trailer's two bytes, padded to AES-GCM's four.
+#[test]
+fn gcm_prefetch_by_length_covers_the_keys_of_every_mode() {
+    for len in 20u32..=1600 {
+        let (short, long) = sizes_sealed(len);
+        let tunnel = std::iter::once(len as usize);
+        let transport = (20..=60).step_by(4).filter(|&ihl| ihl <= len).map(|ihl| (len - ihl) as usize);
+        for inner in tunnel.chain(transport) {
+            let sealed = (inner + 2).next_multiple_of(4);
+            if sealed <= gcm_x4::MAX_LEN {
+                assert!(short, "{len} bytes: {sealed} to encrypt, the short keys not fetched");
+            } else {
+                assert!(long, "{len} bytes: {sealed} to encrypt, the library's keys not fetched");
+            }
+        }
+    }
+    // A 64-byte frame's packet (50 bytes) needs only the short keys, a 1,420-byte frame's
+    // only the library's.
+    assert_eq!(sizes_sealed(50), (true, false));
+    assert_eq!(sizes_sealed(1406), (false, true));
+}
+
 #[test]
 fn cbc_prefetch_covers_the_keys_of_the_cipher_only() {
     // Encryption round keys from 1024 in gw_mb_keys: 11, 13 or 15 of 16 bytes; DES key
