@@ -50,7 +50,11 @@ fn seal_jobs<E: Engine>(e: &mut E, s: &E::Session, bufs: &mut [Vec<u8>], size: u
 }
 
 fn bench_engine<E: Engine>(c: &mut Criterion, engine_name: &str, e: &mut E) {
-    for (name, xf) in transforms() {
+    bench_transforms(c, engine_name, e, transforms());
+}
+
+fn bench_transforms<E: Engine>(c: &mut Criterion, engine_name: &str, e: &mut E, xfs: Vec<(&str, Transform)>) {
+    for (name, xf) in xfs {
         let mut g = c.benchmark_group(format!("crypto/{name}/{engine_name}"));
         g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_millis(900)).sample_size(20);
         let s = e.session(xf, &key(xf.cipher().key_len(), 1), &key(xf.auth().key_len(), 2)).expect("session");
@@ -71,7 +75,14 @@ fn bench_engine<E: Engine>(c: &mut Criterion, engine_name: &str, e: &mut E) {
 fn crypto(c: &mut Criterion) {
     bench_engine(c, "rust", &mut RustEngine);
     #[cfg(target_arch = "x86_64")]
-    bench_engine(c, "ipsec-mb", &mut dataplane::crypto::ipsec_mb::MbEngine::new().expect("ipsec-mb"));
+    {
+        use dataplane::crypto::ipsec_mb::{GcmCode, HmacLanes, MbEngine};
+        bench_engine(c, "ipsec-mb", &mut MbEngine::new().expect("ipsec-mb"));
+        // AES-GCM on the library's code alone, against which the engine's own is measured.
+        let gcm = transforms().into_iter().filter(|(_, xf)| xf.cipher().is_aead()).collect();
+        let mut lib = MbEngine::with_code(HmacLanes::Auto, GcmCode::Library).expect("ipsec-mb");
+        bench_transforms(c, "ipsec-mb-library-gcm", &mut lib, gcm);
+    }
 }
 
 /// Returns a 20-byte IPv4/UDP packet of `size` bytes in all.
