@@ -701,7 +701,9 @@ impl<E: Engine> SaLookup for Sas<'_, E> {
             let Some(b) = bundle(self.outbound, idx) else { return false };
             // The bundle's front is cached now: start on what it points to, the keys and the
             // shared sequence counter, which sealing needs after the rest of the SPD stage.
-            // ESP and AH by name: a chain of the two costs more instructions per group.
+            // ESP and AH by name: a chain of the two costs more instructions per group. The
+            // first packet to ask decides which keys by its length: with many SAs, where the
+            // prefetch matters, a burst has about one packet per SA.
             if let Some(sa) = &b.esp {
                 sa.prefetch_shared();
                 self.engine.prefetch(&sa.session, len);

@@ -213,7 +213,7 @@ impl Decision {
 /// What the outbound stage needs of a packet besides its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outgoing {
-    /// The packet's length in bytes, for the counters.
+    /// The packet's length in bytes, for the counters and for which SA keys are prefetched.
     pub len: u32,
     /// Set for packets this host originates, including packets it just encrypted and is
     /// processing again (manual: "sent as LOCALLY ORIGINATED packet").
