@@ -166,11 +166,7 @@ unsafe fn batch<const R: usize, const SEAL: bool, const SAME: bool>(
     j1 = _mm512_inserti32x4::<2>(j1, nonce[2]);
     j1 = _mm512_inserti32x4::<3>(j1, nonce[3]);
     x[LANES] = _mm512_or_si512(j1, _mm512_set_epi32(be(1), 0, 0, 0, be(1), 0, 0, 0, be(1), 0, 0, 0, be(1), 0, 0, 0));
-    if SAME {
-        encrypt_same::<R>(&mut x, rk[0]);
-    } else {
-        encrypt_each::<R>(&mut x, &rk);
-    }
+    encrypt::<R, SAME>(&mut x, &rk);
     let e = x[LANES];
     let ej1 = [
         _mm512_extracti32x4_epi32::<0>(e),
@@ -228,57 +224,34 @@ unsafe fn fold4(v: __m512i) -> __m128i {
     _mm_xor_si128(_mm256_castsi256_si128(y), _mm256_extracti128_si256::<1>(y))
 }
 
-/// Runs the AES rounds over the vectors, each lane's and the tag masks under one key.
+/// Runs the AES rounds over the vectors: lane `i`'s under `rk[i]`, and the tag masks (one
+/// block of each lane) each under its lane's key; when the lanes share one key (`SAME`), all
+/// under `rk[0]`, broadcast once a round.
 #[inline]
 #[target_feature(enable = "avx512f,vaes")]
-unsafe fn encrypt_same<const R: usize>(x: &mut [__m512i; LANES + 1], rk: &[[u8; 16]; 15]) {
-    let key = |r: usize| _mm512_broadcast_i32x4(_mm_loadu_si128(rk[r].as_ptr().cast()));
-    let k = key(0);
-    for x in x.iter_mut() {
+unsafe fn encrypt<const R: usize, const SAME: bool>(x: &mut [__m512i; LANES + 1], rk: &[&[[u8; 16]; 15]; LANES]) {
+    let keys = |r: usize| -> [__m512i; LANES + 1] {
+        let key = |i: usize| _mm512_broadcast_i32x4(_mm_loadu_si128(rk[i][r].as_ptr().cast()));
+        if SAME {
+            return [key(0); LANES + 1];
+        }
+        let k: [__m512i; LANES] = std::array::from_fn(key);
+        // The tag masks' key takes block `i` from lane `i`'s broadcast key.
+        let mixed = _mm512_mask_blend_epi64(0b1100_0000, k[0], k[3]);
+        let mixed = _mm512_mask_blend_epi64(0b0011_0000, mixed, k[2]);
+        [k[0], k[1], k[2], k[3], _mm512_mask_blend_epi64(0b0000_1100, mixed, k[1])]
+    };
+    for (x, k) in x.iter_mut().zip(keys(0)) {
         *x = _mm512_xor_si512(*x, k);
     }
     for r in 1..R {
-        let k = key(r);
-        for x in x.iter_mut() {
+        for (x, k) in x.iter_mut().zip(keys(r)) {
             *x = _mm512_aesenc_epi128(*x, k);
         }
     }
-    let k = key(R);
-    for x in x.iter_mut() {
+    for (x, k) in x.iter_mut().zip(keys(R)) {
         *x = _mm512_aesenclast_epi128(*x, k);
     }
-}
-
-/// Runs the AES rounds over the vectors: lane `i`'s under `rk[i]`, and the tag masks (one
-/// block of each lane) each under its lane's key.
-#[inline]
-#[target_feature(enable = "avx512f,vaes")]
-unsafe fn encrypt_each<const R: usize>(x: &mut [__m512i; LANES + 1], rk: &[&[[u8; 16]; 15]; LANES]) {
-    // The tag masks' key takes block `i` from lane `i`'s broadcast key.
-    let keys = |r: usize| {
-        let k: [__m512i; LANES] =
-            std::array::from_fn(|i| _mm512_broadcast_i32x4(_mm_loadu_si128(rk[i][r].as_ptr().cast())));
-        let mixed = _mm512_mask_blend_epi64(0b1100_0000, k[0], k[3]);
-        let mixed = _mm512_mask_blend_epi64(0b0011_0000, mixed, k[2]);
-        (k, _mm512_mask_blend_epi64(0b0000_1100, mixed, k[1]))
-    };
-    let (k, m) = keys(0);
-    for i in 0..LANES {
-        x[i] = _mm512_xor_si512(x[i], k[i]);
-    }
-    x[LANES] = _mm512_xor_si512(x[LANES], m);
-    for r in 1..R {
-        let (k, m) = keys(r);
-        for i in 0..LANES {
-            x[i] = _mm512_aesenc_epi128(x[i], k[i]);
-        }
-        x[LANES] = _mm512_aesenc_epi128(x[LANES], m);
-    }
-    let (k, m) = keys(R);
-    for i in 0..LANES {
-        x[i] = _mm512_aesenclast_epi128(x[i], k[i]);
-    }
-    x[LANES] = _mm512_aesenclast_epi128(x[LANES], m);
 }
 
 #[cfg(test)]
