@@ -822,3 +822,74 @@ fn short_gcm_over_many_sessions_agrees_with_rustcrypto() {
         }
     }
 }
+
+/// AES-CBC + HMAC-SHA1-96 runs of one session go sixteen at a time to `CbcSha1X16` where the
+/// CPU has it: every job it takes (runs of at least `MIN_X16`, by length, a last batch of
+/// fewer left to the library) is sealed as RustCrypto seals it, lengths mixed within a batch,
+/// and the packet past the ICV is untouched.
+#[test]
+fn cbc_sha1_x16_batches_agree_with_rustcrypto() {
+    if !cbc_sha1_x16::available() {
+        eprintln!("no AVX-512 with VAES here: CbcSha1X16 is not used");
+        return;
+    }
+    let mut rng = Rng(0xcb16);
+    for c in [Cipher::AesCbc128, Cipher::AesCbc256] {
+        let xf = Transform::new(c, Auth::HmacSha1_96).unwrap();
+        let mut mb = MbEngine::new().unwrap();
+        let mut rs = RustEngine;
+        for n in [1, MIN_X16 - 1, MIN_X16, 15, 16, 17, 19, 20, 33, 100, BATCH] {
+            let (ek, ak) = keys(&mut rng, xf);
+            let sm = mb.session(xf, &ek, &ak).unwrap();
+            let sr = rs.session(xf, &ek, &ak).unwrap();
+            let plain: Vec<Pkt> = (0..n).map(|_| packet(&mut rng, xf)).collect();
+            let mut a = plain.clone();
+            let done = {
+                let mut jobs: Vec<Job<'_>> = a
+                    .iter_mut()
+                    .map(|p| Job::new(&mut p.data, p.cipher, p.auth, p.iv as usize, p.icv as usize))
+                    .collect();
+                let done = cbc_batches(|_| &sm, &mut jobs);
+                for (i, j) in jobs.iter().enumerate() {
+                    let want = if done >> i & 1 != 0 { JobStatus::Done } else { JobStatus::Pending };
+                    assert_eq!(j.status, want, "{c:?} {n} jobs: job {i}");
+                }
+                done
+            };
+            // Runs of at least MIN_X16 go in batches of 16; a last batch of fewer stays.
+            let want = if n < MIN_X16 {
+                0
+            } else if n % 16 != 0 && n % 16 < MIN_X16 {
+                n - n % 16
+            } else {
+                n
+            };
+            assert_eq!(done.count_ones() as usize, want, "{c:?} {n} jobs");
+            for (i, p) in plain.iter().enumerate() {
+                if done >> i & 1 == 0 {
+                    continue;
+                }
+                let mut one = vec![p.clone()];
+                assert_eq!(run(&mut rs, &sr, &mut one, true), [JobStatus::Done]);
+                assert_eq!(a[i].data, one[0].data, "{c:?} {n} jobs: job {i} ({} bytes)", p.cipher.len);
+            }
+        }
+    }
+}
+
+/// The whole engine with and without `CbcSha1X16`, and RustCrypto, agree on bursts of every
+/// size up to 40, and each opens the others' output.
+#[test]
+fn cbc_sha1_bursts_agree_with_and_without_x16() {
+    let mut rng = Rng(0x1600);
+    for c in [Cipher::AesCbc128, Cipher::AesCbc192, Cipher::AesCbc256] {
+        let xf = Transform::new(c, Auth::HmacSha1_96).unwrap();
+        for n in 1..=40 {
+            let (ek, ak) = keys(&mut rng, xf);
+            let plain: Vec<Pkt> = (0..n).map(|_| packet(&mut rng, xf)).collect();
+            for on in [false, true] {
+                check_agreement_on(MbEngine::new().unwrap().with_cbc_x16(on), xf, &plain, &ek, &ak);
+            }
+        }
+    }
+}
