@@ -226,7 +226,6 @@ unsafe fn cbc<const R: usize>(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
             store4(&[ptr[4 * g], ptr[4 * g + 1], ptr[4 * g + 2], ptr[4 * g + 3]], x[g]);
         }
     }
-    ivs.zeroize();
 }
 
 /// One lane's message blocks past its whole ones: the rest of its bytes, the padding and the
@@ -299,9 +298,8 @@ unsafe fn hmac(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
             c.copy_from_slice(&d[i].to_be_bytes());
         }
     }
-    for t in &mut tails {
-        t.0.zeroize();
-    }
+    // The tails hold the end of what goes on the wire (header, IV, ciphertext) and padding:
+    // nothing secret to wipe.
 }
 
 /// Transposes sixteen lanes' 64-byte blocks (`rows[i]`, lane `i`) into the sixteen big-endian
