@@ -18,7 +18,7 @@
 //! lengths, which decide the steps, are public.
 #![allow(unsafe_code)]
 // Every unsafe function below is an intrinsics kernel: its safety condition is the CPU's,
-// checked once in `CbcSha1X16::new`, and its reads and writes stay within the lanes' checked
+// checked once in `CbcSha1X16::prepare`, and its reads and writes stay within the lanes' checked
 // ranges or this module's own buffers.
 #![allow(unsafe_op_in_unsafe_fn)]
 
@@ -40,7 +40,7 @@ const H0: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2
 
 /// One SA's keys for [`CbcSha1X16`]: the HMAC's inner and outer states after the padded key,
 /// and the AES round keys; zeroized on drop. Exists only on a CPU with the instructions
-/// ([`CbcSha1X16::new`] checks), which makes its methods safe.
+/// ([`CbcSha1X16::prepare`] checks), which makes its methods safe.
 #[derive(Zeroize, ZeroizeOnDrop)]
 #[repr(C, align(64))]
 pub(crate) struct CbcSha1X16 {
@@ -70,15 +70,18 @@ pub(crate) fn available() -> bool {
 }
 
 impl CbcSha1X16 {
-    /// Prepares an AES key of 16 or 32 bytes and an HMAC-SHA1 key of any length; `None` for
-    /// another AES key length or on a CPU without the instructions.
-    pub(crate) fn new(aes_key: &[u8], auth_key: &[u8]) -> Option<Box<CbcSha1X16>> {
+    /// A key that seals nothing: [`CbcSha1X16::ready`] is false until prepared.
+    pub(crate) const EMPTY: CbcSha1X16 = CbcSha1X16 { rounds: 0, ipad: H0, opad: H0, _pad: [0; 5], rk: [[0; 16]; 15] };
+
+    /// Prepares, in place (no copy of the keys is left elsewhere), an AES key of 16 or 32
+    /// bytes and an HMAC-SHA1 key of any length; false, and left as it was, for another AES
+    /// key length or on a CPU without the instructions.
+    pub(crate) fn prepare(&mut self, aes_key: &[u8], auth_key: &[u8]) -> bool {
         if !available() || !(aes_key.len() == 16 || aes_key.len() == 32) {
-            return None;
+            return false;
         }
-        let mut k = Box::new(CbcSha1X16 { rounds: 0, ipad: H0, opad: H0, _pad: [0; 5], rk: [[0; 16]; 15] });
         // SAFETY: `available` checked every instruction set the function enables.
-        k.rounds = unsafe { schedule(aes_key, &mut k.rk, &mut []) };
+        self.rounds = unsafe { schedule(aes_key, &mut self.rk, &mut []) };
         // RFC 2104: a key longer than the block is hashed first.
         let mut block = [0u8; 64];
         if auth_key.len() > 64 {
@@ -89,13 +92,19 @@ impl CbcSha1X16 {
         } else {
             block[..auth_key.len()].copy_from_slice(auth_key);
         }
-        for (state, pad) in [(&mut k.ipad, 0x36u8), (&mut k.opad, 0x5c)] {
+        for (state, pad) in [(&mut self.ipad, 0x36u8), (&mut self.opad, 0x5c)] {
+            *state = H0;
             let mut b = block.map(|x| x ^ pad);
             sha1::block_api::compress(state, std::slice::from_ref(&b));
             b.zeroize();
         }
         block.zeroize();
-        Some(k)
+        true
+    }
+
+    /// Tells whether the key was prepared.
+    pub(crate) fn ready(&self) -> bool {
+        self.rounds != 0
     }
 
     /// The bytes from the start that a batch reads, with a key of 128 bits, then 256: the hash
@@ -143,6 +152,9 @@ impl<'a> Lane<'a> {
 /// Encrypts each lane's text in place with AES-CBC from its IV, then writes HMAC-SHA1-96 of
 /// its auth range to its ICV field, under `key`. Takes the first [`LANES`] lanes.
 pub(crate) fn seal(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
+    if !key.ready() {
+        return;
+    }
     let n = lanes.len().min(LANES);
     // SAFETY: a `CbcSha1X16` exists only where `available` said yes.
     unsafe {
@@ -380,7 +392,8 @@ mod tests {
         }
         for klen in [0, 1, 20, 63, 64, 65, 100, 200] {
             let ak: Vec<u8> = (0..klen).map(|i| (i * 7 + 3) as u8).collect();
-            let key = CbcSha1X16::new(&[0x11; 16], &ak).unwrap();
+            let mut key = CbcSha1X16::EMPTY;
+            assert!(key.prepare(&[0x11; 16], &ak));
             let mut data = vec![0u8; 8 + 16 + 64 + ICV_LEN];
             for (i, b) in data.iter_mut().enumerate() {
                 *b = i as u8;
@@ -391,6 +404,15 @@ mod tests {
             m.update(&data[..88]);
             assert_eq!(&m.finalize().into_bytes()[..ICV_LEN], &data[88..], "key of {klen} bytes");
         }
+    }
+
+    /// A batch reads the pad states and the round keys of its key size, all in the first
+    /// lines: what the engine prefetches.
+    #[test]
+    fn hot_bytes_cover_the_states_and_round_keys() {
+        assert_eq!(std::mem::offset_of!(CbcSha1X16, ipad), 4);
+        assert_eq!(std::mem::offset_of!(CbcSha1X16, rk), 64);
+        assert_eq!(CbcSha1X16::HOT_BYTES, [64 + 11 * 16, 64 + 15 * 16]);
     }
 
     #[test]

@@ -73,6 +73,11 @@ struct KeyBlock {
     lib: MbKeys,
     /// The ICV of an empty auth region, which the library refuses to compute.
     empty_icv: [u8; MAX_ICV_LEN],
+    /// AES-CBC + HMAC-SHA1-96 keys for sealing sixteen packets at a time, when the engine
+    /// chose it ([`CbcSha1X16::ready`]). Here, not in the session, which must stay within the
+    /// few lines of an SA that every packet reads; at a fixed offset, so that a prefetch finds
+    /// it without reading the block.
+    x16: CbcSha1X16,
 }
 
 impl Drop for KeyBlock {
@@ -296,6 +301,11 @@ impl MbEngine {
         self
     }
 
+    /// Tells whether sessions of `xf` get keys for [`CbcSha1X16`].
+    fn x16_for(&self, xf: Transform) -> bool {
+        self.cbc_x16 && matches!(xf.cipher(), Cipher::AesCbc128 | Cipher::AesCbc256) && xf.auth() == Auth::HmacSha1_96
+    }
+
     /// Returns which code runs AES-GCM: "vaes" (this module's) or "library".
     pub fn gcm_code(&self) -> &'static str {
         if self.vaes_gcm { "vaes" } else { "library" }
@@ -505,8 +515,6 @@ pub struct MbSession {
     keys: Keys,
     /// AES-GCM of short packets, four at a time, when the engine chose it.
     x4: Option<Box<GcmX4>>,
-    /// AES-CBC + HMAC-SHA1-96 sealed sixteen at a time, when the engine chose it.
-    x16: Option<Box<CbcSha1X16>>,
 }
 
 /// Where a session's jobs run, with the keys they need there.
@@ -566,12 +574,6 @@ impl Engine for MbEngine {
         // into each job's nonce.
         let aes_key = || &enc_key[..enc_key.len() - GCM_SALT_LEN];
         let x4 = if xf.cipher().is_aead() && self.gcm_x4 { GcmX4::new(aes_key()) } else { None };
-        let x16 = match (xf.cipher(), xf.auth()) {
-            (Cipher::AesCbc128 | Cipher::AesCbc256, Auth::HmacSha1_96) if self.cbc_x16 => {
-                CbcSha1X16::new(enc_key, auth_key)
-            }
-            _ => None,
-        };
         let keys = if xf.cipher().is_aead()
             && self.vaes_gcm
             && let Some(g) = VaesGcm::new(aes_key())
@@ -580,7 +582,11 @@ impl Engine for MbEngine {
         } else if matches!(xf.cipher(), Cipher::DesCbc | Cipher::TdesCbc) && !self.des_on_library {
             Keys::Rust(Box::new(RustEngine.session(xf, enc_key, auth_key)?))
         } else {
-            let mut keys = Box::new(KeyBlock { lib: MbKeys([0; KEYS_SIZE]), empty_icv: [0; MAX_ICV_LEN] });
+            let mut keys =
+                Box::new(KeyBlock { lib: MbKeys([0; KEYS_SIZE]), empty_icv: [0; MAX_ICV_LEN], x16: CbcSha1X16::EMPTY });
+            if self.x16_for(xf) {
+                keys.x16.prepare(enc_key, auth_key);
+            }
             // SAFETY: `mgr` is live; `keys` is a writable, 64-byte-aligned `struct gw_mb_keys`
             // (layout checked in `new`); the key pointers are valid for the lengths passed, which
             // the shim checks against the algorithm before reading.
@@ -615,7 +621,7 @@ impl Engine for MbEngine {
             _ => 0,
         };
         let gcm_tag_len = if gcm != 0 { xf.icv_len() as u8 } else { 0 };
-        Ok(MbSession { xf, gcm, gcm_tag_len, salt, keys, x4, x16 })
+        Ok(MbSession { xf, gcm, gcm_tag_len, salt, keys, x4 })
     }
 
     fn seal(&mut self, s: &MbSession, jobs: &mut [Job<'_>]) {
@@ -647,10 +653,12 @@ impl Engine for MbEngine {
                 return;
             }
         }
-        if let Some(x) = &s.x16 {
+        if self.x16_for(s.xf)
+            && let Keys::Lib(k) = &s.keys
+        {
             // Runs of a session's packets go to these keys, the rest of a round to the
-            // library's.
-            crate::prefetch::front(&**x, CbcSha1X16::HOT_BYTES[usize::from(cipher == Cipher::AesCbc256)]);
+            // library's. Not read to find out whether they were prepared: a prefetch is a hint.
+            crate::prefetch::front(&k.x16, CbcSha1X16::HOT_BYTES[usize::from(cipher == Cipher::AesCbc256)]);
         }
         let keys = match &s.keys {
             Keys::Lib(k) => k.lib.0.as_ptr(),
@@ -756,9 +764,11 @@ fn cbc_batches<'s>(session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>
         while end < n && ptr::eq(session(end), s) {
             end += 1;
         }
-        if let Some(key) = &s.x16
+        if let Keys::Lib(k) = &s.keys
+            && k.x16.ready()
             && end - i >= MIN_X16
         {
+            let key = &k.x16;
             done |= cbc_run(key, &mut jobs[i..end]) << i;
         }
         i = end;
