@@ -756,15 +756,23 @@ fn short_gcm<'s>(session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>],
     done
 }
 
-/// The fewest jobs of one session in a row that [`CbcSha1X16`] seals: a batch costs about as
-/// much whatever its number of lanes. Sealing 64-byte payloads, its sixteen lanes took about
-/// as long as four jobs on the library's.
-const MIN_X16: usize = 4;
+/// The fewest jobs of one session in a row that [`CbcSha1X16`] may take: a batch costs about
+/// as much whatever its number of lanes, so few lanes lose to the library's.
+const MIN_X16: usize = 5;
+
+/// The fewest lanes of a [`CbcSha1X16`] batch whose longest text is `text_len` bytes. One
+/// call per round of k jobs of one SA, 30 alternating rounds of 2,000 calls, median ns per
+/// packet, the library (its SSE manager up to 8 jobs) against the batch: 64 bytes, k = 4: 159
+/// / 176, k = 5: 163 / 146, k = 16: 142 / 54; 512 bytes, k = 6: 354 / 395, k = 8: 329 / 300;
+/// 1,408 bytes, k = 8: 692 / 714, k = 12: 573 / 483, k = 16: 415 / 369.
+fn min_lanes(text_len: u32) -> usize {
+    if text_len <= 128 { MIN_X16 } else { 9 }
+}
 
 /// Seals the AES-CBC + HMAC-SHA1-96 jobs (of at most [`BATCH`]) of sessions with a
 /// [`CbcSha1X16`] key that come in runs of at least [`MIN_X16`] of one session, sixteen at a
-/// time, by length; sets their status and returns them as a bit mask. A run's last few jobs,
-/// and the jobs of other sessions, are left to the library.
+/// time, by length; sets their status and returns them as a bit mask. A run's last batch of
+/// fewer than [`min_lanes`], and the jobs of other sessions, are left to the library.
 fn cbc_batches<'s>(session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>]) -> u128 {
     const _: () = assert!(BATCH <= 128);
     let n = jobs.len().min(BATCH);
@@ -799,7 +807,8 @@ fn cbc_run(key: &CbcSha1X16, jobs: &mut [Job<'_>]) -> u128 {
     let mut slots: ArrayVec<Option<&mut Job<'_>>, BATCH> = jobs.iter_mut().map(Some).collect();
     let mut done = 0u128;
     for batch in order.chunks(cbc_sha1_x16::LANES) {
-        if batch.len() < MIN_X16 {
+        // Sorted: the last lane's text is the longest.
+        if batch.len() < batch.last().map_or(usize::MAX, |&(len, _)| min_lanes(len)) {
             break;
         }
         let mut lanes: ArrayVec<cbc_sha1_x16::Lane<'_>, { cbc_sha1_x16::LANES }> = ArrayVec::new();
