@@ -1,4 +1,5 @@
-//! AES-CBC + HMAC-SHA1-96 sealing of sixteen packets of one SA at once, on AVX-512 with VAES.
+//! AES-CBC + HMAC-SHA1-96 for sixteen packets of one SA at once, on AVX-512 with VAES: sealing,
+//! and opening (the hash as in sealing, then each packet's blocks decrypted four at a time).
 //!
 //! The library's sixteen lanes compute the same thing, but a job goes through its manager
 //! twice (the inner hash, then the outer one, each job copied into and out of lane state), and
@@ -53,6 +54,9 @@ pub(crate) struct CbcSha1X16 {
     _pad: [u32; 5],
     /// Round keys; AES-128 uses the first 11.
     rk: [[u8; 16]; 15],
+    /// Decryption round keys (the equivalent inverse cipher, FIPS 197 5.3.5), in the order
+    /// they are used; AES-128 uses the first 11.
+    dk: [[u8; 16]; 15],
 }
 
 impl std::fmt::Debug for CbcSha1X16 {
@@ -71,7 +75,8 @@ pub(crate) fn available() -> bool {
 
 impl CbcSha1X16 {
     /// A key that seals nothing: [`CbcSha1X16::ready`] is false until prepared.
-    pub(crate) const EMPTY: CbcSha1X16 = CbcSha1X16 { rounds: 0, ipad: H0, opad: H0, _pad: [0; 5], rk: [[0; 16]; 15] };
+    pub(crate) const EMPTY: CbcSha1X16 =
+        CbcSha1X16 { rounds: 0, ipad: H0, opad: H0, _pad: [0; 5], rk: [[0; 16]; 15], dk: [[0; 16]; 15] };
 
     /// Prepares, in place (no copy of the keys is left elsewhere), an AES key of 16 or 32
     /// bytes and an HMAC-SHA1 key of any length; false, and left as it was, for another AES
@@ -80,8 +85,11 @@ impl CbcSha1X16 {
         if !available() || !(aes_key.len() == 16 || aes_key.len() == 32) {
             return false;
         }
-        // SAFETY: `available` checked every instruction set the function enables.
-        self.rounds = unsafe { schedule(aes_key, &mut self.rk, &mut []) };
+        // SAFETY: `available` checked every instruction set the functions enable.
+        unsafe {
+            self.rounds = schedule(aes_key, &mut self.rk, &mut []);
+            inverse(&self.rk, self.rounds as usize, &mut self.dk);
+        }
         // RFC 2104: a key longer than the block is hashed first.
         let mut block = [0u8; 64];
         if auth_key.len() > 64 {
@@ -147,6 +155,11 @@ impl<'a> Lane<'a> {
         }
         Some(Lane { data, iv, text, auth, icv })
     }
+
+    /// The ICV field: the packet's, to compare with what [`open`] computed.
+    pub(crate) fn icv(&self) -> &[u8] {
+        &self.data[self.icv..self.icv + ICV_LEN]
+    }
 }
 
 /// Encrypts each lane's text in place with AES-CBC from its IV, then writes HMAC-SHA1-96 of
@@ -156,14 +169,94 @@ pub(crate) fn seal(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
         return;
     }
     let n = lanes.len().min(LANES);
+    let lanes = &mut lanes[..n];
     // SAFETY: a `CbcSha1X16` exists only where `available` said yes.
     unsafe {
         if key.rounds == 10 {
-            cbc::<10>(key, &mut lanes[..n]);
+            cbc::<10>(key, lanes);
         } else {
-            cbc::<14>(key, &mut lanes[..n]);
+            cbc::<14>(key, lanes);
         }
-        hmac(key, &mut lanes[..n]);
+        let icv = hmac(key, lanes);
+        for (i, l) in lanes.iter_mut().enumerate() {
+            l.data[l.icv..l.icv + ICV_LEN].copy_from_slice(&icv[i]);
+        }
+    }
+}
+
+/// Writes HMAC-SHA1-96 of each lane's auth range to `tags`, then decrypts its text in place
+/// with AES-CBC from its IV; the ICV fields are not read (the caller compares). Takes the first
+/// [`LANES`] lanes.
+pub(crate) fn open(key: &CbcSha1X16, lanes: &mut [Lane<'_>], tags: &mut [[u8; ICV_LEN]; LANES]) {
+    if !key.ready() {
+        return;
+    }
+    let n = lanes.len().min(LANES);
+    let lanes = &mut lanes[..n];
+    // SAFETY: as in `seal`.
+    unsafe {
+        *tags = hmac(key, lanes);
+        for l in lanes.iter_mut() {
+            if key.rounds == 10 {
+                decrypt::<10>(key, l);
+            } else {
+                decrypt::<14>(key, l);
+            }
+        }
+    }
+}
+
+/// Writes the decryption round keys of the `rounds` round keys `rk` to `dk`.
+#[target_feature(enable = "aes")]
+unsafe fn inverse(rk: &[[u8; 16]; 15], rounds: usize, dk: &mut [[u8; 16]; 15]) {
+    let load = |b: &[u8; 16]| _mm_loadu_si128(b.as_ptr().cast());
+    let store = |b: &mut [u8; 16], x: __m128i| _mm_storeu_si128(b.as_mut_ptr().cast(), x);
+    store(&mut dk[0], load(&rk[rounds]));
+    for i in 1..rounds {
+        store(&mut dk[i], _mm_aesimc_si128(load(&rk[rounds - i])));
+    }
+    store(&mut dk[rounds], load(&rk[0]));
+}
+
+/// AES-CBC decryption of one lane's text in place: its blocks are independent, four to a
+/// vector, each XORed with the ciphertext block before it (the IV for the first).
+#[target_feature(enable = "aes,avx2,avx512f,avx512bw,avx512vl,vaes")]
+unsafe fn decrypt<const R: usize>(key: &CbcSha1X16, l: &mut Lane<'_>) {
+    let mut dk = [_mm512_setzero_si512(); 15];
+    for (r, k) in dk.iter_mut().zip(&key.dk).take(R + 1) {
+        *r = _mm512_broadcast_i32x4(_mm_loadu_si128(k.as_ptr().cast()));
+    }
+    let iv = _mm_loadu_si128(l.data[l.iv..l.iv + 16].as_ptr().cast());
+    // The previous chunk's ciphertext: its last block chains to this chunk's first.
+    let mut carry = _mm512_broadcast_i32x4(iv);
+    let text = &mut l.data[l.text.clone()];
+    let p = text.as_mut_ptr();
+    let len = text.len();
+    let mut off = 0;
+    while off < len {
+        // Whole chunks of four blocks with plain moves; the last one, of one to three blocks,
+        // through a mask of 64-bit words.
+        let words = ((len - off) / 8).min(8);
+        let mask: u8 = if words == 8 { 0xff } else { (1u8 << words) - 1 };
+        let at = p.add(off);
+        let c = if words == 8 {
+            _mm512_loadu_si512(at.cast())
+        } else {
+            _mm512_maskz_loadu_epi64(mask, at.cast_const().cast())
+        };
+        let prev = _mm512_alignr_epi64::<6>(c, carry);
+        let mut x = _mm512_xor_si512(c, dk[0]);
+        for k in &dk[1..R] {
+            x = _mm512_aesdec_epi128(x, *k);
+        }
+        x = _mm512_xor_si512(_mm512_aesdeclast_epi128(x, dk[R]), prev);
+        if words == 8 {
+            _mm512_storeu_si512(at.cast(), x);
+        } else {
+            _mm512_mask_storeu_epi64(at.cast(), mask, x);
+        }
+        carry = c;
+        off += 64;
     }
 }
 
@@ -231,9 +324,9 @@ unsafe fn load2(a: *const u8, b: *const u8) -> __m256i {
 #[repr(C, align(64))]
 struct Tail([u8; 128]);
 
-/// HMAC-SHA1-96 of every lane's auth range, written to its ICV field.
+/// Returns HMAC-SHA1-96 of every lane's auth range.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-unsafe fn hmac(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
+unsafe fn hmac(key: &CbcSha1X16, lanes: &[Lane<'_>]) -> [[u8; ICV_LEN]; LANES] {
     let mut tails = [const { Tail([0; 128]) }; LANES];
     let mut base = [tails[0].0.as_ptr(); LANES];
     // Per lane: whole blocks in the packet, then all its blocks; absent lanes have none.
@@ -290,14 +383,15 @@ unsafe fn hmac(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
     for (d, (o, s)) in icv.iter_mut().zip(out.iter().zip(&outer)) {
         _mm512_storeu_si512(d.as_mut_ptr().cast(), _mm512_add_epi32(*o, *s));
     }
-    for (i, l) in lanes.iter_mut().enumerate() {
-        let at = &mut l.data[l.icv..l.icv + ICV_LEN];
-        for (c, d) in at.chunks_exact_mut(4).zip(&icv) {
+    let mut tags = [[0u8; ICV_LEN]; LANES];
+    for (i, t) in tags.iter_mut().enumerate() {
+        for (c, d) in t.chunks_exact_mut(4).zip(&icv) {
             c.copy_from_slice(&d[i].to_be_bytes());
         }
     }
     // The tails hold the end of what goes on the wire (header, IV, ciphertext) and padding:
     // nothing secret to wipe.
+    tags
 }
 
 /// Transposes sixteen lanes' 64-byte blocks (`rows[i]`, lane `i`) into the sixteen big-endian

@@ -228,12 +228,9 @@ pub struct MbEngine {
     /// AES-GCM sessions also get keys for [`GcmX4`], which seals and opens their short
     /// packets four at a time.
     gcm_x4: bool,
-    /// AES-CBC + HMAC-SHA1-96 sessions also get keys for [`CbcSha1X16`], which seals runs of
-    /// at least [`MIN_X16`] of their packets sixteen at a time.
+    /// AES-CBC + HMAC-SHA1-96 sessions also get keys for [`CbcSha1X16`], which seals and
+    /// opens runs of at least [`MIN_X16`] of their packets sixteen at a time.
     cbc_x16: bool,
-    /// Some session got such keys: until then no round looks for runs to batch (with
-    /// thousands of AES-GCM SAs, the scan cost 1 to 2% of the cycles per packet).
-    x16_made: bool,
     /// DES and 3DES sessions run on the library, not on their RustCrypto fallback: on the
     /// AVX-512 manager (its DES takes sixteen packets at a time), where the library ran 3DES
     /// eight times as fast as RustCrypto; its other managers' DES measured 70 to 700 operations
@@ -280,17 +277,8 @@ impl MbEngine {
         let gcm_x4 = gcm != GcmCode::Library && gcm_x4::available();
         let des_on_library = arch == ARCH_AVX512;
         let cbc_x16 = cbc_sha1_x16::available();
-        let mut e = MbEngine {
-            mgr,
-            sha_ni: None,
-            small: None,
-            gcm_layout: layout,
-            vaes_gcm,
-            gcm_x4,
-            cbc_x16,
-            x16_made: false,
-            des_on_library,
-        };
+        let mut e =
+            MbEngine { mgr, sha_ni: None, small: None, gcm_layout: layout, vaes_gcm, gcm_x4, cbc_x16, des_on_library };
         let wanted = match lanes {
             HmacLanes::Simd => false,
             HmacLanes::ShaNi => true,
@@ -357,9 +345,9 @@ impl MbEngine {
             let mut tags = [[0u8; MAX_ICV_LEN]; BATCH];
             let mut nonces = [[0u8; 12]; BATCH];
             let mut done = if self.gcm_x4 { short_gcm(|i| session(base + i), chunk, encrypt) } else { 0 };
-            if encrypt && self.x16_made {
-                done |= cbc_batches(|i| session(base + i), chunk);
-            }
+            // Sessions may come from another engine (the control plane prepares SAs and hands
+            // them to the workers): whether one has keys for CbcSha1X16 is the session's.
+            done |= cbc_batches(|i| session(base + i), chunk, encrypt);
             for (i, job) in chunk.iter_mut().enumerate() {
                 if done >> i & 1 != 0 {
                     continue;
@@ -574,7 +562,7 @@ impl Engine for MbEngine {
             "ipsec-mb ({}; hmac-sha1 on {}{}; aes-gcm on {}{}; des on {des})",
             self.arch(),
             self.hmac_sha1_lanes(),
-            if self.cbc_x16 { ", aes-cbc+hmac-sha1 sealed 16 at a time" } else { "" },
+            if self.cbc_x16 { ", aes-cbc+hmac-sha1 16 at a time" } else { "" },
             self.gcm_code(),
             if self.gcm_x4 { ", 4 at a time up to 64 bytes" } else { "" }
         )
@@ -597,7 +585,7 @@ impl Engine for MbEngine {
             let mut keys =
                 Box::new(KeyBlock { lib: MbKeys([0; KEYS_SIZE]), empty_icv: [0; MAX_ICV_LEN], x16: CbcSha1X16::EMPTY });
             if self.x16_for(xf) {
-                self.x16_made |= keys.x16.prepare(enc_key, auth_key);
+                keys.x16.prepare(enc_key, auth_key);
             }
             // SAFETY: `mgr` is live; `keys` is a writable, 64-byte-aligned `struct gw_mb_keys`
             // (layout checked in `new`); the key pointers are valid for the lengths passed, which
@@ -769,11 +757,11 @@ fn min_lanes(text_len: u32) -> usize {
     if text_len <= 128 { MIN_X16 } else { 9 }
 }
 
-/// Seals the AES-CBC + HMAC-SHA1-96 jobs (of at most [`BATCH`]) of sessions with a
+/// Seals or opens the AES-CBC + HMAC-SHA1-96 jobs (of at most [`BATCH`]) of sessions with a
 /// [`CbcSha1X16`] key that come in runs of at least [`MIN_X16`] of one session, sixteen at a
 /// time, by length; sets their status and returns them as a bit mask. A run's last batch of
 /// fewer than [`min_lanes`], and the jobs of other sessions, are left to the library.
-fn cbc_batches<'s>(session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>]) -> u128 {
+fn cbc_batches<'s>(session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>], encrypt: bool) -> u128 {
     const _: () = assert!(BATCH <= 128);
     let n = jobs.len().min(BATCH);
     let mut done = 0u128;
@@ -792,16 +780,16 @@ fn cbc_batches<'s>(session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>
             && k.x16.ready()
         {
             let key = &k.x16;
-            done |= cbc_run(key, &mut jobs[i..end]) << i;
+            done |= cbc_run(key, &mut jobs[i..end], encrypt) << i;
         }
         i = end;
     }
     done
 }
 
-/// Seals one session's `jobs` with `key`, sixteen at a time in order of length, and returns
-/// those it sealed as a bit mask.
-fn cbc_run(key: &CbcSha1X16, jobs: &mut [Job<'_>]) -> u128 {
+/// Seals (`encrypt`) or opens one session's `jobs` with `key`, sixteen at a time in order of
+/// length, and returns those it took as a bit mask.
+fn cbc_run(key: &CbcSha1X16, jobs: &mut [Job<'_>], encrypt: bool) -> u128 {
     let mut order: ArrayVec<(u32, u8), BATCH> = jobs.iter().enumerate().map(|(i, j)| (j.cipher.len, i as u8)).collect();
     order.sort_unstable();
     let mut slots: ArrayVec<Option<&mut Job<'_>>, BATCH> = jobs.iter_mut().map(Some).collect();
@@ -824,9 +812,17 @@ fn cbc_run(key: &CbcSha1X16, jobs: &mut [Job<'_>]) -> u128 {
             status.push(&mut job.status);
             done |= 1 << i;
         }
-        cbc_sha1_x16::seal(key, &mut lanes);
-        for st in status {
-            *st = JobStatus::Done;
+        if encrypt {
+            cbc_sha1_x16::seal(key, &mut lanes);
+            for st in status {
+                *st = JobStatus::Done;
+            }
+        } else {
+            let mut tags = [[0u8; cbc_sha1_x16::ICV_LEN]; cbc_sha1_x16::LANES];
+            cbc_sha1_x16::open(key, &mut lanes, &mut tags);
+            for ((st, lane), tag) in status.into_iter().zip(&lanes).zip(&tags) {
+                *st = if icv_eq(tag, lane.icv()) { JobStatus::Done } else { JobStatus::AuthFailed };
+            }
         }
     }
     done

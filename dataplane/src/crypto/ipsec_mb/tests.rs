@@ -824,9 +824,9 @@ fn short_gcm_over_many_sessions_agrees_with_rustcrypto() {
 }
 
 /// AES-CBC + HMAC-SHA1-96 runs of one session go sixteen at a time to `CbcSha1X16` where the
-/// CPU has it: every job it takes (runs of at least `MIN_X16`, by length, a last batch of
-/// fewer than `min_lanes` left to the library) is sealed as RustCrypto seals it, lengths mixed within a batch,
-/// and the packet past the ICV is untouched.
+/// CPU has it: every job it takes (runs of at least `MIN_X16`, by length, a last batch of fewer
+/// than `min_lanes` left to the library) is sealed as RustCrypto seals it, lengths mixed
+/// within a batch; RustCrypto's packets open, and only a tampered one fails.
 #[test]
 fn cbc_sha1_x16_batches_agree_with_rustcrypto() {
     if !cbc_sha1_x16::available() {
@@ -859,7 +859,7 @@ fn cbc_sha1_x16_batches_agree_with_rustcrypto() {
                     .iter_mut()
                     .map(|p| Job::new(&mut p.data, p.cipher, p.auth, p.iv as usize, p.icv as usize))
                     .collect();
-                let done = cbc_batches(|_| &sm, &mut jobs);
+                let done = cbc_batches(|_| &sm, &mut jobs, true);
                 for (i, j) in jobs.iter().enumerate() {
                     let want = if done >> i & 1 != 0 { JobStatus::Done } else { JobStatus::Pending };
                     assert_eq!(j.status, want, "{c:?} {n} jobs: job {i}");
@@ -887,6 +887,35 @@ fn cbc_sha1_x16_batches_agree_with_rustcrypto() {
                 let mut one = vec![p.clone()];
                 assert_eq!(run(&mut rs, &sr, &mut one, true), [JobStatus::Done]);
                 assert_eq!(a[i].data, one[0].data, "{c:?} {n} jobs: job {i} ({} bytes)", p.cipher.len);
+            }
+            // Opening RustCrypto's packets: the same jobs are taken, each comes back as it
+            // was, and only a tampered one fails.
+            let mut b = plain.clone();
+            assert!(run(&mut rs, &sr, &mut b, true).iter().all(|&s| s == JobStatus::Done));
+            let bad = rng.below(n);
+            let at = rng.below(b[bad].icv as usize + cbc_sha1_x16::ICV_LEN);
+            b[bad].data[at] ^= 1 << rng.below(8);
+            let opened = {
+                let mut jobs: Vec<Job<'_>> = b
+                    .iter_mut()
+                    .map(|p| Job::new(&mut p.data, p.cipher, p.auth, p.iv as usize, p.icv as usize))
+                    .collect();
+                let opened = cbc_batches(|_| &sm, &mut jobs, false);
+                for (i, j) in jobs.iter().enumerate() {
+                    let want = match (opened >> i & 1 != 0, i == bad) {
+                        (false, _) => JobStatus::Pending,
+                        (true, false) => JobStatus::Done,
+                        (true, true) => JobStatus::AuthFailed,
+                    };
+                    assert_eq!(j.status, want, "{c:?} {n} jobs: opening job {i} (tampered: {bad})");
+                }
+                opened
+            };
+            assert_eq!(opened, done, "{c:?} {n} jobs: opening takes the jobs sealing took");
+            for (i, p) in plain.iter().enumerate() {
+                if opened >> i & 1 != 0 && i != bad {
+                    assert_eq!(b[i].body(), p.body(), "{c:?} {n} jobs: plaintext of job {i}");
+                }
             }
         }
     }
