@@ -30,7 +30,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::vaes_gcm::schedule;
 
-/// Lanes: packets sealed together.
+/// Lanes: packets sealed or opened together.
 pub(crate) const LANES: usize = 16;
 
 /// Bytes of the ICV a lane gets: HMAC-SHA1-96.
@@ -40,7 +40,7 @@ pub(crate) const ICV_LEN: usize = 12;
 const H0: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
 
 /// One SA's keys for [`CbcSha1X16`]: the HMAC's inner and outer states after the padded key,
-/// and the AES round keys; zeroized on drop. Exists only on a CPU with the instructions
+/// and the AES round keys of both directions; zeroized on drop. Exists only on a CPU with the instructions
 /// ([`CbcSha1X16::prepare`] checks), which makes its methods safe.
 #[derive(Zeroize, ZeroizeOnDrop)]
 #[repr(C, align(64))]
@@ -121,8 +121,9 @@ impl CbcSha1X16 {
         [std::mem::offset_of!(CbcSha1X16, rk) + 16 * 11, std::mem::offset_of!(CbcSha1X16, rk) + 16 * 15];
 }
 
-/// One packet of a batch, checked: the packet, its 16-byte IV, the bytes to encrypt in place
-/// (whole blocks), the bytes to hash after encryption and where the 12-byte ICV goes.
+/// One packet of a batch, checked: the packet, its 16-byte IV, the bytes to encrypt or decrypt
+/// in place (whole blocks), the bytes to hash (the ciphertext: after encrypting, before
+/// decrypting) and where the 12-byte ICV goes.
 pub(crate) struct Lane<'a> {
     data: &'a mut [u8],
     iv: usize,
