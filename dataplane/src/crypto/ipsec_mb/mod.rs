@@ -419,11 +419,7 @@ impl MbEngine {
                 } else {
                     let icv = job.icv as usize;
                     let len = session(base + usize::from(slot[k])).xf.icv_len();
-                    if icv_eq(&tags[k][..len], &job.data[icv..icv + len]) {
-                        JobStatus::Done
-                    } else {
-                        JobStatus::AuthFailed
-                    }
+                    verdict(&tags[k][..len], &job.data[icv..icv + len])
                 };
             }
         }
@@ -821,7 +817,7 @@ fn cbc_run(key: &CbcSha1X16, jobs: &mut [Job<'_>], encrypt: bool) -> u128 {
             let mut tags = [[0u8; cbc_sha1_x16::ICV_LEN]; cbc_sha1_x16::LANES];
             cbc_sha1_x16::open(key, &mut lanes, &mut tags);
             for ((st, lane), tag) in status.into_iter().zip(&lanes).zip(&tags) {
-                *st = if icv_eq(tag, lane.icv()) { JobStatus::Done } else { JobStatus::AuthFailed };
+                *st = verdict(tag, lane.icv());
             }
         }
     }
@@ -874,7 +870,7 @@ fn x4_run(
         let mut tags = [[0u8; 16]; gcm_x4::LANES];
         gcm_x4::open(lanes, &mut tags);
         for ((st, lane), tag) in status.drain(..).zip(lanes.iter()).zip(&tags) {
-            *st = if icv_eq(&tag[..lane.icv.len()], lane.icv) { JobStatus::Done } else { JobStatus::AuthFailed };
+            *st = verdict(&tag[..lane.icv.len()], lane.icv);
         }
     }
     lanes.clear();
@@ -904,7 +900,14 @@ fn vaes_job(g: &VaesGcm, s: &MbSession, job: &mut Job<'_>, encrypt: bool) -> Job
         }
         return JobStatus::Done;
     }
-    if icv_eq(tag, at) { JobStatus::Done } else { JobStatus::AuthFailed }
+    verdict(tag, at)
+}
+
+/// The status of an opened job whose ICV, `received`, was computed as `computed`: compared in
+/// constant time.
+#[inline]
+fn verdict(computed: &[u8], received: &[u8]) -> JobStatus {
+    if icv_eq(computed, received) { JobStatus::Done } else { JobStatus::AuthFailed }
 }
 
 /// Writes the truncated HMAC of the empty message under `key` to `out`.
