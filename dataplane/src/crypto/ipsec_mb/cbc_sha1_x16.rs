@@ -134,8 +134,9 @@ pub(crate) struct Lane<'a> {
 
 impl<'a> Lane<'a> {
     /// Returns the lane if every range lies within `data` and the text is whole blocks. The
-    /// IV is read before encrypting, the auth range after, and the ICV written last, so the
-    /// ranges may overlap as ESP's do (the IV and the ciphertext are hashed).
+    /// IV is read before the text is encrypted or decrypted, the auth range while it holds
+    /// ciphertext, and the ICV written last when sealing, so the ranges may overlap as ESP's do
+    /// (the IV and the ciphertext are hashed).
     pub(crate) fn new(
         data: &'a mut [u8],
         iv: usize,

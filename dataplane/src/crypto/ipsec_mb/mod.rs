@@ -73,8 +73,8 @@ struct KeyBlock {
     lib: MbKeys,
     /// The ICV of an empty auth region, which the library refuses to compute.
     empty_icv: [u8; MAX_ICV_LEN],
-    /// AES-CBC + HMAC-SHA1-96 keys for sealing sixteen packets at a time, when the engine
-    /// chose it ([`CbcSha1X16::ready`]). Here, not in the session, which must stay within the
+    /// AES-CBC + HMAC-SHA1-96 keys for sealing and opening sixteen packets at a time, when the
+    /// engine chose it ([`CbcSha1X16::ready`]). Here, not in the session, which must stay within the
     /// few lines of an SA that every packet reads; at a fixed offset, so that a prefetch finds
     /// it without reading the block.
     x16: CbcSha1X16,
@@ -294,8 +294,9 @@ impl MbEngine {
         Ok(e)
     }
 
-    /// Seals AES-CBC + HMAC-SHA1-96 on the library's lanes only (`false`), or also sixteen at
-    /// a time where the CPU can (`true`, the default): for sessions made after the call.
+    /// Seals and opens AES-CBC + HMAC-SHA1-96 on the library's lanes only (`false`), or also
+    /// sixteen at a time where the CPU can (`true`, the default): for sessions made after the
+    /// call.
     pub fn with_cbc_x16(mut self, on: bool) -> Self {
         self.cbc_x16 = on && cbc_sha1_x16::available();
         self
