@@ -114,11 +114,6 @@ impl CbcSha1X16 {
     pub(crate) fn ready(&self) -> bool {
         self.rounds != 0
     }
-
-    /// The bytes from the start that a batch reads, with a key of 128 bits, then 256: the hash
-    /// states and the round keys.
-    pub(crate) const HOT_BYTES: [usize; 2] =
-        [std::mem::offset_of!(CbcSha1X16, rk) + 16 * 11, std::mem::offset_of!(CbcSha1X16, rk) + 16 * 15];
 }
 
 /// One packet of a batch, checked: the packet, its 16-byte IV, the bytes to encrypt or decrypt
@@ -500,15 +495,6 @@ mod tests {
             m.update(&data[..88]);
             assert_eq!(&m.finalize().into_bytes()[..ICV_LEN], &data[88..], "key of {klen} bytes");
         }
-    }
-
-    /// A batch reads the pad states and the round keys of its key size, all in the first
-    /// lines: what the engine prefetches.
-    #[test]
-    fn hot_bytes_cover_the_states_and_round_keys() {
-        assert_eq!(std::mem::offset_of!(CbcSha1X16, ipad), 4);
-        assert_eq!(std::mem::offset_of!(CbcSha1X16, rk), 64);
-        assert_eq!(CbcSha1X16::HOT_BYTES, [64 + 11 * 16, 64 + 15 * 16]);
     }
 
     #[test]
