@@ -126,9 +126,8 @@ impl<S> Xform<S> for Seal {
         restore_header(job.data, prep);
     }
 
-    fn finish<B: PacketBuf>(sa: &mut Sa<S>, _buf: &mut B, prep: &Layout) -> Result<(), DropReason> {
-        sa.account(prep.bytes);
-        Ok(())
+    fn finish<B: PacketBuf>(_: &mut Sa<S>, _buf: &mut B, prep: &Layout) -> Result<u32, DropReason> {
+        Ok(prep.bytes as u32)
     }
 }
 
@@ -180,7 +179,7 @@ impl<S> Xform<S> for Open {
         }
     }
 
-    fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Layout) -> Result<(), DropReason> {
+    fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Layout) -> Result<u32, DropReason> {
         sa.replay.accept(prep.seq)?;
         let next_header = buf.data()[prep.hlen];
         match sa.mode {
@@ -198,7 +197,6 @@ impl<S> Xform<S> for Open {
                 xform::set_proto_len(&mut buf.data_mut()[..prep.hlen], Protocol::from(next_header), total);
             }
         }
-        sa.account(buf.len());
-        Ok(())
+        Ok(buf.len() as u32)
     }
 }

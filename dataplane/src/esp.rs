@@ -111,9 +111,8 @@ impl<S> Xform<S> for Seal {
         }
     }
 
-    fn finish<B: PacketBuf>(sa: &mut Sa<S>, _buf: &mut B, bytes: &u32) -> Result<(), DropReason> {
-        sa.account(*bytes as usize);
-        Ok(())
+    fn finish<B: PacketBuf>(_: &mut Sa<S>, _buf: &mut B, bytes: &u32) -> Result<u32, DropReason> {
+        Ok(*bytes)
     }
 }
 
@@ -237,7 +236,7 @@ impl<S> Xform<S> for Open {
         Ok((layout, job))
     }
 
-    fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Layout) -> Result<(), DropReason> {
+    fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Layout) -> Result<u32, DropReason> {
         // RFC 4303 3.4.3: the window moves only once the ICV verified.
         sa.replay.accept(prep.seq)?;
         let ct_off = prep.cipher.off as usize;
@@ -274,7 +273,6 @@ impl<S> Xform<S> for Open {
                 xform::set_proto_len(&mut buf.data_mut()[..ip_hlen], Protocol::from(next_header), total);
             }
         }
-        sa.account(buf.len());
-        Ok(())
+        Ok(buf.len() as u32)
     }
 }

@@ -404,17 +404,14 @@ impl<S> Sa<S> {
         }
     }
 
-    /// Counts one processed packet of `bytes`; the byte lifetimes apply at the end of the burst
-    /// (`end_burst`).
-    #[inline]
-    pub(crate) fn account(&mut self, bytes: usize) {
-        self.counters.packets += 1;
-        self.counters.bytes += bytes as u64;
-    }
-
-    /// Applies the byte lifetimes to the bytes of every copy, once per burst: one atomic add,
-    /// and only for SAs with byte lifetimes.
-    pub(crate) fn end_burst(&mut self) {
+    /// Counts the `packets` packets of `bytes` this copy processed in a burst, then applies the
+    /// byte lifetimes to the bytes of every copy: one atomic add, and only for SAs with byte
+    /// lifetimes. Once per burst, not per packet: counters added to per packet were stored and
+    /// loaded again by the next packet, a chain through memory of about 6 cycles per packet
+    /// (AES-GCM 512 B).
+    pub(crate) fn end_burst(&mut self, packets: u64, bytes: u64) {
+        self.counters.packets += packets;
+        self.counters.bytes += bytes;
         if !self.byte_limited {
             return;
         }
@@ -585,17 +582,13 @@ pub(crate) mod tests {
     #[test]
     fn byte_lifetimes_count_processed_bytes() {
         let mut s = sa(Lifetimes { soft_bytes: 100, hard_bytes: 150, ..Default::default() });
-        s.account(99);
-        assert_eq!(s.shared.bytes.load(Ordering::Relaxed), 0, "added at the end of the burst");
-        s.end_burst();
+        s.end_burst(2, 99);
         assert_eq!(s.state(), SaState::Mature);
-        s.account(1);
-        s.end_burst();
+        s.end_burst(1, 1);
         assert_eq!(s.poll_event(), Some(SaEvent::SoftExpired));
-        s.account(60);
-        s.end_burst();
+        s.end_burst(1, 60);
         assert_eq!(s.poll_event(), Some(SaEvent::HardExpired));
-        assert_eq!(s.counters(), SaCounters { packets: 3, bytes: 160 });
+        assert_eq!(s.counters(), SaCounters { packets: 4, bytes: 160 });
     }
 
     #[test]
@@ -629,10 +622,8 @@ pub(crate) mod tests {
                 assert!(seen.insert(b.next_seq().unwrap()));
             }
         }
-        a.account(600);
-        a.end_burst();
-        b.account(600);
-        b.end_burst();
+        a.end_burst(1, 600);
+        b.end_burst(1, 600);
         assert_eq!(b.state(), SaState::Dead, "1200 bytes between them pass the hard limit");
     }
 

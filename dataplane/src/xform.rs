@@ -33,8 +33,9 @@ pub(crate) trait Xform<S> {
     /// Runs while the job still borrows the packet, before its status is read (AH restores
     /// the header, and checks the ICV it computed).
     fn after_crypto(_prep: &mut Self::Prep, _job: &mut Job<'_>) {}
-    /// Completes the packet once its job is done; `Err` drops the packet.
-    fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Self::Prep) -> Result<(), DropReason>;
+    /// Completes the packet once its job is done and returns the bytes to count to the SA;
+    /// `Err` drops the packet.
+    fn finish<B: PacketBuf>(sa: &mut Sa<S>, buf: &mut B, prep: &Self::Prep) -> Result<u32, DropReason>;
     /// True to seal, false to open.
     const SEAL: bool;
     /// True when the engine seals the jobs, even to open: AH computes the ICV over the packet
@@ -166,6 +167,7 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
             kept += end - start;
             continue;
         };
+        let (mut packets, mut bytes) = (0u64, 0u64);
         for i in start..end {
             let Some(prep) = preps[i].as_ref() else { continue };
             let verdict = match status[i] {
@@ -174,14 +176,16 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
                 JobStatus::Pending | JobStatus::Invalid => Err(DropReason::CryptoFailed),
             };
             match verdict {
-                Ok(()) => {
+                Ok(n) => {
                     keep[i] = true;
                     kept += 1;
+                    packets += 1;
+                    bytes += u64::from(n);
                 }
                 Err(r) => stats.drop(r),
             }
         }
-        sa.end_burst();
+        sa.end_burst(packets, bytes);
     }
     if groups > 0 {
         bounds[groups] = kept;
