@@ -316,6 +316,10 @@ fn replayed_and_too_old_packets_are_dropped() {
     assert_eq!(pair.inb.replay_window().top(), 100);
     let (st, out) = open_all(&spec, &mut pair, &[sealed[60].clone()]);
     assert_eq!((st.total_dropped(), out.len()), (0, 1));
+    // The SA counts the packets it delivered, and their bytes, not those it dropped.
+    let delivered = [99, 36, 50, 60];
+    assert_eq!(pair.inb.counters().packets, delivered.len() as u64);
+    assert_eq!(pair.inb.counters().bytes, delivered.iter().map(|&i| packets[i].len() as u64).sum::<u64>());
 }
 
 /// Seals a burst with ESP on the RustCrypto engine.
