@@ -67,10 +67,7 @@ impl std::fmt::Debug for CbcSha1X16 {
 
 /// Tells whether this CPU runs [`CbcSha1X16`].
 pub(crate) fn available() -> bool {
-    super::vaes_gcm::available()
-        && is_x86_feature_detected!("avx512f")
-        && is_x86_feature_detected!("avx512bw")
-        && is_x86_feature_detected!("avx512vl")
+    super::vaes_gcm::available_avx512()
 }
 
 impl CbcSha1X16 {

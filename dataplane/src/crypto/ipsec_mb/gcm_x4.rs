@@ -67,10 +67,7 @@ pub(crate) struct Lane<'a> {
 
 /// Tells whether this CPU runs [`GcmX4`].
 pub(crate) fn available() -> bool {
-    super::vaes_gcm::available()
-        && is_x86_feature_detected!("avx512f")
-        && is_x86_feature_detected!("avx512bw")
-        && is_x86_feature_detected!("avx512vl")
+    super::vaes_gcm::available_avx512()
 }
 
 impl GcmX4 {
