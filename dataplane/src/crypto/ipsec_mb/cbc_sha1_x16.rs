@@ -190,12 +190,10 @@ pub(crate) fn open(key: &CbcSha1X16, lanes: &mut [Lane<'_>], tags: &mut [[u8; IC
     // SAFETY: as in `seal`.
     unsafe {
         *tags = hmac(key, lanes);
-        for l in lanes.iter_mut() {
-            if key.rounds == 10 {
-                decrypt::<10>(key, l);
-            } else {
-                decrypt::<14>(key, l);
-            }
+        if key.rounds == 10 {
+            decrypt::<10>(key, lanes);
+        } else {
+            decrypt::<14>(key, lanes);
         }
     }
 }
@@ -212,14 +210,24 @@ unsafe fn inverse(rk: &[[u8; 16]; 15], rounds: usize, dk: &mut [[u8; 16]; 15]) {
     store(&mut dk[rounds], load(&rk[0]));
 }
 
-/// AES-CBC decryption of one lane's text in place: its blocks are independent, four to a
-/// vector, each XORed with the ciphertext block before it (the IV for the first).
+/// AES-CBC decryption of every lane's text in place, lane after lane: a lane's blocks are
+/// independent, four to a vector, each XORed with the ciphertext block before it (the IV for
+/// the first). The round keys are broadcast once for the batch.
 #[target_feature(enable = "aes,avx2,avx512f,avx512bw,avx512vl,vaes")]
-unsafe fn decrypt<const R: usize>(key: &CbcSha1X16, l: &mut Lane<'_>) {
+unsafe fn decrypt<const R: usize>(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
     let mut dk = [_mm512_setzero_si512(); 15];
     for (r, k) in dk.iter_mut().zip(&key.dk).take(R + 1) {
         *r = _mm512_broadcast_i32x4(_mm_loadu_si128(k.as_ptr().cast()));
     }
+    for l in lanes {
+        decrypt_lane::<R>(&dk, l);
+    }
+}
+
+/// [`decrypt`] of one lane with the broadcast round keys `dk`.
+#[inline]
+#[target_feature(enable = "aes,avx2,avx512f,avx512bw,avx512vl,vaes")]
+unsafe fn decrypt_lane<const R: usize>(dk: &[__m512i; 15], l: &mut Lane<'_>) {
     let iv = _mm_loadu_si128(l.data[l.iv..l.iv + 16].as_ptr().cast());
     // The previous chunk's ciphertext: its last block chains to this chunk's first.
     let mut carry = _mm512_broadcast_i32x4(iv);
