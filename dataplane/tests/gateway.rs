@@ -505,6 +505,32 @@ fn nested_tunnels_encrypt_twice_and_loop_avoidance_stops_the_second_pass() {
     assert_eq!(r2.dropped(DropReason::NoRoute), 1, "{:?}", r2.w.stats().drops.nonzero().collect::<Vec<_>>());
 }
 
+/// Manual: a packet is never encrypted again by the rule that just encrypted it. The tunnel's
+/// own packets (R1 to 10.2.0.254, inside the policy's destination) match the policy that
+/// sealed them: they go out once, as they are, not sealed again until the nesting limit.
+#[test]
+fn a_tunnel_whose_packets_match_its_own_policy_seals_once() {
+    let far = Ipv4Addr::new(10, 2, 0, 254);
+    let p = Policy {
+        selector: Selector { dst: lan_net(2), ..Selector::ANY },
+        sa_dst: far,
+        ..tunnel_policy(1, Level::Require, IpsecProtocols::Esp)
+    };
+    let mut r1 = Gw::new(1, vec![p]);
+    let s = r1.sa(0x100, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, far, 1);
+    r1.install_out(1, Some(s), None);
+    let inner = ip_packet(H1, H2, Protocol::Udp, 64, &udp(1, 2, 20));
+    let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &inner)]);
+    assert_eq!(wan.len(), 1, "{:?}", r1.w.stats().drops.nonzero().collect::<Vec<_>>());
+    let outer = ipv4::Packet::new_checked(l3(&wan[0])).unwrap();
+    assert_eq!((outer.src_addr(), outer.dst_addr(), outer.protocol()), (R1_WAN, far, Protocol::Esp));
+    // One layer: as long as the same packet sealed once by the LAN-to-LAN policy.
+    let (mut once, _) = pair(Level::Require);
+    let [_, want] = once.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &inner)]);
+    assert_eq!(want.len(), 1);
+    assert_eq!(outer.total_len(), ipv4::Packet::new_checked(l3(&want[0])).unwrap().total_len());
+}
+
 #[test]
 fn workers_report_their_sas() {
     let (mut r1, _r2) = pair(Level::Require);
