@@ -12,6 +12,8 @@
 //! an attacker chooses cannot be aimed at one bucket; a flood of new flows only evicts entries
 //! (each miss costs what a lookup without the cache costs).
 
+use arrayvec::ArrayVec;
+
 use super::{Classifier, Key, NONE};
 use crate::buf::BURST;
 
@@ -156,9 +158,8 @@ impl FlowCache {
         for &a in &at[..m] {
             crate::prefetch::front(&self.buckets[a], size_of::<Bucket>());
         }
-        let mut miss_keys = [Key::default(); BURST];
-        let mut miss_at = [0u8; BURST];
-        let mut misses = 0;
+        let mut miss_keys: ArrayVec<Key, BURST> = ArrayVec::new();
+        let mut miss_at: ArrayVec<u8, BURST> = ArrayVec::new();
         for (j, (&p, &a)) in pos[..m].iter().zip(&at[..m]).enumerate() {
             let k = &keys[usize::from(p)];
             let probe = Slot::of(k);
@@ -167,20 +168,20 @@ impl FlowCache {
             match b.slots[..live.min(WAYS)].iter().find(|s| s.holds(&probe)) {
                 Some(s) => out[usize::from(p)] = (s.rule() != NONE).then_some(s.rule()),
                 None => {
-                    miss_keys[misses] = *k;
-                    miss_at[misses] = j as u8;
-                    misses += 1;
+                    miss_keys.push(*k);
+                    miss_at.push(j as u8);
                 }
             }
         }
+        let misses = miss_keys.len();
         self.stats.hits += (m - misses) as u64;
         self.stats.misses += misses as u64;
         if misses == 0 {
             return;
         }
-        let mut found = [None; BURST];
-        c.classify_burst(&miss_keys[..misses], &mut found[..misses]);
-        for ((k, &j), &f) in miss_keys[..misses].iter().zip(&miss_at[..misses]).zip(&found[..misses]) {
+        let mut found: ArrayVec<Option<u32>, BURST> = std::iter::repeat_n(None, misses).collect();
+        c.classify_burst(&miss_keys, &mut found);
+        for ((k, &j), &f) in miss_keys.iter().zip(&miss_at).zip(&found) {
             let j = usize::from(j);
             out[usize::from(pos[j])] = f;
             self.insert(at[j], k, f);

@@ -416,28 +416,27 @@ impl<E: Engine> State<E> {
             return;
         }
         // The packets some reversed selector could match, by position: usually none.
-        let mut check_keys = [Key::default(); BURST];
-        let mut inc = [Incoming { len: 0, to_us }; BURST];
-        let mut pos = [0u8; BURST];
-        let mut m = 0;
+        // ArrayVecs, not arrays: a burst's arrays written whole cost more than its packets.
+        let mut check_keys: Keys = ArrayVec::new();
+        let mut inc: ArrayVec<Incoming, BURST> = ArrayVec::new();
+        let mut pos: ArrayVec<u8, BURST> = ArrayVec::new();
         for (i, (p, key)) in pkts.iter().zip(keys.iter()).enumerate() {
             if self.spd.incoming_may_match(key) {
-                check_keys[m] = *key;
-                inc[m] = Incoming { len: p.len() as u32, to_us };
-                pos[m] = i as u8;
-                m += 1;
+                check_keys.push(*key);
+                inc.push(Incoming { len: p.len() as u32, to_us });
+                pos.push(i as u8);
             }
         }
-        if m == 0 {
+        if pos.is_empty() {
             return;
         }
-        let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
+        let mut dec = decisions(pos.len());
         let outbound = &self.outbound;
         let memo = Memo::default();
         let has = |idx| memo.get(idx, || has_sa(outbound, idx));
-        self.spd.incoming(&check_keys[..m], &inc[..m], has, &mut self.counters, &mut self.in_cache, &mut dec[..m]);
+        self.spd.incoming(&check_keys, &inc, has, &mut self.counters, &mut self.in_cache, &mut dec);
         let mut keep = [true; BURST];
-        for (&p, d) in pos[..m].iter().zip(&dec[..m]) {
+        for (&p, d) in pos.iter().zip(&dec) {
             if let Verdict::Drop(r) = d.verdict {
                 drops.drop(r);
                 keep[usize::from(p)] = false;
@@ -516,9 +515,8 @@ impl<E: Engine> State<E> {
                 matches!(Protocol(key.proto), Protocol::Esp | Protocol::Ah) && ifaces.is_local(Ipv4Addr::from(key.dst));
             check.push(Decrypted { key, len: p.len() as u32, policy });
         }
-        let n = group.len();
-        let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
-        self.spd.decrypted(&check, &mut self.counters, &mut dec[..n]);
+        let mut dec = decisions(group.len());
+        self.spd.decrypted(&check, &mut self.counters, &mut dec);
         for (i, buf) in group.drain(..).enumerate() {
             match dec[i].verdict {
                 Verdict::Drop(r) if !nested[i] => drops.drop(r),
@@ -535,7 +533,7 @@ impl<E: Engine> State<E> {
         pkts: &mut Burst<B>,
         keys: Option<&Keys>,
         local: bool,
-        prev: &[Option<PolicyIdx>; BURST],
+        prev: &[Option<PolicyIdx>],
         clear: &mut Burst<B>,
         groups: &mut Groups<B>,
         drops: &mut Stats,
@@ -563,14 +561,14 @@ impl<E: Engine> State<E> {
                 &parsed
             }
         };
-        let mut meta = [Outgoing { len: 0, local, prev: None }; BURST];
-        for ((m, p), &prev) in meta.iter_mut().zip(pkts.iter()).zip(prev) {
-            *m = Outgoing { len: p.len() as u32, local, prev };
-        }
-        let n = pkts.len();
-        let mut dec = [Decision { verdict: Verdict::Clear, acquire: None }; BURST];
+        let meta: ArrayVec<Outgoing, BURST> = pkts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Outgoing { len: p.len() as u32, local, prev: prev.get(i).copied().flatten() })
+            .collect();
+        let mut dec = decisions(pkts.len());
         let sas: Sas<'_, E> = Sas { outbound: &self.outbound, engine: &self.engine, memo: Memo::default() };
-        self.spd.outbound(keys, &meta[..n], sas, &mut self.counters, &mut self.out_cache, &mut dec[..n]);
+        self.spd.outbound(keys, &meta, sas, &mut self.counters, &mut self.out_cache, &mut dec);
         for (buf, d) in pkts.drain(..).zip(dec) {
             if let Some(idx) = d.acquire {
                 self.acquire(idx, io);
@@ -603,7 +601,7 @@ impl<E: Engine> State<E> {
         &mut self,
         groups: &mut Groups<B>,
         sealed: &mut Burst<B>,
-        sealed_by: &mut [Option<PolicyIdx>; BURST],
+        sealed_by: &mut ArrayVec<Option<PolicyIdx>, BURST>,
         done: &mut Burst<B>,
         drops: &mut Stats,
         up: &Ring<FromWorker<B, E::Session>>,
@@ -663,12 +661,11 @@ impl<E: Engine> State<E> {
             return;
         }
         let mut keep: Burst<B> = Burst::new();
-        let mut keep_by = [None; BURST];
         let mut bufs = sealed.drain(..);
         for g in 0..groups {
             for buf in bufs.by_ref().take(bounds[g + 1] - bounds[g]) {
                 if again[g] {
-                    keep_by[keep.len()] = Some(policies[g]);
+                    sealed_by.push(Some(policies[g]));
                     keep.push(buf);
                 } else {
                     done.push(buf);
@@ -677,8 +674,13 @@ impl<E: Engine> State<E> {
         }
         drop(bufs);
         *sealed = keep;
-        *sealed_by = keep_by;
     }
+}
+
+/// Returns `n` decisions to be written, each `Decision::CLEAR` until then.
+#[inline]
+fn decisions(n: usize) -> ArrayVec<Decision, BURST> {
+    std::iter::repeat_n(Decision::CLEAR, n).collect()
 }
 
 /// Returns the outbound bundle of policy `idx`.

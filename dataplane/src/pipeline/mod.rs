@@ -14,7 +14,9 @@ pub mod l2;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::buf::{BURST, Burst, PacketBuf};
+use arrayvec::ArrayVec;
+
+use crate::buf::{Burst, PacketBuf};
 use crate::classify::CacheStats;
 use crate::crypto::Engine;
 use crate::ctl::{FromWorker, PuntReason, Retired, Ring, SaSnapshot, Tables, ToWorker};
@@ -572,7 +574,7 @@ impl<E: Engine> Pipeline<E> {
         }
         self.stats.forwarded += fwd.len() as u64;
         self.lap(Stage::Input, 0);
-        self.output_nested(fwd, Some(fwd_keys), &[None; BURST], Origin::Forwarded(in_port), 0, io);
+        self.output_nested(fwd, Some(fwd_keys), &[], Origin::Forwarded(in_port), 0, io);
         self.output(&mut replies, Origin::Local, io);
     }
 
@@ -599,18 +601,19 @@ impl<E: Engine> Pipeline<E> {
     /// The outbound path: the SPD, encryption (each encrypted packet goes through the SPD again
     /// as locally originated, so tunnels can nest), then routing.
     fn output<B: PacketBuf>(&mut self, pkts: &mut Burst<B>, origin: Origin, io: &mut Io<'_, B, E::Session>) {
-        self.output_nested(pkts, None, &[None; BURST], origin, 0, io);
+        self.output_nested(pkts, None, &[], origin, 0, io);
     }
 
     /// One round of the outbound path; `keys[i]`, when given, is `pkts[i]`'s key as parsed on
-    /// input, and `prev[i]` the policy that just encrypted `pkts[i]` (loop avoidance). Every
+    /// input, and `prev[i]` the policy that just encrypted `pkts[i]` (loop avoidance; none past
+    /// the end of `prev`). Every
     /// packet the round encrypts, whatever its SA, comes back as one burst for the next round,
     /// so the SPD runs once per round, not once per SA group.
     fn output_nested<B: PacketBuf>(
         &mut self,
         pkts: &mut Burst<B>,
         keys: Option<&Keys>,
-        prev: &[Option<PolicyIdx>; BURST],
+        prev: &[Option<PolicyIdx>],
         origin: Origin,
         depth: u8,
         io: &mut Io<'_, B, E::Session>,
@@ -633,7 +636,7 @@ impl<E: Engine> Pipeline<E> {
         }
         let n = groups.packets();
         let mut sealed: Burst<B> = Burst::new();
-        let mut sealed_by = [None; BURST];
+        let mut sealed_by = ArrayVec::new();
         let mut done: Burst<B> = Burst::new();
         self.ipsec.seal_groups(&mut groups, &mut sealed, &mut sealed_by, &mut done, &mut self.stats.drops, io.up);
         self.lap(Stage::Ipsec, n);

@@ -15,6 +15,8 @@ mod tests;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
+use arrayvec::ArrayVec;
+
 pub use counters::{Count, Outcome, PolicyCounters};
 
 use crate::buf::BURST;
@@ -202,7 +204,8 @@ pub struct Decision {
 }
 
 impl Decision {
-    const CLEAR: Decision = Decision { verdict: Verdict::Clear, acquire: None };
+    /// Go in clear (the decision a slot starts with).
+    pub const CLEAR: Decision = Decision { verdict: Verdict::Clear, acquire: None };
     const BYPASS: Decision = Decision { verdict: Verdict::Bypass, acquire: None };
 
     fn drop(reason: DropReason) -> Decision {
@@ -391,9 +394,8 @@ impl Spd {
         let n = keys.len().min(pkts.len()).min(out.len());
         for ((keys, pkts), out) in keys[..n].chunks(BURST).zip(pkts[..n].chunks(BURST)).zip(out[..n].chunks_mut(BURST))
         {
-            let mut hits = [None; BURST];
-            let hits = &mut hits[..keys.len()];
-            cache.classify_burst(&self.out, keys, hits);
+            let mut hits: ArrayVec<Option<u32>, BURST> = std::iter::repeat_n(None, keys.len()).collect();
+            cache.classify_burst(&self.out, keys, &mut hits);
             // Every encrypt policy of the burst starts loading its SA state before the first
             // is asked about, so that the misses overlap.
             let mut last = PolicyIdx::MAX;
@@ -464,9 +466,8 @@ impl Spd {
         let n = keys.len().min(pkts.len()).min(out.len());
         for ((keys, pkts), out) in keys[..n].chunks(BURST).zip(pkts[..n].chunks(BURST)).zip(out[..n].chunks_mut(BURST))
         {
-            let mut hits = [None; BURST];
-            let hits = &mut hits[..keys.len()];
-            cache.classify_burst(&self.incoming, keys, hits);
+            let mut hits: ArrayVec<Option<u32>, BURST> = std::iter::repeat_n(None, keys.len()).collect();
+            cache.classify_burst(&self.incoming, keys, &mut hits);
             for (((k, p), o), &hit) in keys.iter().zip(pkts).zip(out.iter_mut()).zip(hits.iter()) {
                 *o = if p.to_us && k.proto == PROTO_UDP && (k.dst_port == IKE_PORT || k.dst_port == IKE_NATT_PORT) {
                     Decision::BYPASS
