@@ -179,7 +179,8 @@ impl FlowCache {
         if misses == 0 {
             return;
         }
-        let mut found: ArrayVec<Option<u32>, BURST> = std::iter::repeat_n(None, misses).collect();
+        let mut found: ArrayVec<Option<u32>, BURST> = ArrayVec::new();
+        found.extend(std::iter::repeat_n(None, misses));
         c.classify_burst(&miss_keys, &mut found);
         for ((k, &j), &f) in miss_keys.iter().zip(&miss_at).zip(&found) {
             let j = usize::from(j);

@@ -3,6 +3,7 @@
 //! and the burst stages that use them. SAs of one policy or key are processed as one group,
 //! so each crypto call serves as many packets as possible.
 
+use std::iter::repeat_n;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -430,7 +431,8 @@ impl<E: Engine> State<E> {
         if pos.is_empty() {
             return;
         }
-        let mut dec = decisions(pos.len());
+        let mut dec: ArrayVec<Decision, BURST> = ArrayVec::new();
+        dec.extend(repeat_n(Decision::CLEAR, pos.len()));
         let outbound = &self.outbound;
         let memo = Memo::default();
         let has = |idx| memo.get(idx, || has_sa(outbound, idx));
@@ -456,7 +458,8 @@ impl<E: Engine> State<E> {
         drops: &mut Stats,
         io: &mut Io<'_, B, E::Session>,
     ) {
-        let mut keys: ArrayVec<Option<SaKey>, BURST> = pkts.iter().map(|p| sa_key(p.data())).collect();
+        let mut keys: ArrayVec<Option<SaKey>, BURST> = ArrayVec::new();
+        keys.extend(pkts.iter().map(|p| sa_key(p.data())));
         let mut rest: Burst<B> = Burst::new();
         let mut group: Burst<B> = Burst::new();
         while !pkts.is_empty() {
@@ -473,8 +476,9 @@ impl<E: Engine> State<E> {
                     None => drops.drop(DropReason::Truncated),
                 }
             }
-            keys = rest.iter().map(|p| sa_key(p.data())).collect();
-            std::mem::swap(pkts, &mut rest);
+            keys.extend(rest.iter().map(|p| sa_key(p.data())));
+            // Moved, not swapped: a swap copies both bursts whole.
+            pkts.extend(rest.drain(..));
             self.open_group(ifaces, first, &mut group, clear, drops, io.up);
         }
     }
@@ -515,7 +519,8 @@ impl<E: Engine> State<E> {
                 matches!(Protocol(key.proto), Protocol::Esp | Protocol::Ah) && ifaces.is_local(Ipv4Addr::from(key.dst));
             check.push(Decrypted { key, len: p.len() as u32, policy });
         }
-        let mut dec = decisions(group.len());
+        let mut dec: ArrayVec<Decision, BURST> = ArrayVec::new();
+        dec.extend(repeat_n(Decision::CLEAR, group.len()));
         self.spd.decrypted(&check, &mut self.counters, &mut dec);
         for (i, buf) in group.drain(..).enumerate() {
             match dec[i].verdict {
@@ -561,12 +566,15 @@ impl<E: Engine> State<E> {
                 &parsed
             }
         };
-        let meta: ArrayVec<Outgoing, BURST> = pkts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Outgoing { len: p.len() as u32, local, prev: prev.get(i).copied().flatten() })
-            .collect();
-        let mut dec = decisions(pkts.len());
+        // Filled in place: an ArrayVec collected is built aside and then copied whole.
+        let mut meta: ArrayVec<Outgoing, BURST> = ArrayVec::new();
+        meta.extend(pkts.iter().enumerate().map(|(i, p)| Outgoing {
+            len: p.len() as u32,
+            local,
+            prev: prev.get(i).copied().flatten(),
+        }));
+        let mut dec: ArrayVec<Decision, BURST> = ArrayVec::new();
+        dec.extend(repeat_n(Decision::CLEAR, pkts.len()));
         let sas: Sas<'_, E> = Sas { outbound: &self.outbound, engine: &self.engine, memo: Memo::default() };
         self.spd.outbound(keys, &meta, sas, &mut self.counters, &mut self.out_cache, &mut dec);
         for (buf, d) in pkts.drain(..).zip(dec) {
@@ -675,12 +683,6 @@ impl<E: Engine> State<E> {
         drop(bufs);
         *sealed = keep;
     }
-}
-
-/// Returns `n` decisions to be written, each `Decision::CLEAR` until then.
-#[inline]
-fn decisions(n: usize) -> ArrayVec<Decision, BURST> {
-    std::iter::repeat_n(Decision::CLEAR, n).collect()
 }
 
 /// Returns the outbound bundle of policy `idx`.

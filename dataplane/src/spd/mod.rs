@@ -394,7 +394,8 @@ impl Spd {
         let n = keys.len().min(pkts.len()).min(out.len());
         for ((keys, pkts), out) in keys[..n].chunks(BURST).zip(pkts[..n].chunks(BURST)).zip(out[..n].chunks_mut(BURST))
         {
-            let mut hits: ArrayVec<Option<u32>, BURST> = std::iter::repeat_n(None, keys.len()).collect();
+            let mut hits: ArrayVec<Option<u32>, BURST> = ArrayVec::new();
+            hits.extend(std::iter::repeat_n(None, keys.len()));
             cache.classify_burst(&self.out, keys, &mut hits);
             // Every encrypt policy of the burst starts loading its SA state before the first
             // is asked about, so that the misses overlap.
@@ -466,7 +467,8 @@ impl Spd {
         let n = keys.len().min(pkts.len()).min(out.len());
         for ((keys, pkts), out) in keys[..n].chunks(BURST).zip(pkts[..n].chunks(BURST)).zip(out[..n].chunks_mut(BURST))
         {
-            let mut hits: ArrayVec<Option<u32>, BURST> = std::iter::repeat_n(None, keys.len()).collect();
+            let mut hits: ArrayVec<Option<u32>, BURST> = ArrayVec::new();
+            hits.extend(std::iter::repeat_n(None, keys.len()));
             cache.classify_burst(&self.incoming, keys, &mut hits);
             for (((k, p), o), &hit) in keys.iter().zip(pkts).zip(out.iter_mut()).zip(hits.iter()) {
                 *o = if p.to_us && k.proto == PROTO_UDP && (k.dst_port == IKE_PORT || k.dst_port == IKE_NATT_PORT) {
