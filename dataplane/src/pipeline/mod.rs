@@ -606,9 +606,8 @@ impl<E: Engine> Pipeline<E> {
 
     /// One round of the outbound path; `keys[i]`, when given, is `pkts[i]`'s key as parsed on
     /// input, and `prev[i]` the policy that just encrypted `pkts[i]` (loop avoidance; none past
-    /// the end of `prev`). Every
-    /// packet the round encrypts, whatever its SA, comes back as one burst for the next round,
-    /// so the SPD runs once per round, not once per SA group.
+    /// the end of `prev`). Every packet the round encrypts, whatever its SA, comes back as one
+    /// burst for the next round, so the SPD runs once per round, not once per SA group.
     fn output_nested<B: PacketBuf>(
         &mut self,
         pkts: &mut Burst<B>,
