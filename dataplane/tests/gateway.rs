@@ -830,9 +830,9 @@ fn outbound_sas_follow_their_policy_id_across_spd_changes() {
     let spds = [vec![other(7), encrypt], vec![encrypt, other(7), other(8)], vec![other(8)], vec![encrypt]];
     let want = [Some(Some(1)), Some(Some(2)), Some(None), Some(Some(3))];
     for (mut spd, want) in spds.into_iter().zip(want) {
-        // Four more policies for other networks, so that the SPD has too many rules to be
-        // scanned and its answers go through the flow cache.
-        spd.extend((9..13).map(other));
+        // Eight more policies for other networks, so that the SPD has too many rules to be
+        // scanned (more than eight) and its answers go through the flow cache.
+        spd.extend((9..17).map(other));
         r1.msg(ToWorker::spd(Arc::new(Spd::new(spd))));
         assert_eq!(send(&mut r1), want);
     }

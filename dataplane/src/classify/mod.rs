@@ -34,8 +34,10 @@ use crate::buf::BURST;
 const DIMS: usize = 5;
 
 /// Rule lists of at most this many live rules are matched by a scan of their boxes, which
-/// costs less than a flow cache probe: five compares per rule, no hash, no table line.
-const FEW: usize = 4;
+/// costs less than a flow cache probe: five compares per rule, no hash, no table line. Eight,
+/// not four: with eight policies the scan took 0.958 of the flow cache's cycles per packet, with
+/// sixteen (scanning sixteen) 0.990 (AES-GCM 64 B on the built-in generator, 6 paired rounds).
+const FEW: usize = 8;
 
 /// Per field, the lowest value a rule (or rules) match and the width of the range up to the
 /// highest.
