@@ -167,7 +167,7 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
             kept += end - start;
             continue;
         };
-        let (mut packets, mut bytes) = (0u64, 0u64);
+        let mut bytes = 0u64;
         for i in start..end {
             let Some(prep) = preps[i].as_ref() else { continue };
             let verdict = match status[i] {
@@ -179,13 +179,13 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
                 Ok(n) => {
                     keep[i] = true;
                     kept += 1;
-                    packets += 1;
                     bytes += u64::from(n);
                 }
                 Err(r) => stats.drop(r),
             }
         }
-        sa.end_burst(packets, bytes);
+        // The group's survivors: `bounds[g]` is where they start.
+        sa.end_burst((kept - bounds[g]) as u64, bytes);
     }
     if groups > 0 {
         bounds[groups] = kept;
