@@ -801,6 +801,53 @@ fn one_burst_over_several_policies_seals_each_with_its_sa_and_nests_only_what_a_
     assert_eq!(opened, 4, "{:?}", r2.w.stats().drops.nonzero().collect::<Vec<_>>());
 }
 
+/// One burst of ESP from two SAs, interleaved: the inbound stage opens it SA by SA, each
+/// packet with its own SA's keys, and loses none of the packets it sets aside for a later SA.
+#[test]
+fn one_burst_over_two_inbound_sas_opens_every_packet_with_its_own_sa() {
+    // Two policies each way, told apart by the DNS-like port: 53 through SPI 0x100, 54 through
+    // SPI 0x200, with different keys.
+    let by_port = |n: u8, id: u32, port: u16| {
+        let p = tunnel_policy(n, Level::Require, IpsecProtocols::Esp);
+        let selector =
+            if n == 1 { Selector { dst_port: port, ..p.selector } } else { Selector { src_port: port, ..p.selector } };
+        Policy { id, selector, ..p }
+    };
+    let mut r1 = Gw::new(1, vec![by_port(1, 1, 53), by_port(1, 2, 54)]);
+    let mut r2 = Gw::new(2, vec![by_port(2, 1, 53), by_port(2, 2, 54)]);
+    for (id, spi, salt) in [(1, 0x100, 1), (2, 0x200, 3)] {
+        let s = r1.sa(spi, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, salt);
+        r1.install_out(id, Some(s), None);
+        let s = r2.sa(spi, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, salt);
+        r2.install_in(id, s);
+    }
+    let sent: Vec<Vec<u8>> =
+        (0..12).map(|i| ip_packet(H1, H2, Protocol::Udp, 64, &udp(1000 + i, 53 + i % 2, 20 + i as usize))).collect();
+    let [_, wan] = r1.input(LAN, sent.iter().map(|p| frame(mac(1, LAN), host_mac(1), p)).collect());
+    let spis: Vec<u32> = wan
+        .iter()
+        .map(|f| esp::Packet::new_checked(ipv4::Packet::new_checked(l3(f)).unwrap().payload()).unwrap().spi())
+        .collect();
+    assert_eq!(spis.iter().filter(|&&s| s == 0x100).count(), 6, "{spis:x?}");
+    assert_eq!(spis.iter().filter(|&&s| s == 0x200).count(), 6, "{spis:x?}");
+    // R2 gets them as one burst.
+    let [lan, _] = r2.input(WAN, wan);
+    assert_eq!(lan.len(), 12, "{:?}", r2.w.stats().drops.nonzero().collect::<Vec<_>>());
+    let mut got: Vec<Vec<u8>> = lan.iter().map(|f| l3(f).to_vec()).collect();
+    let mut want: Vec<Vec<u8>> = sent
+        .into_iter()
+        .map(|mut p| {
+            // Each router decrements the TTL of the inner packet once.
+            p[8] -= 2;
+            ipv4::Packet::new_unchecked(&mut p[..]).fill_checksum();
+            p
+        })
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn outbound_sas_follow_their_policy_id_across_spd_changes() {
     let encrypt = tunnel_policy(1, Level::Require, IpsecProtocols::Esp);

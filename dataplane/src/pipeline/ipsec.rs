@@ -461,6 +461,8 @@ impl<E: Engine> State<E> {
         let mut keys: ArrayVec<Option<SaKey>, BURST> = ArrayVec::new();
         keys.extend(pkts.iter().map(|p| sa_key(p.data())));
         let mut rest: Burst<B> = Burst::new();
+        // The keys of `rest`, kept from the parse above: each packet's headers are read once.
+        let mut rest_keys: ArrayVec<Option<SaKey>, BURST> = ArrayVec::new();
         let mut group: Burst<B> = Burst::new();
         while !pkts.is_empty() {
             let Some(first) = keys.iter().find_map(|k| *k) else {
@@ -472,11 +474,14 @@ impl<E: Engine> State<E> {
             for (buf, key) in pkts.drain(..).zip(keys.drain(..)) {
                 match key {
                     Some(k) if k == first => group.push(buf),
-                    Some(_) => rest.push(buf),
+                    Some(_) => {
+                        rest.push(buf);
+                        rest_keys.push(key);
+                    }
                     None => drops.drop(DropReason::Truncated),
                 }
             }
-            keys.extend(rest.iter().map(|p| sa_key(p.data())));
+            keys.extend(rest_keys.drain(..));
             // Moved, not swapped: a swap copies both bursts whole.
             pkts.extend(rest.drain(..));
             self.open_group(ifaces, first, &mut group, clear, drops, io.up);
