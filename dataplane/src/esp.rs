@@ -26,6 +26,10 @@ pub fn open<E: Engine, B: PacketBuf>(sa: &mut Sa<E::Session>, engine: &mut E, bu
     xform::run::<E, B, Open>(sa, engine, burst, stats);
 }
 
+/// The explicit IV of every AEAD ESP uses (RFC 4106 section 3.1 for AES-GCM): known when
+/// compiling the AEAD sealing, its copy is one store rather than a call to `memcpy`.
+const AEAD_IV_LEN: usize = 8;
+
 /// The default padding (RFC 4303 section 2.4), as long as any cipher's block.
 const PAD: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
 
@@ -65,43 +69,63 @@ impl Layout {
 
 pub(crate) struct Seal;
 
-/// What sealing reads of an SA, decoded once per group: the per-packet work then has no
-/// lookup of the transform's sizes and no decoding of the mode.
-pub(crate) struct SealPlan {
+/// What ESP reads of an SA's transform, mode and encapsulation, decoded when the SA is made
+/// (and when its encapsulation changes) and kept in its per-packet fields: the per-packet work
+/// then has no lookup of the transform's sizes and no decoding of the mode, and a group of
+/// one packet (thousands of SAs) does not decode them either. Bytes, not `usize`s: it sits in
+/// the SA's hot lines, which the transform and protocol themselves have left.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EspPlan {
     tunnel: bool,
     aead: bool,
     /// The UDP header's length with NAT traversal (RFC 3948), else 0.
-    encap_len: usize,
-    iv_len: usize,
-    icv_len: usize,
+    encap_len: u8,
+    iv_len: u8,
+    icv_len: u8,
     /// The cipher's padding alignment (a power of two) minus one.
-    align_mask: usize,
+    align_mask: u8,
+}
+
+impl EspPlan {
+    /// Returns the plan of an SA with these algorithms, mode and encapsulation.
+    pub(crate) fn new(xf: crate::crypto::Transform, mode: Mode, encap: bool) -> Self {
+        let cipher = xf.cipher();
+        debug_assert!(!cipher.is_aead() || cipher.iv_len() == AEAD_IV_LEN);
+        // Every size is at most 16 bytes (UDP's header 8): they fit in a byte.
+        EspPlan {
+            tunnel: mode == Mode::Tunnel,
+            aead: cipher.is_aead(),
+            encap_len: if encap { udp::HEADER_LEN as u8 } else { 0 },
+            iv_len: cipher.iv_len() as u8,
+            icv_len: xf.icv_len() as u8,
+            align_mask: (cipher.pad_align() - 1) as u8,
+        }
+    }
+
+    /// True for a CBC cipher: the only ones with an IV that are not AEADs.
+    fn cbc(self) -> bool {
+        !self.aead && self.iv_len != 0
+    }
+
+    /// The protocol of the header in front of the ESP header: UDP with NAT traversal.
+    fn outer_protocol(self) -> Protocol {
+        if self.encap_len != 0 { Protocol::Udp } else { Protocol::Esp }
+    }
 }
 
 impl<S> Xform<S> for Seal {
     /// The bytes accounted to the SA.
     type Prep = u32;
-    type Plan = SealPlan;
+    type Plan = EspPlan;
     const SEAL: bool = true;
 
-    fn plan(sa: &Sa<S>) -> SealPlan {
-        let cipher = sa.xf.cipher();
-        SealPlan {
-            tunnel: sa.mode == Mode::Tunnel,
-            aead: cipher.is_aead(),
-            encap_len: if sa.encap.is_some() { udp::HEADER_LEN } else { 0 },
-            iv_len: cipher.iv_len(),
-            icv_len: sa.xf.icv_len(),
-            align_mask: cipher.pad_align() - 1,
-        }
+    #[inline(always)]
+    fn plan(sa: &Sa<S>) -> EspPlan {
+        sa.esp_plan
     }
 
     #[inline(always)]
-    fn prepare<'b, B: PacketBuf>(
-        plan: &SealPlan,
-        sa: &mut Sa<S>,
-        buf: &'b mut B,
-    ) -> Result<(u32, Job<'b>), DropReason> {
+    fn prepare<'b, B: PacketBuf>(plan: &EspPlan, sa: &mut Sa<S>, buf: &'b mut B) -> Result<(u32, Job<'b>), DropReason> {
         // One copy of the work per mode and kind of cipher, each without the others' branches.
         match (plan.tunnel, plan.aead) {
             (true, true) => seal_as::<S, B, true, true>(plan, sa, buf),
@@ -119,12 +143,13 @@ impl<S> Xform<S> for Seal {
 /// [`Seal::prepare`] for an SA in tunnel mode or not, with an AEAD or not.
 #[inline(always)]
 fn seal_as<'b, S, B: PacketBuf, const TUNNEL: bool, const AEAD: bool>(
-    plan: &SealPlan,
+    plan: &EspPlan,
     sa: &mut Sa<S>,
     buf: &'b mut B,
 ) -> Result<(u32, Job<'b>), DropReason> {
     let ip = xform::ip_info(buf)?;
-    let (iv_len, icv_len, align_mask) = (plan.iv_len, plan.icv_len, plan.align_mask);
+    let iv_len = if AEAD { AEAD_IV_LEN } else { usize::from(plan.iv_len) };
+    let (icv_len, align_mask) = (usize::from(plan.icv_len), usize::from(plan.align_mask));
     // Tunnel: a new header in front and the whole packet as payload.
     // Transport: the packet's own header in front and its payload as payload.
     let (hlen, payload_len, next_header) = if TUNNEL {
@@ -137,7 +162,7 @@ fn seal_as<'b, S, B: PacketBuf, const TUNNEL: bool, const AEAD: bool>(
     };
     let ct_len = (payload_len + 2 + align_mask) & !align_mask;
     let pad_len = ct_len - payload_len - 2;
-    let esp_off = hlen + plan.encap_len;
+    let esp_off = hlen + usize::from(plan.encap_len);
     let grow_front = esp_off + esp::HEADER_LEN + iv_len - (ip.total - payload_len);
     let grow_back = pad_len + 2 + icv_len;
     let total = ip.total + grow_front + grow_back;
@@ -153,7 +178,7 @@ fn seal_as<'b, S, B: PacketBuf, const TUNNEL: bool, const AEAD: bool>(
         xform::write_outer_header(sa, d, total, &ip);
     } else {
         d.copy_within(grow_front..grow_front + hlen, 0);
-        xform::set_proto_len(&mut d[..hlen], sa.outer_protocol(), total);
+        xform::set_proto_len(&mut d[..hlen], plan.outer_protocol(), total);
     }
     if let Some(e) = sa.encap {
         // RFC 3948 section 2.1: the UDP checksum is sent as zero.
@@ -213,8 +238,8 @@ impl<S> Xform<S> for Open {
             }
             _ => return Err(DropReason::BadNextHeader),
         };
-        let cipher = sa.xf.cipher();
-        let (iv_len, icv_len) = (cipher.iv_len(), sa.xf.icv_len());
+        let plan = sa.esp_plan;
+        let (iv_len, icv_len) = (usize::from(plan.iv_len), usize::from(plan.icv_len));
         let fixed = esp_off + esp::HEADER_LEN + iv_len + icv_len;
         if ip.total < fixed + 2 {
             return Err(DropReason::Truncated);
@@ -227,11 +252,11 @@ impl<S> Xform<S> for Open {
         // RFC 4303 3.4.3: the replay check comes before the ICV is computed.
         sa.replay.check(seq)?;
         let ct_len = ip.total - fixed;
-        if cipher.is_cbc() && !ct_len.is_multiple_of(cipher.pad_align()) {
+        if plan.cbc() && !ct_len.is_multiple_of(usize::from(plan.align_mask) + 1) {
             return Err(DropReason::BadCipherLen);
         }
         let ct_off = esp_off + esp::HEADER_LEN + iv_len;
-        let layout = Layout::new(cipher.is_aead(), ip.hlen, esp_off, Region::new(ct_off, ct_len), seq);
+        let layout = Layout::new(plan.aead, ip.hlen, esp_off, Region::new(ct_off, ct_len), seq);
         let job = layout.job(buf.data_mut());
         Ok((layout, job))
     }
@@ -274,5 +299,48 @@ impl<S> Xform<S> for Open {
             }
         }
         Ok(buf.len() as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Cipher;
+
+    /// Sealing writes an AEAD's explicit IV with a length fixed when compiling: every AEAD
+    /// cipher must have that length.
+    #[test]
+    fn every_aead_cipher_has_the_fixed_explicit_iv_length() {
+        let aead: Vec<Cipher> = Cipher::ALL.into_iter().filter(|c| c.is_aead()).collect();
+        assert!(!aead.is_empty());
+        for c in aead {
+            assert_eq!(c.iv_len(), AEAD_IV_LEN, "{c:?}");
+        }
+    }
+
+    /// The packed plan gives back what it was made of, for every transform, mode and
+    /// encapsulation.
+    #[test]
+    fn a_esp_plan_keeps_every_size_and_kind() {
+        use crate::crypto::{Auth, Transform};
+        for cipher in Cipher::ALL {
+            for auth in Auth::ALL {
+                let Ok(xf) = Transform::new(cipher, auth) else { continue };
+                for mode in [Mode::Tunnel, Mode::Transport] {
+                    for encap in [false, true] {
+                        let p = EspPlan::new(xf, mode, encap);
+                        assert_eq!(p.tunnel, mode == Mode::Tunnel);
+                        assert_eq!(p.aead, cipher.is_aead());
+                        assert_eq!(usize::from(p.encap_len), if encap { udp::HEADER_LEN } else { 0 });
+                        assert_eq!(usize::from(p.iv_len), cipher.iv_len(), "{xf:?}");
+                        assert_eq!(usize::from(p.icv_len), xf.icv_len());
+                        assert_eq!(usize::from(p.align_mask) + 1, cipher.pad_align());
+                        let proto = if encap { Protocol::Udp } else { Protocol::Esp };
+                        assert_eq!(p.outer_protocol(), proto);
+                        assert_eq!(p.cbc(), cipher.is_cbc());
+                    }
+                }
+            }
+        }
     }
 }

@@ -170,10 +170,10 @@ pub struct Sa<S> {
     pub(crate) outer: ipv4::Template,
     /// ESP in UDP (RFC 3948) when set.
     pub(crate) encap: Option<UdpEncap>,
-    pub(crate) xf: Transform,
+    /// The sizes and kinds ESP reads, from `xf`, `mode` and `encap`.
+    pub(crate) esp_plan: crate::esp::EspPlan,
     /// Outbound: identification of the next outer IPv4 header.
     pub(crate) ip_id: u16,
-    pub(crate) proto: IpsecProto,
     pub(crate) mode: Mode,
     pub(crate) dont_fragment: DontFragment,
     state: SaState,
@@ -183,10 +183,16 @@ pub struct Sa<S> {
     shared_idle: bool,
     /// The lifetimes limit bytes: each burst adds its bytes to the count the copies share.
     byte_limited: bool,
-    pending: [Option<SaEvent>; 3],
     /// Outbound: counters shared with the SA's copies on other workers. Past the per-packet
     /// lines: a copy alone reads it once per [`ALONE_RESERVE`] packets.
     shared: Arc<Shared>,
+    /// ESP reads the transform through `esp_plan`, and sends with the protocol the outer
+    /// header's template holds: these two are for AH, the control plane and events.
+    pub(crate) xf: Transform,
+    pub(crate) proto: IpsecProto,
+    /// Events for the control plane: past the per-packet lines, since there are none while
+    /// the SA is mature (`poll_event` asks the state first).
+    pending: [Option<SaEvent>; 3],
     /// With byte lifetimes: the bytes counted here when the last burst added its own to the
     /// shared count.
     shared_mark: u64,
@@ -243,7 +249,7 @@ fn outer_protocol(proto: IpsecProto, encap: Option<UdpEncap>) -> Protocol {
 
 impl<S> Sa<S> {
     /// The bytes at the start of an SA that sealing a burst reads or writes: the per-packet
-    /// fields, then `pending` (events, looked at once per burst). With 10,000 SAs each of these
+    /// and per-burst fields. With 10,000 SAs each of these
     /// lines is a miss per packet: what is read once per reservation of sequence numbers or
     /// when a lifetime is due comes after, and what can be derived (the addresses, the outer
     /// key) is not stored.
@@ -260,6 +266,7 @@ impl<S> Sa<S> {
             xf: cfg.xf,
             dont_fragment: cfg.dont_fragment,
             encap: None,
+            esp_plan: crate::esp::EspPlan::new(cfg.xf, cfg.mode, false),
             session,
             shared: Arc::new(Shared::default()),
             reserved: 0..0,
@@ -314,15 +321,11 @@ impl<S> Sa<S> {
         outer_key(self.src(), self.dst(), self.proto, self.encap)
     }
 
-    /// Returns the IP protocol of the packets the SA sends: ESP, ESP in UDP, or AH.
-    pub(crate) fn outer_protocol(&self) -> Protocol {
-        outer_protocol(self.proto, self.encap)
-    }
-
     /// Sends and expects ESP in UDP with these ports (NAT traversal); ESP only.
     pub fn set_udp_encap(&mut self, encap: Option<UdpEncap>) {
         self.encap = if self.proto == IpsecProto::Esp { encap } else { None };
         self.outer = outer_template(self.src(), self.dst(), self.proto, self.encap);
+        self.esp_plan = crate::esp::EspPlan::new(self.xf, self.mode, self.encap.is_some());
     }
 
     /// Returns the life stage.
@@ -365,7 +368,13 @@ impl<S> Sa<S> {
     }
 
     /// Returns the next event for the control plane, if any.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<SaEvent> {
+        // Every event comes with leaving `Mature` (`enter`, `next_seq`): a mature SA, nearly
+        // every SA of every burst, has none, and one comparison says so.
+        if self.state == SaState::Mature {
+            return None;
+        }
         // Usually there is none: looking costs less than taking every slot.
         let i = self.pending.iter().position(Option::is_some)?;
         self.pending[i].take()

@@ -505,6 +505,37 @@ fn nested_tunnels_encrypt_twice_and_loop_avoidance_stops_the_second_pass() {
     assert_eq!(r2.dropped(DropReason::NoRoute), 1, "{:?}", r2.w.stats().drops.nonzero().collect::<Vec<_>>());
 }
 
+/// Whether sealed packets go through the SPD again is decided per bundle when it is installed
+/// and again when the SPD is swapped: a policy added later for the tunnel's outer packets
+/// encrypts them a second time, and its removal stops that.
+#[test]
+fn an_spd_swap_decides_again_whether_sealed_packets_are_checked() {
+    let inner_gw = Ipv4Addr::new(198, 51, 100, 2);
+    let p1 = Policy { sa_dst: inner_gw, ..tunnel_policy(1, Level::Require, IpsecProtocols::Esp) };
+    let p2 = outer_tunnel_policy();
+    let mut r1 = Gw::new(1, vec![p1]);
+    let s = r1.sa(0x300, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, inner_gw, 5);
+    r1.install_out(1, Some(s), None);
+    let s = r1.sa(0x301, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 6);
+    r1.install_out(2, Some(s), None);
+    let p = ip_packet(H1, H2, Protocol::Udp, 64, &udp(1, 2, 20));
+    // Sealed once, for 198.51.100.2, which R1 has no route to.
+    let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p)]);
+    assert!(wan.is_empty());
+    assert_eq!(r1.dropped(DropReason::NoRoute), 1);
+    // With the outer policy, sealed again to R2.
+    r1.msg(ToWorker::spd(Arc::new(Spd::new(vec![p1, p2]))));
+    let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p)]);
+    assert_eq!(wan.len(), 1, "{:?}", r1.w.stats().drops.nonzero().collect::<Vec<_>>());
+    let outer = ipv4::Packet::new_checked(l3(&wan[0])).unwrap();
+    assert_eq!((outer.dst_addr(), esp::Packet::new_checked(outer.payload()).unwrap().spi()), (R2_WAN, 0x301));
+    // Without it again, once.
+    r1.msg(ToWorker::spd(Arc::new(Spd::new(vec![p1]))));
+    let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p)]);
+    assert!(wan.is_empty());
+    assert_eq!(r1.dropped(DropReason::NoRoute), 2);
+}
+
 /// Manual: a packet is never encrypted again by the rule that just encrypted it. The tunnel's
 /// own packets (R1 to 10.2.0.254, inside the policy's destination) match the policy that
 /// sealed them: they go out once, as they are, not sealed again until the nesting limit.

@@ -176,7 +176,7 @@ pub(crate) struct State<E: Engine> {
     counters: PolicyCounters,
     /// Outbound bundles by the index of their policy in `spd`: the per-packet path reaches
     /// them without a hash lookup.
-    outbound: Vec<Option<Box<Bundle<E::Session>>>>,
+    outbound: Vec<Slot<E::Session>>,
     /// Outbound bundles whose policy id the current SPD does not have (installed before their
     /// policy, or kept across an SPD without it), by policy id.
     detached: FxHashMap<u32, Box<Bundle<E::Session>>>,
@@ -203,7 +203,7 @@ impl<E: Engine> State<E> {
             worker,
             engine,
             counters: spd.counters(),
-            outbound: std::iter::repeat_with(|| None).take(spd.len()).collect(),
+            outbound: std::iter::repeat_with(Slot::empty).take(spd.len()).collect(),
             spd,
             detached: map_with_capacity(EXPECTED_SAS),
             inbound: map_with_capacity(EXPECTED_SAS),
@@ -240,10 +240,10 @@ impl<E: Engine> State<E> {
         let old_counters = std::mem::replace(&mut self.counters, counters);
         let old = std::mem::replace(&mut self.spd, spd);
         let by_idx =
-            std::mem::replace(&mut self.outbound, std::iter::repeat_with(|| None).take(self.spd.len()).collect());
+            std::mem::replace(&mut self.outbound, std::iter::repeat_with(Slot::empty).take(self.spd.len()).collect());
         let detached = std::mem::take(&mut self.detached);
         for (i, b) in by_idx.into_iter().enumerate() {
-            if let (Some(b), Some(p)) = (b, old.policy(i as PolicyIdx)) {
+            if let (Some(b), Some(p)) = (b.bundle, old.policy(i as PolicyIdx)) {
                 self.set_outbound(p.id, Some(b));
             }
         }
@@ -259,7 +259,12 @@ impl<E: Engine> State<E> {
         bundle: Option<Box<Bundle<E::Session>>>,
     ) -> Option<Box<Bundle<E::Session>>> {
         match (self.spd.index_of(policy_id).and_then(|i| self.outbound.get_mut(i as usize)), bundle) {
-            (Some(slot), b) => std::mem::replace(slot, b),
+            (Some(slot), b) => {
+                // Every installation and every SPD swap (which installs each bundle again)
+                // comes here: the flag follows both.
+                slot.reseal = b.as_ref().is_some_and(|b| b.outer_key().is_none_or(|k| self.spd.outbound_may_match(&k)));
+                std::mem::replace(&mut slot.bundle, b)
+            }
             (None, Some(b)) => self.detached.insert(policy_id, b),
             (None, None) => self.detached.remove(&policy_id),
         }
@@ -290,8 +295,8 @@ impl<E: Engine> State<E> {
     /// per round. `out` keeps its capacity, so the worker allocates for its first snapshot only.
     pub(crate) fn list_into(&self, out: &mut Vec<Listed>) {
         out.clear();
-        let by_idx = self.outbound.iter().enumerate().filter_map(|(i, b)| {
-            b.as_ref()?;
+        let by_idx = self.outbound.iter().enumerate().filter_map(|(i, slot)| {
+            slot.bundle.as_ref()?;
             Some(Listed::Out(self.spd.policy(i as PolicyIdx)?.id))
         });
         let detached = self.detached.keys().map(|&id| Listed::Out(id));
@@ -390,7 +395,7 @@ impl<E: Engine> State<E> {
     /// detached ones when the SPD has no such policy.
     fn bundle_of(&self, id: u32) -> Option<&Bundle<E::Session>> {
         match self.spd.index_of(id) {
-            Some(i) => self.outbound.get(i as usize)?.as_deref(),
+            Some(i) => self.outbound.get(i as usize)?.bundle.as_deref(),
             None => self.detached.get(&id).map(|b| &**b),
         }
     }
@@ -398,7 +403,7 @@ impl<E: Engine> State<E> {
     /// As [`bundle_of`](Self::bundle_of), writable.
     fn bundle_of_mut(&mut self, id: u32) -> Option<&mut Bundle<E::Session>> {
         match self.spd.index_of(id) {
-            Some(i) => self.outbound.get_mut(i as usize)?.as_deref_mut(),
+            Some(i) => self.outbound.get_mut(i as usize)?.bundle.as_deref_mut(),
             None => self.detached.get_mut(&id).map(|b| &mut **b),
         }
     }
@@ -619,54 +624,40 @@ impl<E: Engine> State<E> {
         drops: &mut Stats,
         up: &Ring<FromWorker<B, E::Session>>,
     ) {
-        // The groups' bundles leave `outbound` for the burst, each found once: the passes
-        // below reach them by group number. The groups' policies differ, so each is taken
-        // once; all go back at the end.
-        let mut taken: ArrayVec<(PolicyIdx, Box<Bundle<E::Session>>), BURST> = ArrayVec::new();
+        // The bundles stay in `outbound`; the passes below reach them by the policies of the
+        // groups kept (those with a bundle: the others' packets are dropped).
+        let mut kept: ArrayVec<PolicyIdx, BURST> = ArrayVec::new();
         let mut present = [false; BURST];
         let mut any_ah = false;
         for (g, &policy) in groups.policies().iter().enumerate() {
-            if let Some(b) = self.outbound.get_mut(policy as usize).and_then(Option::take) {
+            if let Some(b) = bundle(&self.outbound, policy) {
                 any_ah |= b.ah.is_some();
                 present[g] = true;
-                taken.push((policy, b));
+                kept.push(policy);
             }
         }
         let mut bounds: ArrayVec<usize, { BURST + 1 }> = ArrayVec::new();
         bounds.push(0);
         groups.take(&present, sealed, &mut bounds, DropReason::NoSa, drops);
-        let mut esp = Taken { bundles: &mut taken, ah: false };
+        let mut esp = InPlace { outbound: &mut self.outbound, policies: &kept, ah: false };
         xform::run_groups::<E, B, esp_xf::Seal, _>(&mut esp, &mut bounds, &mut self.engine, sealed, drops);
         if any_ah {
-            let mut ah = Taken { bundles: &mut taken, ah: true };
+            let mut ah = InPlace { outbound: &mut self.outbound, policies: &kept, ah: true };
             xform::run_groups::<E, B, ah_xf::Seal, _>(&mut ah, &mut bounds, &mut self.engine, sealed, drops);
         }
-        // Per group: its SAs' events go up, whether its packets' outer headers could match a
-        // policy, and its bundle goes back. A burst's groups mostly share their outer
-        // addresses (one peer): the last answer is kept.
+        // Per group: its SAs' events go up, and whether its packets' outer headers could match
+        // a policy.
         let mut again = [false; BURST];
-        let mut policies = [PolicyIdx::MAX; BURST];
-        let mut last: Option<(Key, bool)> = None;
-        for (g, (policy, mut b)) in taken.drain(..).enumerate() {
-            again[g] = match b.outer_key() {
-                None => true,
-                Some(k) => match last {
-                    Some((lk, v)) if lk == k => v,
-                    _ => {
-                        let v = self.spd.outbound_may_match(&k);
-                        last = Some((k, v));
-                        v
-                    }
-                },
-            };
+        for (g, &policy) in kept.iter().enumerate() {
+            let Some(slot) = self.outbound.get_mut(policy as usize) else { continue };
+            again[g] = slot.reseal;
+            let Some(b) = slot.bundle.as_deref_mut() else { continue };
             if let Some(sa) = &mut b.esp {
                 report(self.worker, sa, up);
             }
             if let Some(sa) = &mut b.ah {
                 report(self.worker, sa, up);
             }
-            policies[g] = policy;
-            self.outbound[policy as usize] = Some(b);
         }
         let groups = bounds.len() - 1;
         if !again[..groups].contains(&true) {
@@ -678,7 +669,7 @@ impl<E: Engine> State<E> {
         for g in 0..groups {
             for buf in bufs.by_ref().take(bounds[g + 1] - bounds[g]) {
                 if again[g] {
-                    sealed_by.push(Some(policies[g]));
+                    sealed_by.push(Some(kept[g]));
                     keep.push(buf);
                 } else {
                     done.push(buf);
@@ -690,15 +681,31 @@ impl<E: Engine> State<E> {
     }
 }
 
+/// Where a policy's outbound bundle is kept, by the policy's index in the SPD.
+struct Slot<S> {
+    bundle: Option<Box<Bundle<S>>>,
+    /// True when the packets the bundle seals could match some policy of the SPD as locally
+    /// originated packets (nested encryption), false when no rule's bounding box holds their
+    /// outer key: sealing reads this flag, on the line it reads the bundle's address from,
+    /// instead of building and checking the key for each group.
+    reseal: bool,
+}
+
+impl<S> Slot<S> {
+    fn empty() -> Self {
+        Slot { bundle: None, reseal: false }
+    }
+}
+
 /// Returns the outbound bundle of policy `idx`.
 #[inline]
-fn bundle<S>(outbound: &[Option<Box<Bundle<S>>>], idx: PolicyIdx) -> Option<&Bundle<S>> {
-    outbound.get(idx as usize)?.as_deref()
+fn bundle<S>(outbound: &[Slot<S>], idx: PolicyIdx) -> Option<&Bundle<S>> {
+    outbound.get(idx as usize)?.bundle.as_deref()
 }
 
 /// The worker's answers to the SPD about outbound SAs, for one burst.
 struct Sas<'a, E: Engine> {
-    outbound: &'a [Option<Box<Bundle<E::Session>>>],
+    outbound: &'a [Slot<E::Session>],
     engine: &'a E,
     memo: Memo,
 }
@@ -735,21 +742,23 @@ impl<E: Engine> SaLookup for Sas<'_, E> {
     }
 }
 
-/// The ESP or the AH SAs of a burst's encrypt groups, from the bundles taken for the burst.
-struct Taken<'a, S> {
-    bundles: &'a mut [(PolicyIdx, Box<Bundle<S>>)],
+/// The ESP or the AH SAs of a burst's encrypt groups: group `g`'s is in the bundle of
+/// `policies[g]`.
+struct InPlace<'a, S> {
+    outbound: &'a mut [Slot<S>],
+    policies: &'a [PolicyIdx],
     ah: bool,
 }
 
-impl<S> xform::SaGroups<S> for Taken<'_, S> {
+impl<S> xform::SaGroups<S> for InPlace<'_, S> {
     #[inline]
     fn sa_mut(&mut self, g: usize) -> Option<&mut Sa<S>> {
-        let b = &mut self.bundles.get_mut(g)?.1;
+        let b = self.outbound.get_mut(*self.policies.get(g)? as usize)?.bundle.as_deref_mut()?;
         if self.ah { b.ah.as_deref_mut() } else { b.esp.as_mut() }
     }
     #[inline]
     fn sa(&self, g: usize) -> Option<&Sa<S>> {
-        let b = &self.bundles.get(g)?.1;
+        let b = bundle(self.outbound, *self.policies.get(g)?)?;
         if self.ah { b.ah.as_deref() } else { b.esp.as_ref() }
     }
 }
@@ -778,7 +787,7 @@ impl Memo {
 }
 
 /// Returns true when policy `idx` has usable outbound SAs.
-fn has_sa<S>(outbound: &[Option<Box<Bundle<S>>>], idx: PolicyIdx) -> bool {
+fn has_sa<S>(outbound: &[Slot<S>], idx: PolicyIdx) -> bool {
     bundle(outbound, idx).is_some_and(Bundle::is_usable)
 }
 
