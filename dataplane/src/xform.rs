@@ -76,6 +76,13 @@ pub(crate) fn run<E: Engine, B: PacketBuf, X: Xform<E::Session>>(
     run_groups::<E, B, X, _>(&mut One(sa), &mut bounds, engine, burst, stats);
 }
 
+/// How many groups ahead [`run_groups`] moves an SA's hot lines to L1. With 10,000 SAs a
+/// group is a packet; paired rounds of GCM 64 B over 10,000 policies, cycles against none
+/// (medians of the ratios, on a noisy host): 3 ahead 0.982 (6 of 6 rounds fewer cycles), 6
+/// ahead 0.943, 0.934, 0.979 and 0.951 (19 of 28), 8 ahead 0.978, 12 ahead 1.024; one policy
+/// 0.993.
+const SA_AHEAD: usize = 6;
+
 /// Runs `X` over a burst whose packets come in groups, one SA each: group `g` is
 /// `burst[bounds[g]..bounds[g + 1]]`. Every packet is prepared with its SA, then all their
 /// crypto jobs go to the engine in one call (each job with its SA's keys), then each is
@@ -101,7 +108,11 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
         let mut ends = [0u8; BURST];
         let mut bufs = burst.iter_mut();
         let mut i = 0;
+        for g in 0..SA_AHEAD.min(groups) {
+            prefetch_sa(sas, g);
+        }
         for g in 0..groups {
+            prefetch_sa(sas, g + SA_AHEAD);
             let n = bounds[g + 1] - bounds[g];
             let group = bufs.by_ref().take(n);
             let Some(sa) = sas.sa_mut(g) else {
@@ -192,6 +203,14 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
     }
     if kept < burst.len() {
         retain_marked(burst, &keep);
+    }
+}
+
+/// Moves the hot lines of group `g`'s SA, if there is one, to L1.
+#[inline(always)]
+fn prefetch_sa<S, G: SaGroups<S>>(sas: &G, g: usize) {
+    if let Some(sa) = sas.sa(g) {
+        crate::prefetch::front_l1(sa, Sa::<S>::HOT_BYTES);
     }
 }
 
