@@ -468,20 +468,31 @@ fn ah_esp_policy_applies_esp_then_ah() {
     assert_eq!(lan.len(), 1, "{:?}", r2.w.stats().drops.nonzero().collect::<Vec<_>>());
 }
 
+/// The gateway behind R1 that the nested tunnels' inner SA goes to.
+const INNER_GW: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+/// Policy 1 tunnels LAN1 → LAN2 to [`INNER_GW`]; policy 2 tunnels R1 → 198.51.100.0/24 to R2.
+fn nested_policies() -> (Policy, Policy) {
+    (Policy { sa_dst: INNER_GW, ..tunnel_policy(1, Level::Require, IpsecProtocols::Esp) }, outer_tunnel_policy())
+}
+
+/// Installs on R1 the SAs of [`nested_policies`]: 0x300 to [`INNER_GW`], 0x301 to R2.
+fn install_nested_sas(r1: &mut Gw) {
+    let s = r1.sa(0x300, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, INNER_GW, 5);
+    r1.install_out(1, Some(s), None);
+    let s = r1.sa(0x301, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 6);
+    r1.install_out(2, Some(s), None);
+}
+
 #[test]
 fn nested_tunnels_encrypt_twice_and_loop_avoidance_stops_the_second_pass() {
     // Policy 1 tunnels LAN1 → LAN2 to 198.51.100.2 (an inner gateway); policy 2 tunnels
     // everything R1 → 198.51.100.0/24 again to R2: the encrypted packet, processed again as
     // locally originated, matches policy 2 and is encrypted a second time. After that it
     // matches policy 2 again and goes out as it is.
-    let inner_gw = Ipv4Addr::new(198, 51, 100, 2);
-    let p1 = Policy { sa_dst: inner_gw, ..tunnel_policy(1, Level::Require, IpsecProtocols::Esp) };
-    let p2 = outer_tunnel_policy();
+    let (p1, p2) = nested_policies();
     let mut r1 = Gw::new(1, vec![p1, p2]);
-    let s = r1.sa(0x300, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, inner_gw, 5);
-    r1.install_out(1, Some(s), None);
-    let s = r1.sa(0x301, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 6);
-    r1.install_out(2, Some(s), None);
+    install_nested_sas(&mut r1);
     let p = ip_packet(H1, H2, Protocol::Udp, 64, &udp(1, 2, 20));
     let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p)]);
     assert_eq!(wan.len(), 1, "{:?}", r1.w.stats().drops.nonzero().collect::<Vec<_>>());
@@ -510,14 +521,9 @@ fn nested_tunnels_encrypt_twice_and_loop_avoidance_stops_the_second_pass() {
 /// encrypts them a second time, and its removal stops that.
 #[test]
 fn an_spd_swap_decides_again_whether_sealed_packets_are_checked() {
-    let inner_gw = Ipv4Addr::new(198, 51, 100, 2);
-    let p1 = Policy { sa_dst: inner_gw, ..tunnel_policy(1, Level::Require, IpsecProtocols::Esp) };
-    let p2 = outer_tunnel_policy();
+    let (p1, p2) = nested_policies();
     let mut r1 = Gw::new(1, vec![p1]);
-    let s = r1.sa(0x300, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, inner_gw, 5);
-    r1.install_out(1, Some(s), None);
-    let s = r1.sa(0x301, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 6);
-    r1.install_out(2, Some(s), None);
+    install_nested_sas(&mut r1);
     let p = ip_packet(H1, H2, Protocol::Udp, 64, &udp(1, 2, 20));
     // Sealed once, for 198.51.100.2, which R1 has no route to.
     let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p)]);
