@@ -318,10 +318,9 @@ mod tests {
         }
     }
 
-    /// The packed plan gives back what it was made of, for every transform, mode and
-    /// encapsulation.
+    /// A plan says what its transform, mode and encapsulation say, for every one of them.
     #[test]
-    fn a_esp_plan_keeps_every_size_and_kind() {
+    fn an_esp_plan_keeps_every_size_and_kind() {
         use crate::crypto::{Auth, Transform};
         for cipher in Cipher::ALL {
             for auth in Auth::ALL {

@@ -13,11 +13,7 @@
 /// usually only 16-byte aligned).
 #[inline(always)]
 pub fn front<T>(obj: &T, bytes: usize) {
-    let p = (obj as *const T).cast::<u8>();
-    let skew = p as usize % 64;
-    for i in 0..lines(skew, bytes.min(size_of::<T>())) {
-        line(p.wrapping_add(i * 64).wrapping_sub(skew));
-    }
+    each_line(obj, bytes, line);
 }
 
 /// As [`front`], to L1 (`PREFETCHT0`): for lines already in L2, a few steps before their
@@ -25,16 +21,24 @@ pub fn front<T>(obj: &T, bytes: usize) {
 /// driver, which the SPD stage sent to L2 and the packets in between pushed out of L1).
 #[inline(always)]
 pub fn front_l1<T>(obj: &T, bytes: usize) {
-    let p = (obj as *const T).cast::<u8>();
-    let skew = p as usize % 64;
-    for i in 0..lines(skew, bytes.min(size_of::<T>())) {
+    each_line(obj, bytes, |p| {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `line`, a hint that reads nothing and cannot fault.
         unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                p.wrapping_add(i * 64).wrapping_sub(skew).cast(),
-            )
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
         };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    });
+}
+
+/// Calls `f` with the start of every cache line the first `bytes` of `obj` overlap.
+#[inline(always)]
+fn each_line<T>(obj: &T, bytes: usize, f: impl Fn(*const u8)) {
+    let p = (obj as *const T).cast::<u8>();
+    let skew = p as usize % 64;
+    for i in 0..lines(skew, bytes.min(size_of::<T>())) {
+        f(p.wrapping_add(i * 64).wrapping_sub(skew));
     }
 }
 
