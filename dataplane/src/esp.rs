@@ -106,11 +106,6 @@ impl EspPlan {
     fn cbc(self) -> bool {
         !self.aead && self.iv_len != 0
     }
-
-    /// The protocol of the header in front of the ESP header: UDP with NAT traversal.
-    fn outer_protocol(self) -> Protocol {
-        if self.encap_len != 0 { Protocol::Udp } else { Protocol::Esp }
-    }
 }
 
 impl<S> Xform<S> for Seal {
@@ -178,7 +173,7 @@ fn seal_as<'b, S, B: PacketBuf, const TUNNEL: bool, const AEAD: bool>(
         xform::write_outer_header(sa, d, total, &ip);
     } else {
         d.copy_within(grow_front..grow_front + hlen, 0);
-        xform::set_proto_len(&mut d[..hlen], plan.outer_protocol(), total);
+        xform::set_proto_len(&mut d[..hlen], sa.outer.protocol(), total);
     }
     if let Some(e) = sa.encap {
         // RFC 3948 section 2.1: the UDP checksum is sent as zero.
@@ -334,8 +329,6 @@ mod tests {
                         assert_eq!(usize::from(p.iv_len), cipher.iv_len(), "{xf:?}");
                         assert_eq!(usize::from(p.icv_len), xf.icv_len());
                         assert_eq!(usize::from(p.align_mask) + 1, cipher.pad_align());
-                        let proto = if encap { Protocol::Udp } else { Protocol::Esp };
-                        assert_eq!(p.outer_protocol(), proto);
                         assert_eq!(p.cbc(), cipher.is_cbc());
                     }
                 }

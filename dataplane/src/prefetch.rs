@@ -21,15 +21,7 @@ pub fn front<T>(obj: &T, bytes: usize) {
 /// driver, which the SPD stage sent to L2 and the packets in between pushed out of L1).
 #[inline(always)]
 pub fn front_l1<T>(obj: &T, bytes: usize) {
-    each_line(obj, bytes, |p| {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `line`, a hint that reads nothing and cannot fault.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
-    });
+    each_line(obj, bytes, hint::<true>);
 }
 
 /// Calls `f` with the start of every cache line the first `bytes` of `obj` overlap.
@@ -51,11 +43,18 @@ fn lines(skew: usize, bytes: usize) -> usize {
 /// Hints that the cache line at `p` is needed soon.
 #[inline(always)]
 pub fn line(p: *const u8) {
+    hint::<false>(p);
+}
+
+/// Prefetches the cache line at `p` to L1 (`PREFETCHT0`) or to L2 (`PREFETCHT1`).
+#[inline(always)]
+fn hint<const L1: bool>(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint: it reads nothing architecturally and cannot fault, whatever
     // the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast())
+        use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
+        if L1 { _mm_prefetch::<_MM_HINT_T0>(p.cast()) } else { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;

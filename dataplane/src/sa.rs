@@ -186,8 +186,8 @@ pub struct Sa<S> {
     /// Outbound: counters shared with the SA's copies on other workers. Past the per-packet
     /// lines: a copy alone reads it once per [`ALONE_RESERVE`] packets.
     shared: Arc<Shared>,
-    /// ESP reads the transform through `esp_plan`, and sends with the protocol the outer
-    /// header's template holds: these two are for AH, the control plane and events.
+    /// ESP reads the transform through `esp_plan` and its outer protocol from `outer`: these
+    /// two are for AH, the control plane and events.
     pub(crate) xf: Transform,
     pub(crate) proto: IpsecProto,
     /// Events for the control plane: past the per-packet lines, since there are none while
@@ -249,10 +249,9 @@ fn outer_protocol(proto: IpsecProto, encap: Option<UdpEncap>) -> Protocol {
 
 impl<S> Sa<S> {
     /// The bytes at the start of an SA that sealing a burst reads or writes: the per-packet
-    /// and per-burst fields. With 10,000 SAs each of these
-    /// lines is a miss per packet: what is read once per reservation of sequence numbers or
-    /// when a lifetime is due comes after, and what can be derived (the addresses, the outer
-    /// key) is not stored.
+    /// and per-burst fields. With 10,000 SAs each of these lines is a miss per packet: what is
+    /// read once per reservation of sequence numbers or when a lifetime is due comes after, and
+    /// what can be derived (the addresses, the outer key) is not stored.
     pub const HOT_BYTES: usize = std::mem::offset_of!(Sa<S>, shared);
 
     /// Installs an SA at time `now` (seconds), preparing its keys in `engine`.

@@ -522,6 +522,11 @@ impl Template {
         Packet::new_unchecked(&self.bytes[..]).dst_addr()
     }
 
+    /// Returns the protocol the headers carry.
+    pub fn protocol(&self) -> Protocol {
+        Protocol::from(self.bytes[field::PROTOCOL])
+    }
+
     /// Writes a header with these fields and its checksum into `out[..20]`. Panics if `out` is
     /// shorter than 20 bytes.
     #[inline]
@@ -711,7 +716,7 @@ mod tests {
             t.write(&mut out, r.tos, (HEADER_LEN + r.payload_len) as u16, r.ident, r.dont_frag);
             assert_eq!(out[..HEADER_LEN], buf, "template of {r:?}");
             assert_eq!(out[HEADER_LEN], 0xee, "wrote past the header");
-            assert_eq!((t.src(), t.dst()), (r.src_addr, r.dst_addr));
+            assert_eq!((t.src(), t.dst(), t.protocol()), (r.src_addr, r.dst_addr, r.protocol));
         }
     }
 
