@@ -186,6 +186,28 @@ fn engine_starts_with_matching_layout() {
     assert_eq!(align_of::<MbKeys>(), 64);
 }
 
+/// The engine takes a kernel of its own only where the CPU runs it, and each kernel refuses
+/// keys elsewhere: on a CPU without AVX-512 (where `make test` skips the `*_needs_avx512` tests)
+/// this is what is left to check, that the library's code seals instead.
+#[test]
+fn the_engine_takes_each_kernel_only_where_the_cpu_runs_it() {
+    let d = MbEngine::new().unwrap().describe();
+    assert_eq!(d.contains("4 at a time"), gcm_x4::available(), "{d}");
+    assert_eq!(d.contains("16 at a time"), cbc_sha1_x16::available(), "{d}");
+    assert_eq!(gcm_x4::GcmX4::new(&[1; 16]).is_some(), gcm_x4::available());
+    assert_eq!(vaes_gcm::VaesGcm::new(&[1; 16]).is_some(), vaes_gcm::available());
+    let mut k = cbc_sha1_x16::CbcSha1X16::EMPTY;
+    assert_eq!(k.prepare(&[1; 16], &[2; 20]), cbc_sha1_x16::available());
+    // The kernels' own checks agree with the CPU's flags as Linux reports them.
+    if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
+        let flags: Vec<&str> = info.lines().find(|l| l.starts_with("flags")).unwrap_or("").split_whitespace().collect();
+        let has = |f: &[&str]| f.iter().all(|f| flags.contains(f));
+        let vaes = ["aes", "pclmulqdq", "avx2", "vaes", "vpclmulqdq"];
+        assert_eq!(vaes_gcm::available(), has(&vaes));
+        assert_eq!(gcm_x4::available(), has(&vaes) && has(&["avx512f", "avx512bw", "avx512vl"]));
+    }
+}
+
 #[test]
 fn sessions_check_keys() {
     let mut e = MbEngine::new().unwrap();
@@ -828,11 +850,8 @@ fn short_gcm_over_many_sessions_agrees_with_rustcrypto() {
 /// than `min_lanes` left to the library) is sealed as RustCrypto seals it, lengths mixed
 /// within a batch; RustCrypto's packets open, and only a tampered one fails.
 #[test]
-fn cbc_sha1_x16_batches_agree_with_rustcrypto() {
-    if !cbc_sha1_x16::available() {
-        eprintln!("no AVX-512 with VAES here: CbcSha1X16 is not used");
-        return;
-    }
+fn cbc_sha1_x16_batches_agree_with_rustcrypto_needs_avx512() {
+    assert!(cbc_sha1_x16::available(), "{}", vaes_gcm::NEEDS_AVX512);
     let mut rng = Rng(0xcb16);
     for c in [Cipher::AesCbc128, Cipher::AesCbc256] {
         let xf = Transform::new(c, Auth::HmacSha1_96).unwrap();
