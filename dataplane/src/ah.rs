@@ -18,12 +18,12 @@ const MAX_IP_HEADER: usize = 60;
 
 /// Authenticates every packet of `burst` (each starting at its IPv4 header) with `sa`.
 pub fn seal<E: Engine, B: PacketBuf>(sa: &mut Sa<E::Session>, engine: &mut E, burst: &mut Burst<B>, stats: &mut Stats) {
-    xform::run::<E, B, Seal>(sa, engine, burst, stats);
+    xform::run::<E, B, Seal>(sa, engine, burst, stats, &mut xform::CryptoTime::default());
 }
 
 /// Verifies and removes AH from every packet of `burst` received on `sa`.
 pub fn open<E: Engine, B: PacketBuf>(sa: &mut Sa<E::Session>, engine: &mut E, burst: &mut Burst<B>, stats: &mut Stats) {
-    xform::run::<E, B, Open>(sa, engine, burst, stats);
+    xform::run::<E, B, Open>(sa, engine, burst, stats, &mut xform::CryptoTime::default());
 }
 
 /// Returns the AH length for an ICV: RFC 4302 section 2.2 pads it to 32 bits for IPv4.

@@ -17,13 +17,13 @@ const NO_NEXT_HEADER: u8 = 59;
 /// Encrypts every packet of `burst` (each starting at its IPv4 header) with `sa`; packets that
 /// cannot be sealed are dropped and counted.
 pub fn seal<E: Engine, B: PacketBuf>(sa: &mut Sa<E::Session>, engine: &mut E, burst: &mut Burst<B>, stats: &mut Stats) {
-    xform::run::<E, B, Seal>(sa, engine, burst, stats);
+    xform::run::<E, B, Seal>(sa, engine, burst, stats, &mut xform::CryptoTime::default());
 }
 
 /// Decrypts every ESP packet of `burst` (each starting at its outer IPv4 header) received on
 /// `sa`; survivors start at the inner IPv4 header (tunnel) or the restored header (transport).
 pub fn open<E: Engine, B: PacketBuf>(sa: &mut Sa<E::Session>, engine: &mut E, burst: &mut Burst<B>, stats: &mut Stats) {
-    xform::run::<E, B, Open>(sa, engine, burst, stats);
+    xform::run::<E, B, Open>(sa, engine, burst, stats, &mut xform::CryptoTime::default());
 }
 
 /// The explicit IV of every AEAD ESP uses (RFC 4106 section 3.1 for AES-GCM): known when

@@ -233,7 +233,7 @@ pub struct StatsCell {
     /// Hits and misses of the outbound, then the incoming flow cache.
     flow_cache: [AtomicU64; 4],
     drops: [AtomicU64; DropReason::COUNT],
-    runtime: [[AtomicU64; 6]; 3],
+    runtime: [[AtomicU64; Stage::COUNT]; 3],
 }
 
 impl StatsCell {
@@ -315,7 +315,7 @@ impl StatsCell {
         for (cell, &reason) in self.drops.iter().zip(DropReason::ALL) {
             drops.add(reason, cell.load(r));
         }
-        let load = |i: usize| -> [u64; 6] { std::array::from_fn(|j| self.runtime[i][j].load(r)) };
+        let load = |i: usize| -> [u64; Stage::COUNT] { std::array::from_fn(|j| self.runtime[i][j].load(r)) };
         let runtime = Runtime { cycles: load(0), packets: load(1), calls: load(2) };
         WorkerStats {
             rx_packets: self.rx_packets.load(r),

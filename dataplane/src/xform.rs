@@ -64,16 +64,49 @@ impl<S> SaGroups<S> for One<'_, S> {
     }
 }
 
+/// The time a worker spends in the engine's calls, for its runtime's crypto stage: read with
+/// the worker's clock on either side of each burst's one call, never per packet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CryptoTime {
+    pub clock: fn() -> u64,
+    /// Clock cycles in the engine since the last `take`.
+    pub cycles: u64,
+    /// Jobs given to the engine since the last `take`.
+    pub jobs: u64,
+}
+
+impl CryptoTime {
+    /// Times with `clock`.
+    pub fn new(clock: fn() -> u64) -> Self {
+        CryptoTime { clock, cycles: 0, jobs: 0 }
+    }
+
+    /// Returns the cycles and jobs since the last call, and starts again from zero.
+    pub fn take(&mut self) -> (u64, u64) {
+        let t = (self.cycles, self.jobs);
+        (self.cycles, self.jobs) = (0, 0);
+        t
+    }
+}
+
+impl Default for CryptoTime {
+    /// A clock that reads nothing, for callers that account no stages.
+    fn default() -> Self {
+        CryptoTime::new(|| 0)
+    }
+}
+
 /// Runs `X` over a burst for one SA: survivors stay in `burst`, in order; every other packet is
-/// freed and counted in `stats`.
+/// freed and counted in `stats`; the engine's time is added to `time`.
 pub(crate) fn run<E: Engine, B: PacketBuf, X: Xform<E::Session>>(
     sa: &mut Sa<E::Session>,
     engine: &mut E,
     burst: &mut Burst<B>,
     stats: &mut Stats,
+    time: &mut CryptoTime,
 ) {
     let mut bounds = [0, burst.len()];
-    run_groups::<E, B, X, _>(&mut One(sa), &mut bounds, engine, burst, stats);
+    run_groups::<E, B, X, _>(&mut One(sa), &mut bounds, engine, burst, stats, time);
 }
 
 /// How many groups ahead [`run_groups`] moves an SA's hot lines to L1. With 10,000 SAs a
@@ -87,13 +120,14 @@ const SA_AHEAD: usize = 6;
 /// `burst[bounds[g]..bounds[g + 1]]`. Every packet is prepared with its SA, then all their
 /// crypto jobs go to the engine in one call (each job with its SA's keys), then each is
 /// finished. Survivors stay in `burst`, in order, and `bounds` is updated to them; every other
-/// packet is freed and counted in `stats`.
+/// packet is freed and counted in `stats`; the engine's call is timed into `time`.
 pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGroups<E::Session>>(
     sas: &mut G,
     bounds: &mut [usize],
     engine: &mut E,
     burst: &mut Burst<B>,
     stats: &mut Stats,
+    time: &mut CryptoTime,
 ) {
     let groups = bounds.len().saturating_sub(1);
     let mut preps: ArrayVec<Option<X::Prep>, BURST> = ArrayVec::new();
@@ -156,11 +190,14 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
             }
             start = end;
         }
+        let t0 = (time.clock)();
         if X::ENGINE_SEALS {
             engine.seal_each(&sessions, &mut jobs);
         } else {
             engine.open_each(&sessions, &mut jobs);
         }
+        time.cycles += (time.clock)().wrapping_sub(t0);
+        time.jobs += jobs.len() as u64;
         for (job, &i) in jobs.iter_mut().zip(slots.iter()) {
             let i = usize::from(i);
             if let Some(prep) = preps[i].as_mut() {

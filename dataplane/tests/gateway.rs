@@ -37,8 +37,8 @@ fn host_mac(router: u8) -> [u8; 6] {
     [2, 0, 0, router, 9, 9]
 }
 
-struct Gw {
-    w: Worker<MemPort, RustEngine>,
+struct Gw<E: Engine<Session = S> = RustEngine> {
+    w: Worker<MemPort, E>,
     down: Arc<Ring<ToWorker<HeapBuf, S>>>,
     up: Arc<Ring<FromWorker<HeapBuf, S>>>,
 }
@@ -46,6 +46,13 @@ struct Gw {
 impl Gw {
     /// Router `n` (1 or 2): LAN 10.n.0.1/24, WAN 192.0.2.n/24, a route to the other LAN.
     fn new(n: u8, policies: Vec<Policy>) -> Gw {
+        Gw::with_engine(n, policies, RustEngine)
+    }
+}
+
+impl<E: Engine<Session = S>> Gw<E> {
+    /// Router `n`, as [`Gw::new`], on `engine`.
+    fn with_engine(n: u8, policies: Vec<Policy>, engine: E) -> Gw<E> {
         let other = 3 - n;
         let ifaces = Ifaces::new(vec![
             Iface {
@@ -71,7 +78,7 @@ impl Gw {
         let tables = Arc::new(Tables::new(ifaces, &routes));
         let (down, up) = (Arc::new(Ring::new(256)), Arc::new(Ring::new(256)));
         let ports = vec![MemPort::default(), MemPort::default()];
-        let w = Worker::new(0, ports, RustEngine, tables, Arc::new(Spd::new(policies)), down.clone(), up.clone());
+        let w = Worker::new(0, ports, engine, tables, Arc::new(Spd::new(policies)), down.clone(), up.clone());
         let mut g = Gw { w, down, up };
         g.msg(ToWorker::Neighbor { port: WAN, ip: Ipv4Addr::new(192, 0, 2, other), mac: mac(other, WAN) });
         g.msg(ToWorker::Neighbor { port: LAN, ip: Ipv4Addr::new(10, n, 0, 10 * n), mac: host_mac(n) });
@@ -967,4 +974,71 @@ fn an_spd_swap_hands_back_the_old_spd_and_its_counters() {
     let [_, wan] = r1.input(LAN, vec![frame(mac(1, LAN), host_mac(1), &p)]);
     assert_eq!(wan.len(), 1);
     assert_eq!(encrypted(r1.w.pipeline().policy_counters()), 1);
+}
+
+thread_local! {
+    /// The test's clock: one tick per read, and whatever the engine below adds.
+    static TICKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn ticks() -> u64 {
+    TICKS.with(|t| {
+        t.set(t.get() + 1);
+        t.get()
+    })
+}
+
+/// Ticks of the test's clock each call of [`SlowEngine`] takes.
+const ENGINE_TICKS: u64 = 1_000;
+
+/// The software engine, each of whose calls takes [`ENGINE_TICKS`] of the test's clock.
+struct SlowEngine;
+
+impl Engine for SlowEngine {
+    type Session = S;
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    fn session(&mut self, xf: Transform, enc: &[u8], auth: &[u8]) -> Result<S, dataplane::crypto::KeyError> {
+        RustEngine.session(xf, enc, auth)
+    }
+    fn seal(&mut self, s: &S, jobs: &mut [dataplane::crypto::Job<'_>]) {
+        TICKS.with(|t| t.set(t.get() + ENGINE_TICKS));
+        RustEngine.seal(s, jobs);
+    }
+    fn open(&mut self, s: &S, jobs: &mut [dataplane::crypto::Job<'_>]) {
+        TICKS.with(|t| t.set(t.get() + ENGINE_TICKS));
+        RustEngine.open(s, jobs);
+    }
+}
+
+/// `runtime`'s crypto stage holds the time of the engine's calls, sealing and opening, and the
+/// ipsec stage the rest of the IPsec work, without it.
+#[test]
+fn the_crypto_stage_holds_the_engines_time_and_the_ipsec_stage_the_rest() {
+    use dataplane::pipeline::Stage;
+    let policy = |n| tunnel_policy(n, Level::Require, IpsecProtocols::Esp);
+    let mut r1 = Gw::with_engine(1, vec![policy(1)], SlowEngine);
+    let mut r2 = Gw::with_engine(2, vec![policy(2)], SlowEngine);
+    r1.w.set_clock(ticks);
+    r2.w.set_clock(ticks);
+    let s = r1.sa(0x100, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 1);
+    r1.install_out(1, Some(s), None);
+    let s = r2.sa(0x100, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 1);
+    r2.install_in(1, s);
+    let frames =
+        (0..8).map(|i| frame(mac(1, LAN), host_mac(1), &ip_packet(H1, H2, Protocol::Udp, 64, &udp(i, 53, 40))));
+    let [_, wan] = r1.input(LAN, frames.collect());
+    assert_eq!(wan.len(), 8);
+    let [lan, _] = r2.input(WAN, wan);
+    assert_eq!(lan.len(), 8);
+    for (name, r) in [("sealing", &r1), ("opening", &r2)] {
+        let rt = &r.w.stats().runtime;
+        let (crypto, ipsec) = (Stage::Crypto as usize, Stage::Ipsec as usize);
+        assert_eq!((rt.packets[crypto], rt.calls[crypto], rt.packets[ipsec]), (8, 1, 8), "{name}");
+        // One engine call for the burst, read between two ticks.
+        assert_eq!(rt.cycles[crypto], ENGINE_TICKS + 1, "{name}");
+        assert!(rt.cycles[ipsec] > 0 && rt.cycles[ipsec] < ENGINE_TICKS, "{name}: {}", rt.table());
+        assert!(rt.table().contains("\ncrypto "), "{name}");
+    }
 }

@@ -22,7 +22,7 @@ use crate::sa::{IpsecProto, Sa};
 use crate::spd::{Decision, Decrypted, Incoming, Key, Outgoing, PolicyCounters, PolicyIdx, SaLookup, Spd, Verdict};
 use crate::stats::{DropReason, Stats};
 use crate::wire::{Protocol, ah, esp, ipv4, udp};
-use crate::xform;
+use crate::xform::{self, CryptoTime};
 use crate::{ah as ah_xf, esp as esp_xf};
 
 /// Which way an SA works.
@@ -187,6 +187,8 @@ pub(crate) struct State<E: Engine> {
     /// Outbound and incoming-check answers of the classifiers, by flow.
     out_cache: FlowCache,
     in_cache: FlowCache,
+    /// The engine's time, which the pipeline takes out of the ipsec stage's.
+    crypto: CryptoTime,
 }
 
 /// Flows each of a worker's classifier caches holds (16,384 buckets of three, 1 MiB each).
@@ -211,7 +213,18 @@ impl<E: Engine> State<E> {
             deadlines: Deadlines::default(),
             out_cache: FlowCache::new(CACHED_FLOWS),
             in_cache: FlowCache::new(CACHED_FLOWS),
+            crypto: CryptoTime::default(),
         }
+    }
+
+    /// Times the engine's calls with `clock`.
+    pub(crate) fn set_clock(&mut self, clock: fn() -> u64) {
+        self.crypto = CryptoTime::new(clock);
+    }
+
+    /// Returns the engine's cycles and jobs since the last call.
+    pub(crate) fn take_crypto(&mut self) -> (u64, u64) {
+        self.crypto.take()
     }
 
     pub(crate) fn spd(&self) -> &Arc<Spd> {
@@ -509,8 +522,12 @@ impl<E: Engine> State<E> {
             return;
         };
         match key.proto {
-            IpsecProto::Esp => esp_xf::open(&mut ib.sa, &mut self.engine, group, drops),
-            IpsecProto::Ah => ah_xf::open(&mut ib.sa, &mut self.engine, group, drops),
+            IpsecProto::Esp => {
+                xform::run::<E, B, esp_xf::Open>(&mut ib.sa, &mut self.engine, group, drops, &mut self.crypto)
+            }
+            IpsecProto::Ah => {
+                xform::run::<E, B, ah_xf::Open>(&mut ib.sa, &mut self.engine, group, drops, &mut self.crypto)
+            }
         }
         report(self.worker, &mut ib.sa, up);
         let Some(policy) = self.spd.index_of(ib.policy_id) else {
@@ -640,10 +657,18 @@ impl<E: Engine> State<E> {
         bounds.push(0);
         groups.take(&present, sealed, &mut bounds, DropReason::NoSa, drops);
         let mut esp = InPlace { outbound: &mut self.outbound, policies: &kept, ah: false };
-        xform::run_groups::<E, B, esp_xf::Seal, _>(&mut esp, &mut bounds, &mut self.engine, sealed, drops);
+        xform::run_groups::<E, B, esp_xf::Seal, _>(
+            &mut esp,
+            &mut bounds,
+            &mut self.engine,
+            sealed,
+            drops,
+            &mut self.crypto,
+        );
         if any_ah {
             let mut ah = InPlace { outbound: &mut self.outbound, policies: &kept, ah: true };
-            xform::run_groups::<E, B, ah_xf::Seal, _>(&mut ah, &mut bounds, &mut self.engine, sealed, drops);
+            let crypto = &mut self.crypto;
+            xform::run_groups::<E, B, ah_xf::Seal, _>(&mut ah, &mut bounds, &mut self.engine, sealed, drops, crypto);
         }
         // Per group: its SAs' events go up, and whether its packets' outer headers could match
         // a policy.
