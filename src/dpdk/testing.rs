@@ -21,11 +21,33 @@ pub fn eal_args(prefix: &str, lcores: &str, extra: &[&str]) -> Vec<String> {
     base.iter().chain(extra).map(|s| s.to_string()).collect()
 }
 
+/// Splits test arguments as libtest reads them: the words that select cases by name, and the
+/// values of `--skip` (or `--skip=`) that leave cases out. Other options are ignored, with the
+/// value of those of libtest's that take one.
+fn filters(args: impl IntoIterator<Item = String>) -> (Vec<String>, Vec<String>) {
+    const WITH_VALUE: [&str; 5] = ["--test-threads", "--color", "--format", "--logfile", "-Z"];
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        if a == "--skip" {
+            skips.extend(args.next());
+        } else if let Some(v) = a.strip_prefix("--skip=") {
+            skips.push(v.to_owned());
+        } else if WITH_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
+    (filters, skips)
+}
+
 /// Runs named cases in sequence, catching panics, and reports like libtest.
 #[derive(Debug)]
 pub struct Cases {
     prefix: String,
     filters: Vec<String>,
+    skips: Vec<String>,
     passed: usize,
     failed: Vec<String>,
     filtered: usize,
@@ -33,16 +55,25 @@ pub struct Cases {
 }
 
 impl Cases {
-    /// Starts a run whose EAL uses `prefix`; command-line words not starting with `-` filter
-    /// the cases by name, as with libtest.
+    /// Starts a run whose EAL uses `prefix`, filtering the cases by name as libtest does with
+    /// the command line's words and `--skip` options (see [`filters`]).
     pub fn new(prefix: &str) -> Cases {
-        let filters = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-        Cases { prefix: prefix.to_owned(), filters, passed: 0, failed: Vec::new(), filtered: 0, start: Instant::now() }
+        let (filters, skips) = filters(std::env::args().skip(1));
+        Cases {
+            prefix: prefix.to_owned(),
+            filters,
+            skips,
+            passed: 0,
+            failed: Vec::new(),
+            filtered: 0,
+            start: Instant::now(),
+        }
     }
 
     /// Runs case `name` unless filtered out; a panic fails it.
     pub fn run(&mut self, name: &str, case: impl FnOnce()) {
-        if !self.filters.is_empty() && !self.filters.iter().any(|f| name.contains(f.as_str())) {
+        let wanted = self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()));
+        if !wanted || self.skips.iter().any(|s| name.contains(s.as_str())) {
             self.filtered += 1;
             return;
         }
@@ -86,4 +117,23 @@ fn runtime_dirs(prefix: &str) -> Vec<PathBuf> {
         bases.push(PathBuf::from(x).join("dpdk"));
     }
     bases.into_iter().map(|b| b.join(prefix)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filters;
+
+    fn split(args: &[&str]) -> (Vec<String>, Vec<String>) {
+        filters(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn arguments_select_and_skip_cases_as_libtest_reads_them() {
+        let none: Vec<String> = Vec::new();
+        assert_eq!(split(&[]), (none.clone(), none.clone()));
+        assert_eq!(split(&["--skip", "_needs_avx512"]), (none.clone(), vec!["_needs_avx512".to_string()]));
+        assert_eq!(split(&["--skip=a", "tx", "--nocapture", "--test-threads", "1", "rx"]).0, ["tx", "rx"]);
+        assert_eq!(split(&["--skip=a", "--skip", "b"]).1, ["a", "b"]);
+        assert_eq!(split(&["--skip"]), (none.clone(), none));
+    }
 }
