@@ -333,11 +333,17 @@ static void gw_template(struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, ui
  * jobs per call. The Rust side checked every region against its packet, so the library's own
  * checks are skipped.
  *
+ * Sealing, an AES-CBC + HMAC job of m2's keys with at least `split_from` bytes to encrypt (0:
+ * none) goes as two: its AES-CBC on m, then its HMAC on m2. m2 is then the SSE manager, chosen
+ * for its SHA extensions, whose AES-CBC has four lanes where the AVX managers' have eight:
+ * CBC encryption chains each packet's blocks, so long packets wait on the AES latency in four.
+ *
  * GCM runs one packet at a time in the library whatever the API, so GCM jobs call its direct
  * functions (RFC 4106 nonces are 12 bytes, which they take) and skip the job manager; other
  * jobs share the multi-buffer lanes.
  */
-void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int aes_to_m2, int encrypt, struct gw_mb_job *jobs, uint32_t n)
+void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int aes_to_m2, uint32_t split_from, int encrypt, struct gw_mb_job *jobs,
+                 uint32_t n)
 {
         IMB_MGR *const mgrs[2] = { m, m2 };
         const IMB_CIPHER_DIRECTION dir = encrypt ? IMB_DIR_ENCRYPT : IMB_DIR_DECRYPT;
@@ -349,6 +355,9 @@ void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int aes_to_m2, int encrypt, struct gw_
         };
         IMB_JOB *j;
         uint32_t i;
+        /* Jobs split by split_from: their HMAC, after every cipher job of `m` is done. */
+        uint32_t later[IMB_MAX_JOBS];
+        uint32_t nl = 0;
 
         /* A whole burst in one submission: lanes are flushed once per burst, not per part of
          * it. When a job held in a lane keeps the library's queue full behind it, the library
@@ -377,6 +386,13 @@ void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int aes_to_m2, int encrypt, struct gw_
                 /* aes_to_m2: AES-CBC and HMAC-only jobs go to m2 whatever their keys' flag;
                  * DES stays on m, whose DES the caller chose. */
                 IMB_MGR *mm = mgrs[t->second | (aes_to_m2 && t->mode != IMB_CIPHER_DES && t->mode != IMB_CIPHER_DES3)];
+                const int split = split_from != 0 && d->cipher_len >= split_from && encrypt && t->second &&
+                                  m2 != m && t->mode == IMB_CIPHER_CBC && t->hash != IMB_AUTH_NULL &&
+                                  d->hash_len != 0;
+                if (split) {
+                        mm = m;
+                        later[nl++] = i;
+                }
 
                 d->status = GW_ST_PENDING;
                 j = IMB_GET_NEXT_JOB(mm);
@@ -404,8 +420,9 @@ void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int aes_to_m2, int encrypt, struct gw_
                         /* Nothing to cipher: the library refuses empty CBC jobs. */
                         j->cipher_mode = IMB_CIPHER_NULL;
                 }
-                if (t->hash == IMB_AUTH_NULL || d->hash_len == 0) {
-                        /* The library refuses empty HMAC jobs: Rust supplies that ICV. */
+                if (split || t->hash == IMB_AUTH_NULL || d->hash_len == 0) {
+                        /* The library refuses empty HMAC jobs: Rust supplies that ICV. A split
+                         * job's HMAC comes after the loop. */
                         j->hash_alg = IMB_AUTH_NULL;
                         j->auth_tag_output = NULL;
                         j->auth_tag_output_len_in_bytes = 0;
@@ -422,6 +439,35 @@ void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int aes_to_m2, int encrypt, struct gw_
         }
         while ((j = IMB_FLUSH_JOB(m)) != NULL)
                 gw_complete(j);
+        for (uint32_t k = 0; k < nl; k++) {
+                struct gw_mb_job *d = &jobs[later[k]];
+                const struct gw_mb_sa *t = &d->keys->sa.s;
+                if (d->status != GW_ST_OK)
+                        continue;
+                d->status = GW_ST_PENDING;
+                j = IMB_GET_NEXT_JOB(m2);
+                j->cipher_direction = dir;
+                j->chain_order = IMB_ORDER_CIPHER_HASH;
+                j->cipher_mode = IMB_CIPHER_NULL;
+                j->src = d->buf;
+                j->dst = d->buf + d->cipher_off;
+                j->cipher_start_src_offset_in_bytes = d->cipher_off;
+                j->msg_len_to_cipher_in_bytes = 0;
+                j->hash_alg = (IMB_HASH_ALG)t->hash;
+                j->auth_tag_output = d->tag;
+                j->auth_tag_output_len_in_bytes = t->tag_len;
+                j->hash_start_src_offset_in_bytes = d->hash_off;
+                j->msg_len_to_hash_in_bytes = d->hash_len;
+                j->u.HMAC._hashed_auth_key_xor_ipad = t->ipad;
+                j->u.HMAC._hashed_auth_key_xor_opad = t->opad;
+                j->user_data = d;
+                j->user_data2 = NULL;
+                j = IMB_SUBMIT_JOB_NOCHECK(m2);
+                while (j != NULL) {
+                        gw_complete(j);
+                        j = IMB_GET_COMPLETED_JOB(m2);
+                }
+        }
         if (m2 != m) {
                 while ((j = IMB_FLUSH_JOB(m2)) != NULL)
                         gw_complete(j);

@@ -143,6 +143,29 @@ fn check_agreement_on(mut mb: MbEngine, xf: Transform, plain: &[Pkt], ek: &[u8],
     }
 }
 
+/// With the SHA extensions' manager, a sealed AES-CBC + HMAC job of at least `SPLIT_FROM`
+/// bytes to encrypt goes as two jobs on two managers: bursts mixing lengths on both sides of
+/// the threshold seal as RustCrypto seals them, and each engine opens the other's packets.
+#[test]
+fn long_cbc_jobs_split_across_the_managers_seal_as_rustcrypto_does() {
+    assert!(MbEngine::with_hmac_lanes(HmacLanes::ShaNi).unwrap().describe().contains("from 1024 bytes"));
+    assert!(!MbEngine::with_hmac_lanes(HmacLanes::Simd).unwrap().describe().contains("from 1024 bytes"));
+    let mut rng = Rng(0x5b17);
+    let at = SPLIT_FROM as usize;
+    for xf in [(Cipher::AesCbc128, Auth::HmacSha1_96), (Cipher::AesCbc256, Auth::HmacSha256_128)] {
+        let xf = Transform::new(xf.0, xf.1).unwrap();
+        let (ek, ak) = keys(&mut rng, xf);
+        let plain: Vec<Pkt> = [at - 16, at, at + 16, 16, at + 400, 1488, at - 16, at]
+            .iter()
+            .map(|&payload| {
+                let data = rng.bytes(8 + 16 + payload);
+                Pkt::new(data, Region::new(8 + 16, payload), Region::new(0, 8 + 16 + payload), 8)
+            })
+            .collect();
+        check_agreement_on(MbEngine::with_hmac_lanes(HmacLanes::ShaNi).unwrap(), xf, &plain, &ek, &ak);
+    }
+}
+
 /// One long CBC job ahead of a full batch of short ones: the library returns jobs in order, so
 /// while the long one sits in its lane the short ones finish and wait behind it until the
 /// library's queue is full, and the library must then complete the long one itself (the shim
