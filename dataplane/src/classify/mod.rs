@@ -28,6 +28,8 @@ mod tests;
 pub use cache::{CacheStats, FlowCache};
 pub use key::Key;
 
+use arrayvec::ArrayVec;
+
 use crate::buf::BURST;
 
 /// Counts the fields a rule constrains: source, destination, source port, destination port, protocol.
@@ -463,16 +465,19 @@ impl Classifier {
     /// that their memory accesses overlap.
     fn classify_chunk(&self, keys: &[Key], out: &mut [Option<u32>]) {
         let n_all = keys.len().min(out.len()).min(BURST);
-        // Only the keys inside the envelope walk the trees, compacted to the front.
-        let mut fields = [[0i32; 8]; BURST];
-        let mut pos = [0u8; BURST];
-        let mut n = 0;
+        // Only the keys inside the envelope walk the trees, compacted to the front. Pushed,
+        // not written into a zeroed array: a flow cache calls this for a burst's few misses,
+        // and zeroing 4 KB of fields cost more than the misses' own work.
+        let mut fields: ArrayVec<[i32; 8], BURST> = ArrayVec::new();
+        let mut pos: ArrayVec<u8, BURST> = ArrayVec::new();
         for (i, k) in keys[..n_all].iter().enumerate() {
-            fields[n % BURST] = biased(k);
-            pos[n % BURST] = i as u8;
-            n += usize::from(self.might_match(k));
+            if self.might_match(k) {
+                fields.push(biased(k));
+                pos.push(i as u8);
+            }
         }
         out[..n_all].fill(None);
+        let n = fields.len();
         if n == 0 {
             return;
         }
