@@ -10,10 +10,15 @@
 # rates per time on the CPU. Usage: [IPSECGW=binary] [SECGW=binary] scripts/bench-gateway.sh
 # [ROUNDS] [SECONDS]
 # (`make bench` passes the profile-guided build, scripts/build-pgo.sh; by default the release one).
+# Every row's whole output, each round's figures included, goes to target/bench-gateway.log (or
+# BENCH_LOG): the table keeps only the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 secs=${2:-3}
+log=${BENCH_LOG:-target/bench-gateway.log}
+mkdir -p "$(dirname "$log")"
+: > "$log"
 if [ -z "${IPSECGW:-}" ]; then
   cargo build --release --quiet
   IPSECGW=target/release/ipsecgw
@@ -60,6 +65,7 @@ for row in "aes-gcm-128 64 out 1 6.43 43%" "aes-gcm-128 512 out 1 5.10 49%" "aes
   set -- $row
   out=$("$IPSECGW" bench --transform "$1" --size "$2" --direction "$3" --policies "$4" \
         --rounds "$rounds" --seconds "$secs" "${secgw_args[@]}" "${mem_args[@]}" 2>&1)
+  printf '### %s %s %s, %s policies\n%s\n\n' "$1" "$2" "$3" "$4" "$out" >> "$log"
   ours=$(echo "$out" | grep "^median: ours [0-9]")
   ceil=$(echo "$out" | grep "^median: crypto ceiling" || true)
   mpps=$(echo "$ours" | sed -E 's/.*ours ([0-9.]+) Mpps.*/\1/')
@@ -109,3 +115,4 @@ printf "\nSA installation through the rings while forwarding (median of the roun
 if [ -n "$scales" ]; then
   printf "\nThe cost of many policies, against one policy on the built-in generator in the same rounds:%s\n" "$scales"
 fi
+printf "\nEvery round of every row: %s\n" "$log"
