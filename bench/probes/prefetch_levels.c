@@ -1,20 +1,23 @@
 /*
  * Where a software prefetch puts its line on this CPU, and whether a run of prefetches issued
- * back to back all arrive: the premise of the worker's prefetching (src/prefetch.rs sends SA
- * state to L2 with PREFETCHT1, on the finding that Zen 4 keeps T1 out of L1).
+ * back to back all arrive: the premise of the worker's prefetching (dataplane/src/prefetch.rs
+ * sends SA state to L2 with PREFETCHT1, on the finding that Zen 4 keeps T1 out of L1).
  *
- * Each trial flushes N lines (one per 12.3 KiB, so that no two share a page or a hardware
- * prefetch stream), issues one kind of prefetch for each (in groups of GROUP lines, waiting
- * GAP TSC cycles after each group; GAP 0: all back to back), waits 20,000 cycles for them to
- * land, then reads the lines in a random pointer chase. The chase's cycles per line tell where
- * the lines were: the "load" row (each line read before the wait) is an L1 hit; the "L2" row
- * (each line read, then 256 KiB of other lines) an L2 hit; the "none" row (nothing issued) a
- * miss to memory. A prefetch row near "load" put its lines in L1, near "L2" in L2; near
- * "none", most of its prefetches were lost. Median of 401 trials.
+ * Each trial puts N lines (one per 12.3 KiB, so that no two share a page or a hardware
+ * prefetch stream) out of the caches: flushed to memory, or with FROM_L3=1 read and then
+ * pushed out of L2 by a 4 MiB sweep, so that they sit in L3. It issues one kind of prefetch for
+ * each (in groups of GROUP lines, waiting GAP TSC cycles after each group; GAP 0: all back to
+ * back), waits 20,000 cycles for them to land, then reads the lines in a random pointer chase.
+ * The chase's cycles per line tell where the lines were: the "load" row (each line read before
+ * the wait) is an L1 hit; the "L2" row (each line read, then 256 KiB of other lines) an L2
+ * hit; the "none" row (nothing issued) a miss to memory, or with FROM_L3=1 an L3 hit. A
+ * prefetch row near "load" put its lines in L1, near "L2" in L2; near "none", its prefetches
+ * brought the lines no nearer. Median of 401 trials.
  *
  * A probe for bench/THROUGHPUT.md, not part of the build:
  *
- *   gcc -O2 -DN=64 -DGAP=400 -DGROUP=8 -o /tmp/prefetch_levels bench/probes/prefetch_levels.c
+ *   gcc -O2 -DN=64 -DGAP=400 -DGROUP=8 [-DFROM_L3=1] -o /tmp/prefetch_levels \
+ *       bench/probes/prefetch_levels.c
  *   taskset -c 1 /tmp/prefetch_levels
  */
 #include <stdint.h>
