@@ -390,17 +390,22 @@ impl MbEngine {
                         continue;
                     }
                 };
+                // The descriptor is written in place, field by field: built apart and copied
+                // in, its 16-byte loads of fields just stored failed store forwarding (34.9% of
+                // `seal_each`'s samples on one load, AES-GCM 512 B on Intel Xeon).
                 let n = raw.len();
-                let r = if s.gcm != 0 {
-                    describe_gcm(s, keys, job, encrypt, &mut tags[n], &mut nonces[n])
+                raw.push(RawJob::EMPTY);
+                let out = &mut raw[n];
+                let ok = if s.gcm != 0 {
+                    describe_gcm(s, keys, job, encrypt, &mut tags[n], &mut nonces[n], out)
                 } else {
-                    describe(s, keys, job, encrypt, &mut tags[n])
+                    describe(s, keys, job, encrypt, &mut tags[n], out)
                 };
-                let Some(r) = r else {
+                if !ok {
+                    raw.pop();
                     job.status = JobStatus::Invalid;
                     continue;
-                };
-                raw.push(r);
+                }
                 slot[n] = i as u8;
             }
             let n = raw.len();
@@ -999,35 +1004,35 @@ fn describe_gcm(
     encrypt: bool,
     tag: &mut [u8; MAX_ICV_LEN],
     nonce: &mut [u8; 12],
-) -> Option<RawJob> {
+    out: &mut RawJob,
+) -> bool {
     let (iv, icv) = (job.iv as usize, job.icv as usize);
     if job.auth.len as usize > MAX_AAD_LEN || !fits(job, GCM_IV_LEN, usize::from(s.gcm_tag_len)) {
-        return None;
+        return false;
     }
     let d = &mut *job.data;
     nonce[..GCM_SALT_LEN].copy_from_slice(&s.salt);
     nonce[GCM_SALT_LEN..].copy_from_slice(&d[iv..iv + GCM_IV_LEN]);
-    Some(RawJob {
-        keys: &keys.lib,
-        buf: d.as_mut_ptr(),
-        iv: nonce.as_ptr(),
-        aad: d[job.auth.off as usize..].as_ptr(),
-        tag: if encrypt { d[icv..].as_mut_ptr() } else { tag.as_mut_ptr() },
-        cipher_off: job.cipher.off,
-        cipher_len: job.cipher.len,
-        hash_off: 0,
-        hash_len: 0,
-        aad_len: job.auth.len as u16,
-        gcm: s.gcm,
-        tag_len: s.gcm_tag_len,
-        status: RawJob::EMPTY.status,
-    })
+    out.keys = &keys.lib;
+    out.buf = d.as_mut_ptr();
+    out.iv = nonce.as_ptr();
+    out.aad = d[job.auth.off as usize..].as_ptr();
+    out.tag = if encrypt { d[icv..].as_mut_ptr() } else { tag.as_mut_ptr() };
+    out.cipher_off = job.cipher.off;
+    out.cipher_len = job.cipher.len;
+    out.hash_off = 0;
+    out.hash_len = 0;
+    out.aad_len = job.auth.len as u16;
+    out.gcm = s.gcm;
+    out.tag_len = s.gcm_tag_len;
+    out.status = RawJob::EMPTY.status;
+    true
 }
 
 /// Checks a job of a session whose jobs go to the library's lanes (a CBC or null cipher, an
-/// HMAC or none: every AES-GCM session has `gcm` set and goes to [`describe_gcm`]) and returns
-/// its descriptor, or `None` when a region leaves the packet or a CBC length is not whole
-/// blocks. Both engines check every region even for null algorithms, so they agree on which
+/// HMAC or none: every AES-GCM session has `gcm` set and goes to [`describe_gcm`]) and writes
+/// its descriptor to `out`, or returns false when a region leaves the packet or a CBC length is
+/// not whole blocks. Both engines check every region even for null algorithms, so they agree on which
 /// jobs are invalid. The ICV goes to the packet when sealing and to `tag` when opening.
 #[inline]
 fn describe(
@@ -1036,33 +1041,31 @@ fn describe(
     job: &mut Job<'_>,
     encrypt: bool,
     tag: &mut [u8; MAX_ICV_LEN],
-) -> Option<RawJob> {
+    out: &mut RawJob,
+) -> bool {
     let xf = s.xf;
     let c = xf.cipher();
     let (iv, icv, icv_len) = (job.iv as usize, job.icv as usize, xf.icv_len());
     if !fits(job, c.iv_len(), icv_len) || cbc_block(c).is_some_and(|b| !job.cipher.len.is_multiple_of(b)) {
-        return None;
+        return false;
     }
     let (ciphered, hashed) = (c != Cipher::Null, xf.auth() != Auth::Null);
     let d = &mut *job.data;
     if hashed && job.auth.len == 0 {
         // The shim does not hash an empty region: its ICV was computed with the session.
-        let out = if encrypt { &mut d[icv..icv + icv_len] } else { &mut tag[..icv_len] };
-        out.copy_from_slice(&keys.empty_icv[..icv_len]);
+        let to = if encrypt { &mut d[icv..icv + icv_len] } else { &mut tag[..icv_len] };
+        to.copy_from_slice(&keys.empty_icv[..icv_len]);
     }
-    Some(RawJob {
-        keys: &keys.lib,
-        buf: d.as_mut_ptr(),
-        iv: d[iv..].as_ptr(),
-        aad: ptr::null(),
-        tag: if encrypt { d[icv..].as_mut_ptr() } else { tag.as_mut_ptr() },
-        cipher_off: if ciphered { job.cipher.off } else { 0 },
-        cipher_len: if ciphered { job.cipher.len } else { 0 },
-        hash_off: if hashed { job.auth.off } else { 0 },
-        hash_len: if hashed { job.auth.len } else { 0 },
-        aad_len: 0,
-        gcm: 0,
-        tag_len: 0,
-        status: RawJob::EMPTY.status,
-    })
+    out.keys = &keys.lib;
+    out.buf = d.as_mut_ptr();
+    out.iv = d[iv..].as_ptr();
+    out.aad = ptr::null();
+    out.tag = if encrypt { d[icv..].as_mut_ptr() } else { tag.as_mut_ptr() };
+    (out.cipher_off, out.cipher_len) = if ciphered { (job.cipher.off, job.cipher.len) } else { (0, 0) };
+    (out.hash_off, out.hash_len) = if hashed { (job.auth.off, job.auth.len) } else { (0, 0) };
+    out.aad_len = 0;
+    out.gcm = 0;
+    out.tag_len = 0;
+    out.status = RawJob::EMPTY.status;
+    true
 }
