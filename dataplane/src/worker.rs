@@ -131,24 +131,29 @@ impl<P: Port, E: Engine> Worker<P, E> {
     pub fn poll_once(&mut self, now_ms: u64) -> usize {
         self.apply_control(now_ms);
         self.pipeline.tick(&self.up, now_ms);
-        self.flush();
+        let clock = self.pipeline.clock();
+        // One reading of the clock ends a stage and starts the next (rdtsc took 1.7% of the
+        // worker's samples at AES-GCM 64 B on Intel Xeon, with three of its readings a burst
+        // taken right after another): a port that had nothing adds its poll to the next
+        // port's rx.
+        let mut t = self.flush_from(clock());
         let mut received = 0;
         let mut rx: Burst<P::Buf> = Burst::new();
-        let clock = self.pipeline.clock();
         for port in 0..self.ports.len() {
-            let t0 = clock();
             let n = self.ports[port].rx_burst(&mut rx);
             if n == 0 {
                 continue;
             }
+            let now = clock();
             let st = &mut self.pipeline.stats;
-            st.runtime.add(Stage::Rx, clock().wrapping_sub(t0), n);
+            st.runtime.add(Stage::Rx, now.wrapping_sub(t), n);
             if let Some(c) = st.rx_by_port.get_mut(port) {
                 *c += n as u64;
             }
             received += n;
+            self.pipeline.start_lap(now);
             self.pipeline.process(port as u16, &mut rx, &mut self.out, &self.up, now_ms);
-            self.flush();
+            t = self.flush_from(self.pipeline.last_lap());
         }
         received
     }
@@ -165,6 +170,13 @@ impl<P: Port, E: Engine> Worker<P, E> {
     }
 
     fn flush(&mut self) {
+        let clock = self.pipeline.clock();
+        self.flush_from(clock());
+    }
+
+    /// Sends what is staged, timing the tx stage from `t`, a reading of the clock; returns
+    /// the clock's reading when done (`t` when nothing was staged).
+    fn flush_from(&mut self, mut t: u64) -> u64 {
         for port in 0..self.out.len() {
             let Some(b) = self.out.port_mut(port as u16) else { continue };
             if b.is_empty() {
@@ -175,17 +187,18 @@ impl<P: Port, E: Engine> Worker<P, E> {
                 *l = p.len() as u32;
             }
             let staged = b.len();
-            let clock = self.pipeline.clock();
-            let t0 = clock();
             let sent = self.ports[port].tx_burst(b);
+            let now = (self.pipeline.clock())();
             let st = &mut self.pipeline.stats;
-            st.runtime.add(Stage::Tx, clock().wrapping_sub(t0), staged);
+            st.runtime.add(Stage::Tx, now.wrapping_sub(t), staged);
+            t = now;
             st.tx_packets += sent as u64;
             st.tx_bytes += lens[..sent].iter().map(|&l| u64::from(l)).sum::<u64>();
             for _ in sent..staged {
                 st.drops.drop(DropReason::TxQueueFull);
             }
         }
+        t
     }
 
     /// Publishes the counters for readers on other threads.

@@ -303,10 +303,17 @@ impl<E: Engine> Pipeline<E> {
         self.clock
     }
 
-    /// Starts timing a burst: what follows is accounted to the next stage lapped.
+    /// Starts timing a burst at `now`, a reading of [`Pipeline::clock`] the caller just took:
+    /// what follows is accounted to the next stage lapped.
     #[inline]
-    pub fn start_lap(&mut self) {
-        self.last = (self.clock)();
+    pub fn start_lap(&mut self, now: u64) {
+        self.last = now;
+    }
+
+    /// Returns the clock's reading at the last lap: the end of the stage accounted last.
+    #[inline]
+    pub fn last_lap(&self) -> u64 {
+        self.last
     }
 
     /// Accounts the time since the last lap to `stage`.
@@ -434,7 +441,8 @@ impl<E: Engine> Pipeline<E> {
     }
 
     /// Processes a burst received on `in_port`, staging what must be sent in `out` and
-    /// handing what the worker does not handle to the control plane on `up`.
+    /// handing what the worker does not handle to the control plane on `up`. Its first stage is
+    /// timed from [`Pipeline::start_lap`].
     pub fn process<B: PacketBuf>(
         &mut self,
         in_port: u16,
@@ -451,7 +459,6 @@ impl<E: Engine> Pipeline<E> {
             return;
         };
         let mut io = Io { out, up, now_ms };
-        self.start_lap();
         let n = rx.len();
         // The link layer and IPv4 input in one pass: each frame is read once.
         let mut sorted = Sorted::new();
