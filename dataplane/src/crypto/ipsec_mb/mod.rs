@@ -360,19 +360,30 @@ impl MbEngine {
     fn run<'s>(&mut self, session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>], encrypt: bool) {
         for (c, chunk) in jobs.chunks_mut(BATCH).enumerate() {
             let base = c * BATCH;
+            // A bit per job of the chunk (1 to BATCH of them).
+            let all = u128::MAX >> (BATCH - chunk.len());
+            let mut done = if self.gcm_x4 { short_gcm(|i| session(base + i), chunk, encrypt) } else { 0 };
+            // Sessions may come from another engine (the control plane prepares SAs and hands
+            // them to the workers): whether one has keys for CbcSha1X16 is the session's.
+            // When the four-lane kernel took every job (short AES-GCM packets), neither that
+            // walk nor the library's is made: a pass over the chunk each, whose hottest
+            // instructions alone took 17% of `seal_each`'s samples at AES-GCM 64 B (Intel Xeon).
+            if done != all {
+                done |= cbc_batches(|i| session(base + i), chunk, encrypt);
+            }
+            if done == all {
+                continue;
+            }
             let mut raw: ArrayVec<RawJob, BATCH> = ArrayVec::new();
             let mut slot = [0u8; BATCH];
             // Opening: the ICVs computed, to compare with the packets'. GCM: the nonces.
             let mut tags = [[0u8; MAX_ICV_LEN]; BATCH];
             let mut nonces = [[0u8; 12]; BATCH];
-            let mut done = if self.gcm_x4 { short_gcm(|i| session(base + i), chunk, encrypt) } else { 0 };
-            // Sessions may come from another engine (the control plane prepares SAs and hands
-            // them to the workers): whether one has keys for CbcSha1X16 is the session's.
-            done |= cbc_batches(|i| session(base + i), chunk, encrypt);
-            for (i, job) in chunk.iter_mut().enumerate() {
-                if done >> i & 1 != 0 {
-                    continue;
-                }
+            let mut todo = all & !done;
+            while todo != 0 {
+                let i = todo.trailing_zeros() as usize;
+                todo &= todo - 1;
+                let job = &mut chunk[i];
                 let s = session(base + i);
                 let keys = match &s.keys {
                     Keys::Lib(k) => k,
