@@ -1043,8 +1043,8 @@ fn describe_gcm(
 /// Checks a job of a session whose jobs go to the library's lanes (a CBC or null cipher, an
 /// HMAC or none: every AES-GCM session has `gcm` set and goes to [`describe_gcm`]) and writes
 /// its descriptor to `out`, or returns false when a region leaves the packet or a CBC length is
-/// not whole blocks. Both engines check every region even for null algorithms, so they agree on which
-/// jobs are invalid. The ICV goes to the packet when sealing and to `tag` when opening.
+/// not whole blocks. Both engines check every region even for null algorithms, so they agree on
+/// which jobs are invalid. The ICV goes to the packet when sealing and to `tag` when opening.
 #[inline]
 fn describe(
     s: &MbSession,
