@@ -360,8 +360,8 @@ impl MbEngine {
     fn run<'s>(&mut self, session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>], encrypt: bool) {
         for (c, chunk) in jobs.chunks_mut(BATCH).enumerate() {
             let base = c * BATCH;
-            // A bit per job of the chunk (1 to BATCH of them).
-            let all = u128::MAX >> (BATCH - chunk.len());
+            // A bit per job of the chunk: 1 to BATCH of them, and BATCH is at most 128.
+            let all = u128::MAX >> (u128::BITS as usize - chunk.len());
             let mut done = if self.gcm_x4 { short_gcm(|i| session(base + i), chunk, encrypt) } else { 0 };
             // Sessions may come from another engine (the control plane prepares SAs and hands
             // them to the workers): whether one has keys for CbcSha1X16 is the session's.
