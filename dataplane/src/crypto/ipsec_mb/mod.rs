@@ -26,7 +26,7 @@ mod gcm_x4;
 mod tests;
 mod vaes_gcm;
 
-use cbc_sha1_x16::CbcSha1X16;
+use cbc_sha1_x16::{CbcSha1X16, Code};
 use gcm_x4::GcmX4;
 use vaes_gcm::VaesGcm;
 
@@ -773,17 +773,29 @@ fn short_gcm<'s>(session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>],
     done
 }
 
-/// The fewest jobs of one session in a row that [`CbcSha1X16`] may take: a batch costs about
-/// as much whatever its number of lanes, so few lanes lose to the library's.
-const MIN_X16: usize = 5;
+/// The fewest jobs of one session in a row that [`CbcSha1X16`] may take, in either code: the
+/// least of [`min_lanes`] (a batch costs about as much whatever its number of lanes in the
+/// AES-CBC, so few lanes lose to the library's).
+const MIN_X16: usize = 3;
 
-/// The fewest lanes of a [`CbcSha1X16`] batch whose longest text is `text_len` bytes. One
-/// call per round of k jobs of one SA, 30 alternating rounds of 2,000 calls, median ns per
-/// packet, the library (its SSE manager up to 8 jobs) against the batch: 64 bytes, k = 4: 159
-/// / 176, k = 5: 163 / 146, k = 16: 142 / 54; 512 bytes, k = 6: 354 / 395, k = 8: 329 / 300;
-/// 1,408 bytes, k = 8: 692 / 714, k = 12: 573 / 483, k = 16: 415 / 369.
-fn min_lanes(text_len: u32) -> usize {
-    if text_len <= 128 { MIN_X16 } else { 9 }
+/// The fewest lanes of a [`CbcSha1X16`] batch in `code` whose longest text is `text_len` bytes.
+/// One call per round of k jobs of one SA, median or best ns per packet, the library against
+/// the batch (the batch's thresholds lowered to 1 for the timing):
+/// - AVX-512 (its SSE manager up to 8 jobs; AMD EPYC Zen 4, 30 alternating rounds of 2,000
+///   calls, medians): 64 bytes, k = 4: 159 / 176, k = 5: 163 / 146, k = 16: 142 / 54;
+///   512 bytes, k = 6: 354 / 395, k = 8: 329 / 300; 1,408 bytes, k = 8: 692 / 714, k = 12:
+///   573 / 483, k = 16: 415 / 369.
+/// - SHA extensions (AMD EPYC Zen 3, `bench/examples/cbc_x16_rounds.rs`, best of 7 runs of
+///   2,000 calls): 64 bytes, k = 2: 189 / 217, k = 3: 196 / 171, k = 16: 146 / 94; 512 bytes,
+///   k = 4: 405 / 489, k = 5: 498 / 431, k = 16: 386 / 282; 1,408 bytes, k = 6: 874 / 924,
+///   k = 8: 809 / 810, k = 12: 881 / 702, k = 16: 809 / 657.
+fn min_lanes(code: Code, text_len: u32) -> usize {
+    match code {
+        Code::Avx512 if text_len <= 128 => 5,
+        Code::ShaNi if text_len <= 128 => 3,
+        Code::ShaNi if text_len <= 768 => 5,
+        _ => 9,
+    }
 }
 
 /// Seals or opens the AES-CBC + HMAC-SHA1-96 jobs (of at most [`BATCH`]) of sessions with a
@@ -825,7 +837,7 @@ fn cbc_run(key: &CbcSha1X16, jobs: &mut [Job<'_>], encrypt: bool) -> u128 {
     let mut done = 0u128;
     for batch in order.chunks(cbc_sha1_x16::LANES) {
         // Sorted: the last lane's text is the longest.
-        if batch.len() < batch.last().map_or(usize::MAX, |&(len, _)| min_lanes(len)) {
+        if batch.len() < batch.last().map_or(usize::MAX, |&(len, _)| min_lanes(key.code(), len)) {
             break;
         }
         let mut lanes: ArrayVec<cbc_sha1_x16::Lane<'_>, { cbc_sha1_x16::LANES }> = ArrayVec::new();

@@ -227,7 +227,9 @@ fn the_engine_takes_each_kernel_only_where_the_cpu_runs_it() {
         let has = |f: &[&str]| f.iter().all(|f| flags.contains(f));
         let vaes = ["aes", "pclmulqdq", "avx2", "vaes", "vpclmulqdq"];
         assert_eq!(vaes_gcm::available(), has(&vaes));
-        assert_eq!(gcm_x4::available(), has(&vaes) && has(&["avx512f", "avx512bw", "avx512vl"]));
+        let avx512 = has(&vaes) && has(&["avx512f", "avx512bw", "avx512vl"]);
+        assert_eq!(gcm_x4::available(), avx512);
+        assert_eq!(cbc_sha1_x16::available(), avx512 || has(&vaes) && has(&["sha_ni", "ssse3", "sse4_1"]));
     }
 }
 
@@ -873,15 +875,16 @@ fn short_gcm_over_many_sessions_agrees_with_rustcrypto() {
 /// than `min_lanes` left to the library) is sealed as RustCrypto seals it, lengths mixed
 /// within a batch; RustCrypto's packets open, and only a tampered one fails.
 #[test]
-fn cbc_sha1_x16_batches_agree_with_rustcrypto_needs_avx512() {
-    assert!(cbc_sha1_x16::available(), "{}", vaes_gcm::NEEDS_AVX512);
+fn cbc_sha1_x16_batches_agree_with_rustcrypto_needs_shani() {
+    assert!(cbc_sha1_x16::available(), "this test needs VAES and AVX-512 or the SHA extensions");
     let mut rng = Rng(0xcb16);
     for c in [Cipher::AesCbc128, Cipher::AesCbc256] {
         let xf = Transform::new(c, Auth::HmacSha1_96).unwrap();
         let mut mb = MbEngine::new().unwrap();
         let mut rs = RustEngine;
         // Short runs of short packets too: batches of few lanes take only those.
-        let runs = [1, MIN_X16 - 1, MIN_X16, 8, 15, 16, 17, 19, 20, 21, 33, 100, BATCH];
+        let code = cbc_sha1_x16::Code::best().unwrap();
+        let runs = [1, MIN_X16 - 1, MIN_X16, 4, 5, 8, 15, 16, 17, 19, 20, 21, 33, 100, BATCH];
         for (n, short) in runs.iter().flat_map(|&n| [(n, false), (n, true)]) {
             let (ek, ak) = keys(&mut rng, xf);
             let sm = mb.session(xf, &ek, &ak).unwrap();
@@ -902,20 +905,17 @@ fn cbc_sha1_x16_batches_agree_with_rustcrypto_needs_avx512() {
                 let want = if done >> i & 1 != 0 { JobStatus::Done } else { JobStatus::Pending };
                 assert_eq!(*s, want, "{c:?} {n} jobs: job {i}");
             }
-            // Runs of at least MIN_X16 go in batches of 16 by length; a last batch of fewer
-            // than its longest text allows stays.
+            // Runs go in batches of 16 by length; a last batch (or the only one) of fewer than
+            // its longest text allows stays.
             let mut lens: Vec<u32> = plain.iter().map(|p| p.cipher.len).collect();
             lens.sort_unstable();
-            let want = if n < MIN_X16 {
-                0
-            } else {
-                let last = n % 16;
-                if last != 0 && last < min_lanes(lens[n - 1]) { n - last } else { n }
-            };
+            let last = n % 16;
+            let want = if last != 0 && last < min_lanes(code, lens[n - 1]) { n - last } else { n };
             assert_eq!(done.count_ones() as usize, want, "{c:?} {n} jobs (short: {short})");
-            // Short texts take batches of MIN_X16 lanes and more, whatever `min_lanes` says.
-            if short && n >= MIN_X16 {
-                assert_eq!(done.count_ones() as usize, n - n % 16 + if n % 16 >= MIN_X16 { n % 16 } else { 0 });
+            // Short texts take batches of the code's fewest lanes and more.
+            if short {
+                let few = min_lanes(code, 0);
+                assert_eq!(done.count_ones() as usize, n - n % 16 + if n % 16 >= few { n % 16 } else { 0 });
             }
             for (i, p) in plain.iter().enumerate() {
                 if done >> i & 1 == 0 {
