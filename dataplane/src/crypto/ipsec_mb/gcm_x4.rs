@@ -1,11 +1,14 @@
-//! AES-GCM for four short packets at once under one key, on AVX-512 with VAES and VPCLMULQDQ.
+//! AES-GCM for four short packets at once, on VAES and VPCLMULQDQ: with AVX-512, or with AVX2
+//! only (AMD EPYC from Zen 3 on), see [`Code`].
 //!
 //! A packet of up to four blocks (64 bytes: ESP's payload of a 64-byte frame) is one 512-bit
-//! vector. Sealed alone, its AES rounds and its GHASH are chains of dependent instructions,
+//! vector, or two 256-bit ones. Sealed alone, its AES rounds and its GHASH are chains of dependent instructions,
 //! and the library's code waits on their latency with the execution units mostly idle. Here
 //! the counter blocks of four packets, and their four tag masks in a fifth vector, go through
-//! the rounds together: five independent chains where one ran. Packets shorter than 64 bytes
-//! are read and written through byte masks, which also give GHASH their zero padding.
+//! the rounds together: five independent chains where one ran (ten of half the width with
+//! AVX2). Packets shorter than 64 bytes are read and written through byte masks, which also
+//! give GHASH their zero padding; AVX2 has no byte masks, and copies them through a zeroed
+//! 64-byte block instead.
 //!
 //! GHASH is computed as POLYVAL, as in [`super::vaes_gcm`]: a packet of `n` blocks hashes the
 //! AAD block, its ciphertext blocks and the lengths block, `n + 2` blocks multiplied by the hash
@@ -33,6 +36,37 @@ pub(crate) const MAX_LEN: usize = 64;
 /// Lanes: packets sealed or opened together.
 pub(crate) const LANES: usize = 4;
 
+/// Which instructions a [`GcmX4`] key's batches run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Code {
+    /// 512-bit vectors: a packet a vector, byte-masked loads and stores.
+    Avx512,
+    /// 256-bit vectors: a packet in two, through a zeroed block.
+    Avx2,
+}
+
+impl Code {
+    /// The code this CPU runs best, if any.
+    pub(crate) fn best() -> Option<Code> {
+        if super::vaes_gcm::available_avx512() {
+            Some(Code::Avx512)
+        } else if super::vaes_gcm::available() {
+            Some(Code::Avx2)
+        } else {
+            None
+        }
+    }
+
+    /// Tells whether this CPU runs the code.
+    pub(crate) fn runs_here(self) -> bool {
+        match self {
+            Code::Avx512 => super::vaes_gcm::available_avx512(),
+            Code::Avx2 => super::vaes_gcm::available(),
+        }
+    }
+}
+
 /// One SA's AES-GCM key for [`GcmX4`]: round keys and hash key powers, zeroized on drop. Exists
 /// only on a CPU with the instructions ([`GcmX4::new`] checks), which makes its methods safe.
 #[derive(Zeroize, ZeroizeOnDrop)]
@@ -40,7 +74,10 @@ pub(crate) const LANES: usize = 4;
 pub(crate) struct GcmX4 {
     /// 10 for AES-128, 14 for AES-256.
     rounds: u32,
-    _pad: [u32; 3],
+    /// The instructions its batches run on (not secret); a batch runs its first lane's.
+    #[zeroize(skip)]
+    code: Code,
+    _pad: [u32; 2],
     /// POLYVAL hash key powers `H^6` down to `H`, then two zero blocks.
     hp: [[u8; 16]; 8],
     /// Round keys; AES-128 uses the first 11.
@@ -65,19 +102,24 @@ pub(crate) struct Lane<'a> {
     pub icv: &'a mut [u8],
 }
 
-/// Tells whether this CPU runs [`GcmX4`].
+/// Tells whether this CPU runs [`GcmX4`] (one of its codes).
 pub(crate) fn available() -> bool {
-    super::vaes_gcm::available_avx512()
+    Code::best().is_some()
 }
 
 impl GcmX4 {
-    /// Prepares `key` (16 or 32 bytes); `None` for another length or on a CPU without the
-    /// instructions.
+    /// Prepares `key` (16 or 32 bytes) for the best code of this CPU; `None` for another length
+    /// or on a CPU without the instructions.
     pub(crate) fn new(key: &[u8]) -> Option<Box<GcmX4>> {
-        if !available() || !(key.len() == 16 || key.len() == 32) {
+        GcmX4::new_for(Code::best()?, key)
+    }
+
+    /// As [`new`](Self::new), for `code`; `None` where this CPU does not run it.
+    pub(crate) fn new_for(code: Code, key: &[u8]) -> Option<Box<GcmX4>> {
+        if !code.runs_here() || !(key.len() == 16 || key.len() == 32) {
             return None;
         }
-        let mut k = Box::new(GcmX4 { rounds: 0, _pad: [0; 3], hp: [[0; 16]; 8], rk: [[0; 16]; 15] });
+        let mut k = Box::new(GcmX4 { rounds: 0, code, _pad: [0; 2], hp: [[0; 16]; 8], rk: [[0; 16]; 15] });
         // SAFETY: `available` checked every instruction set the functions enable.
         k.rounds = unsafe { schedule(key, &mut k.rk, &mut k.hp[..6]) };
         Some(k)
@@ -114,13 +156,17 @@ fn dispatch<const SEAL: bool>(lanes: &mut [Lane<'_>], tags: &mut [[u8; 16]; LANE
     let key = first.key;
     // One SA's packets share the round keys: broadcast, not gathered lane by lane.
     let same = lanes.iter().all(|l| std::ptr::eq(l.key, key));
-    // SAFETY: a `GcmX4` exists only where `available` said yes.
+    // SAFETY: a `GcmX4` exists only where its code runs.
     unsafe {
-        match (key.rounds == 10, same) {
-            (true, true) => batch::<10, SEAL, true>(lanes, tags),
-            (true, false) => batch::<10, SEAL, false>(lanes, tags),
-            (false, true) => batch::<14, SEAL, true>(lanes, tags),
-            (false, false) => batch::<14, SEAL, false>(lanes, tags),
+        match (key.code, key.rounds == 10, same) {
+            (Code::Avx512, true, true) => batch::<10, SEAL, true>(lanes, tags),
+            (Code::Avx512, true, false) => batch::<10, SEAL, false>(lanes, tags),
+            (Code::Avx512, false, true) => batch::<14, SEAL, true>(lanes, tags),
+            (Code::Avx512, false, false) => batch::<14, SEAL, false>(lanes, tags),
+            (Code::Avx2, true, true) => batch2::<10, SEAL, true>(lanes, tags),
+            (Code::Avx2, true, false) => batch2::<10, SEAL, false>(lanes, tags),
+            (Code::Avx2, false, true) => batch2::<14, SEAL, true>(lanes, tags),
+            (Code::Avx2, false, false) => batch2::<14, SEAL, false>(lanes, tags),
         }
     }
 }
@@ -251,12 +297,219 @@ unsafe fn encrypt<const R: usize, const SAME: bool>(x: &mut [__m512i; LANES + 1]
     }
 }
 
+/// [`batch`] on 256-bit vectors: lane `i`'s counter blocks 2 and 3 in `x[2i]`, 4 and 5 in
+/// `x[2i + 1]`, the tag masks of lanes 0 and 1 in `x[8]`, of 2 and 3 in `x[9]`. Each lane's data
+/// goes through a zeroed 64-byte block: what it loads past the data is zero for GHASH, and
+/// only the data's bytes are written back.
+#[target_feature(enable = "aes,pclmulqdq,avx2,vaes,vpclmulqdq")]
+unsafe fn batch2<const R: usize, const SEAL: bool, const SAME: bool>(
+    lanes: &mut [Lane<'_>],
+    tags: &mut [[u8; 16]; LANES],
+) {
+    let n = lanes.len().min(LANES);
+    let lanes = &mut lanes[..n];
+    let mut rk = [&lanes[0].key.rk; LANES];
+    let mut ok = [false; LANES];
+    let mut nonce = [_mm_setzero_si128(); LANES];
+    for (i, l) in lanes.iter().enumerate() {
+        ok[i] = l.data.len() <= MAX_LEN && l.aad.len() <= 16 && l.icv.len() <= 16 && l.key.rounds as usize == R;
+        if ok[i] {
+            rk[i] = &l.key.rk;
+        }
+        let salt = u64::from(u32::from_le_bytes(*l.salt));
+        let iv = u64::from_le_bytes(*l.iv);
+        nonce[i] = _mm_set_epi64x((iv >> 32) as i64, (salt | iv << 32) as i64);
+    }
+    let be = |c: u32| c.swap_bytes() as i32;
+    let ctr = |a: u32, b: u32| _mm256_set_epi32(be(b), 0, 0, 0, be(a), 0, 0, 0);
+    let mut x = [_mm256_setzero_si256(); 2 * LANES + 2];
+    for (i, &b) in nonce.iter().enumerate() {
+        let b = _mm256_broadcastsi128_si256(b);
+        x[2 * i] = _mm256_or_si256(b, ctr(2, 3));
+        x[2 * i + 1] = _mm256_or_si256(b, ctr(4, 5));
+    }
+    x[2 * LANES] = _mm256_or_si256(_mm256_set_m128i(nonce[1], nonce[0]), ctr(1, 1));
+    x[2 * LANES + 1] = _mm256_or_si256(_mm256_set_m128i(nonce[3], nonce[2]), ctr(1, 1));
+    encrypt2::<R, SAME>(&mut x, &rk);
+    let ej1 = [
+        _mm256_castsi256_si128(x[2 * LANES]),
+        _mm256_extracti128_si256::<1>(x[2 * LANES]),
+        _mm256_castsi256_si128(x[2 * LANES + 1]),
+        _mm256_extracti128_si256::<1>(x[2 * LANES + 1]),
+    ];
+    let rev = rev_mask();
+    let rev2 = _mm256_broadcastsi128_si256(rev);
+    for (i, l) in lanes.iter_mut().enumerate() {
+        let hp = l.key.hp.as_ptr().cast::<u8>();
+        let h1 = _mm_loadu_si128(hp.add(16 * 5).cast());
+        let len = if ok[i] { l.data.len() } else { 0 };
+        let p = l.data.as_mut_ptr();
+        let input = load_partial(p, len);
+        let output = [_mm256_xor_si256(input[0], x[2 * i]), _mm256_xor_si256(input[1], x[2 * i + 1])];
+        store_partial(p, len, output);
+        // GHASH reads the ciphertext, zero past the data.
+        let ct = if SEAL {
+            let keep = data_mask(len);
+            [_mm256_and_si256(output[0], keep[0]), _mm256_and_si256(output[1], keep[1])]
+        } else {
+            input
+        };
+        let blocks = len.div_ceil(16);
+        let h = hp.add(16 * (5 - blocks));
+        let (mut lo, mut mid, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256());
+        for (k, c) in ct.iter().enumerate() {
+            let c = _mm256_shuffle_epi8(*c, rev2);
+            let h = _mm256_loadu_si256(h.add(32 * k).cast());
+            lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128::<0x00>(c, h));
+            hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128::<0x11>(c, h));
+            mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x01>(c, h));
+            mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x10>(c, h));
+        }
+        // The AAD block with `H^(blocks + 2)` and the lengths block with `H`.
+        let bits = |n: usize| (n as u64 * 8).swap_bytes() as i64;
+        let aad_len = if ok[i] { l.aad.len() } else { 0 };
+        let a = _mm_shuffle_epi8(_mm256_castsi256_si128(load_partial(l.aad.as_ptr(), aad_len)[0]), rev);
+        let lens = _mm_shuffle_epi8(_mm_set_epi64x(bits(len), bits(aad_len)), rev);
+        let ha = _mm_loadu_si128(hp.add(16 * (4 - blocks)).cast());
+        let (alo, amid, ahi) = mul(a, ha);
+        let (llo, lmid, lhi) = mul(lens, h1);
+        let s = reduce(
+            _mm_xor_si128(fold2(lo), _mm_xor_si128(alo, llo)),
+            _mm_xor_si128(fold2(mid), _mm_xor_si128(amid, lmid)),
+            _mm_xor_si128(fold2(hi), _mm_xor_si128(ahi, lhi)),
+        );
+        let tag = _mm_xor_si128(_mm_shuffle_epi8(s, rev), ej1[i]);
+        if SEAL {
+            let icv_len = if ok[i] { l.icv.len() } else { 0 };
+            store_partial(l.icv.as_mut_ptr(), icv_len, [_mm256_zextsi128_si256(tag), _mm256_setzero_si256()]);
+        } else {
+            store(&mut tags[i], tag);
+        }
+    }
+}
+
+/// For `len` of at most 64 bytes, per 32-bit word of two vectors: whether the word is whole
+/// within the first `len` bytes, and whether it is the partial word at their end (of `len % 4`
+/// bytes). AVX2 moves memory by words under a mask, not by bytes; the partial word goes byte by
+/// byte, without a call (a call would spill every live vector).
+#[inline(always)]
+unsafe fn word_masks(len: usize) -> ([__m256i; 2], [__m256i; 2]) {
+    let words = _mm256_set1_epi32((len / 4) as i32);
+    let idx = [_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)];
+    (idx.map(|i| _mm256_cmpgt_epi32(words, i)), idx.map(|i| _mm256_cmpeq_epi32(words, i)))
+}
+
+/// The byte mask of the first `len` (at most 64) bytes of two vectors.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn data_mask(len: usize) -> [__m256i; 2] {
+    let (whole, part) = word_masks(len);
+    let bytes = _mm256_set1_epi32(((1u64 << (8 * (len % 4))) - 1) as i32);
+    [0, 1].map(|k| _mm256_or_si256(whole[k], _mm256_and_si256(part[k], bytes)))
+}
+
+/// Loads the first `len` (at most 64) bytes at `p` into two vectors, zero past them; reads no
+/// byte past them.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load_partial(p: *const u8, len: usize) -> [__m256i; 2] {
+    let (whole, part) = word_masks(len);
+    let end = len & !3;
+    let mut tail = 0u32;
+    for j in 0..len % 4 {
+        tail |= u32::from(*p.add(end + j)) << (8 * j);
+    }
+    let tail = _mm256_set1_epi32(tail as i32);
+    // A masked load reads only its selected words, and faults on no other.
+    [0, 1].map(|k| {
+        let v = _mm256_maskload_epi32(p.wrapping_add(32 * k).cast(), whole[k]);
+        _mm256_blendv_epi8(v, tail, part[k])
+    })
+}
+
+/// Stores the first `len` (at most 64) bytes of two vectors at `p`; writes no byte past them.
+/// Whole vectors go as they are; the rest through a copy on the stack, eight bytes at a time
+/// and then fewer: a masked store (`VPMASKMOVD`) took a sixth of the batch's samples on AMD
+/// EPYC (Zen 3), which runs it slowly.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn store_partial(p: *mut u8, len: usize, v: [__m256i; 2]) {
+    // No vector indexed by a variable: that put the pair on the stack through a call.
+    let [v0, v1] = v;
+    let last = if len >= 32 {
+        _mm256_storeu_si256(p.cast(), v0);
+        if len == 64 {
+            _mm256_storeu_si256(p.add(32).cast(), v1);
+            return;
+        }
+        v1
+    } else {
+        v0
+    };
+    let mut rest = [0u8; 32];
+    _mm256_storeu_si256(rest.as_mut_ptr().cast(), last);
+    let (mut at, end) = (len & !31, len);
+    let src = rest.as_ptr().wrapping_sub(at);
+    while at + 8 <= end {
+        p.add(at).cast::<u64>().write_unaligned(src.wrapping_add(at).cast::<u64>().read_unaligned());
+        at += 8;
+    }
+    if at + 4 <= end {
+        p.add(at).cast::<u32>().write_unaligned(src.wrapping_add(at).cast::<u32>().read_unaligned());
+        at += 4;
+    }
+    while at < end {
+        *p.add(at) = *src.wrapping_add(at);
+        at += 1;
+    }
+}
+
+/// XORs the two blocks of `v`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn fold2(v: __m256i) -> __m128i {
+    _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
+}
+
+/// [`encrypt`] on [`batch2`]'s vectors: lane `i`'s two under `rk[i]`, each tag-mask vector
+/// under its two lanes' keys; all under `rk[0]` when the lanes share one key (`SAME`).
+#[inline]
+#[target_feature(enable = "avx2,vaes")]
+unsafe fn encrypt2<const R: usize, const SAME: bool>(x: &mut [__m256i; 2 * LANES + 2], rk: &[&[[u8; 16]; 15]; LANES]) {
+    let keys = |r: usize| -> [__m256i; 2 * LANES + 2] {
+        let key = |i: usize| _mm_loadu_si128(rk[i][r].as_ptr().cast());
+        if SAME {
+            return [_mm256_broadcastsi128_si256(key(0)); 2 * LANES + 2];
+        }
+        let k: [__m128i; LANES] = std::array::from_fn(key);
+        let b = k.map(|k| _mm256_broadcastsi128_si256(k));
+        [b[0], b[0], b[1], b[1], b[2], b[2], b[3], b[3], _mm256_set_m128i(k[1], k[0]), _mm256_set_m128i(k[3], k[2])]
+    };
+    for (x, k) in x.iter_mut().zip(keys(0)) {
+        *x = _mm256_xor_si256(*x, k);
+    }
+    for r in 1..R {
+        for (x, k) in x.iter_mut().zip(keys(r)) {
+            *x = _mm256_aesenc_epi128(*x, k);
+        }
+    }
+    for (x, k) in x.iter_mut().zip(keys(R)) {
+        *x = _mm256_aesenclast_epi128(*x, k);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::super::vaes_gcm::{Aad, Nonce, VaesGcm};
     use super::*;
+
+    /// The codes this CPU runs; it must run one.
+    fn codes_here() -> Vec<Code> {
+        assert!(available(), "{}", super::super::vaes_gcm::NEEDS_VAES);
+        [Code::Avx512, Code::Avx2].into_iter().filter(|c| c.runs_here()).collect()
+    }
 
     /// A packet laid out as ESP's: AAD, IV, data, ICV.
     struct Packet {
@@ -294,7 +547,7 @@ mod tests {
         /// block, both key sizes, the lanes under one key or each under its own: each lane
         /// sealed and opened as the one-packet code does it.
         #[test]
-        fn each_lane_is_what_the_one_packet_code_gives_needs_avx512(
+        fn each_lane_is_what_the_one_packet_code_gives_needs_vaes(
             aes256 in any::<bool>(),
             one_key in any::<bool>(),
             lanes in prop::collection::vec(
@@ -308,11 +561,12 @@ mod tests {
                 1..=LANES,
             ),
         ) {
-            prop_assert!(available(), "{}", super::super::vaes_gcm::NEEDS_AVX512);
+            prop_assert!(available(), "{}", super::super::vaes_gcm::NEEDS_VAES);
+            for code in codes_here() {
             let len = if aes256 { 32 } else { 16 };
             let key_of = |i: usize| &lanes[if one_key { 0 } else { i }].0[..len];
             let salt_of = |i: usize| &lanes[if one_key { 0 } else { i }].1;
-            let x4: Vec<Box<GcmX4>> = (0..lanes.len()).map(|i| GcmX4::new(key_of(i)).unwrap()).collect();
+            let x4: Vec<Box<GcmX4>> = (0..lanes.len()).map(|i| GcmX4::new_for(code, key_of(i)).unwrap()).collect();
             // One key: the lanes share one `GcmX4`, as one SA's packets do.
             let key = |i: usize| &*x4[if one_key { 0 } else { i }];
             let mut want = Vec::new();
@@ -337,16 +591,22 @@ mod tests {
                 prop_assert_eq!(pkts[i].data(), &lanes[i].4[..], "lane {} plaintext", i);
                 prop_assert_eq!(tags[i], *t, "lane {} tag on opening", i);
             }
+            }
         }
     }
 
     /// A lane longer than 64 bytes, with an ICV field past 16 bytes, or with a key of another
     /// size than the first lane's is left as it is; the others are sealed.
     #[test]
-    fn a_lane_past_a_limit_is_not_touched_needs_avx512() {
-        assert!(available(), "{}", super::super::vaes_gcm::NEEDS_AVX512);
-        let x4 = GcmX4::new(&[7; 16]).unwrap();
-        let x4_256 = GcmX4::new(&[7; 32]).unwrap();
+    fn a_lane_past_a_limit_is_not_touched_needs_vaes() {
+        for code in codes_here() {
+            a_lane_past_a_limit_is_not_touched_in(code);
+        }
+    }
+
+    fn a_lane_past_a_limit_is_not_touched_in(code: Code) {
+        let x4 = GcmX4::new_for(code, &[7; 16]).unwrap();
+        let x4_256 = GcmX4::new_for(code, &[7; 32]).unwrap();
         let one = VaesGcm::new(&[7; 16]).unwrap();
         let mut short = Packet::new(&[3; 8], &[2; 8], &[1; 20]);
         let mut long = Packet::new(&[3; 8], &[2; 8], &[1; MAX_LEN + 1]);
@@ -362,8 +622,8 @@ mod tests {
         let tag = one.seal(&Nonce { salt, iv: [2; 8] }, &Aad::new(&[3; 8]), &mut want);
         assert_eq!(short.data(), &want[..]);
         assert_eq!(short.icv(), &tag[..]);
-        assert_eq!(long.bytes, long0);
-        assert_eq!(wide.bytes, wide0);
-        assert_eq!(other.bytes, other0);
+        assert_eq!(long.bytes, long0, "{code:?}");
+        assert_eq!(wide.bytes, wide0, "{code:?}");
+        assert_eq!(other.bytes, other0, "{code:?}");
     }
 }

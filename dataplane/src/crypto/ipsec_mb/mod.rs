@@ -322,6 +322,13 @@ impl MbEngine {
         self
     }
 
+    /// Seals and opens short AES-GCM packets four at a time where the CPU can (`true`, the
+    /// default), or one at a time (`false`): for sessions made after the call.
+    pub fn with_gcm_x4(mut self, on: bool) -> Self {
+        self.gcm_x4 = on && gcm_x4::available();
+        self
+    }
+
     /// Tells whether sessions of `xf` get keys for [`CbcSha1X16`].
     fn x16_for(&self, xf: Transform) -> bool {
         self.cbc_x16 && matches!(xf.cipher(), Cipher::AesCbc128 | Cipher::AesCbc256) && xf.auth() == Auth::HmacSha1_96

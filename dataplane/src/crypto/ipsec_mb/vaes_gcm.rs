@@ -76,7 +76,7 @@ impl Aad {
 }
 
 /// Tells whether this CPU has what [`VaesGcm`] needs and AVX-512 (F, BW and VL) too: the
-/// instructions of the engine's 512-bit kernels, [`super::gcm_x4`] and [`super::cbc_sha1_x16`].
+/// instructions of the AVX-512 codes of [`super::gcm_x4`] and [`super::cbc_sha1_x16`].
 pub(crate) fn available_avx512() -> bool {
     available()
         && is_x86_feature_detected!("avx512f")
