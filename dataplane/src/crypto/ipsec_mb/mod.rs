@@ -784,6 +784,7 @@ fn short_gcm<'s>(session: impl Fn(usize) -> &'s MbSession, jobs: &mut [Job<'_>],
 /// least of [`min_lanes`] (a batch costs about as much whatever its number of lanes in the
 /// AES-CBC, so few lanes lose to the library's).
 const MIN_X16: usize = 3;
+const _: () = assert!(MIN_X16 <= min_lanes(Code::Avx512, 0) && MIN_X16 <= min_lanes(Code::ShaNi, 0));
 
 /// The fewest lanes of a [`CbcSha1X16`] batch in `code` whose longest text is `text_len` bytes.
 /// One call per round of k jobs of one SA, median or best ns per packet, the library against
@@ -796,7 +797,7 @@ const MIN_X16: usize = 3;
 ///   2,000 calls): 64 bytes, k = 2: 189 / 217, k = 3: 196 / 171, k = 16: 146 / 94; 512 bytes,
 ///   k = 4: 405 / 489, k = 5: 498 / 431, k = 16: 386 / 282; 1,408 bytes, k = 6: 874 / 924,
 ///   k = 8: 809 / 810, k = 12: 881 / 702, k = 16: 809 / 657.
-fn min_lanes(code: Code, text_len: u32) -> usize {
+const fn min_lanes(code: Code, text_len: u32) -> usize {
     match code {
         Code::Avx512 if text_len <= 128 => 5,
         Code::ShaNi if text_len <= 128 => 3,
