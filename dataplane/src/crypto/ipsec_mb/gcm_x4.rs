@@ -7,8 +7,8 @@
 //! the counter blocks of four packets, and their four tag masks in a fifth vector, go through
 //! the rounds together: five independent chains where one ran (ten of half the width with
 //! AVX2). Packets shorter than 64 bytes are read and written through byte masks, which also
-//! give GHASH their zero padding; AVX2 has no byte masks, and copies them through a zeroed
-//! 64-byte block instead.
+//! give GHASH their zero padding; AVX2 has no byte masks, and moves them by masked 32-bit words
+//! and the last bytes one by one instead.
 //!
 //! GHASH is computed as POLYVAL, as in [`super::vaes_gcm`]: a packet of `n` blocks hashes the
 //! AAD block, its ciphertext blocks and the lengths block, `n + 2` blocks multiplied by the hash
@@ -28,7 +28,7 @@ use std::arch::x86_64::*;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::vaes_gcm::{mul, reduce, rev_mask, schedule, store};
+use super::vaes_gcm::{fold, mul, reduce, rev_mask, schedule, store};
 
 /// The longest packet (bytes to encrypt) a lane takes.
 pub(crate) const MAX_LEN: usize = 64;
@@ -42,7 +42,7 @@ pub(crate) const LANES: usize = 4;
 pub(crate) enum Code {
     /// 512-bit vectors: a packet a vector, byte-masked loads and stores.
     Avx512,
-    /// 256-bit vectors: a packet in two, through a zeroed block.
+    /// 256-bit vectors: a packet in two, moved by masked words and bytes.
     Avx2,
 }
 
@@ -299,8 +299,8 @@ unsafe fn encrypt<const R: usize, const SAME: bool>(x: &mut [__m512i; LANES + 1]
 
 /// [`batch`] on 256-bit vectors: lane `i`'s counter blocks 2 and 3 in `x[2i]`, 4 and 5 in
 /// `x[2i + 1]`, the tag masks of lanes 0 and 1 in `x[8]`, of 2 and 3 in `x[9]`. Each lane's data
-/// goes through a zeroed 64-byte block: what it loads past the data is zero for GHASH, and
-/// only the data's bytes are written back.
+/// is loaded zero past its end (what GHASH needs) and only its own bytes are written back
+/// ([`load_partial`], [`store_partial`]).
 #[target_feature(enable = "aes,pclmulqdq,avx2,vaes,vpclmulqdq")]
 unsafe fn batch2<const R: usize, const SEAL: bool, const SAME: bool>(
     lanes: &mut [Lane<'_>],
@@ -374,9 +374,9 @@ unsafe fn batch2<const R: usize, const SEAL: bool, const SAME: bool>(
         let (alo, amid, ahi) = mul(a, ha);
         let (llo, lmid, lhi) = mul(lens, h1);
         let s = reduce(
-            _mm_xor_si128(fold2(lo), _mm_xor_si128(alo, llo)),
-            _mm_xor_si128(fold2(mid), _mm_xor_si128(amid, lmid)),
-            _mm_xor_si128(fold2(hi), _mm_xor_si128(ahi, lhi)),
+            _mm_xor_si128(fold(lo), _mm_xor_si128(alo, llo)),
+            _mm_xor_si128(fold(mid), _mm_xor_si128(amid, lmid)),
+            _mm_xor_si128(fold(hi), _mm_xor_si128(ahi, lhi)),
         );
         let tag = _mm_xor_si128(_mm_shuffle_epi8(s, rev), ej1[i]);
         if SEAL {
@@ -462,13 +462,6 @@ unsafe fn store_partial(p: *mut u8, len: usize, v: [__m256i; 2]) {
         *p.add(at) = *src.wrapping_add(at);
         at += 1;
     }
-}
-
-/// XORs the two blocks of `v`.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn fold2(v: __m256i) -> __m128i {
-    _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
 }
 
 /// [`encrypt`] on [`batch2`]'s vectors: lane `i`'s two under `rk[i]`, each tag-mask vector

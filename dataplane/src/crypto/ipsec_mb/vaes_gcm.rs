@@ -447,7 +447,7 @@ pub(super) unsafe fn store(b: &mut [u8; 16], v: __m128i) {
 /// XORs the two 128-bit lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn fold(v: __m256i) -> __m128i {
+pub(super) unsafe fn fold(v: __m256i) -> __m128i {
     _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
 }
 
