@@ -171,6 +171,54 @@ fn dispatch<const SEAL: bool>(lanes: &mut [Lane<'_>], tags: &mut [[u8; 16]; LANE
     }
 }
 
+/// What both codes take from a batch's lanes: each lane's round keys (the first lane's for
+/// absent ones and lanes past a limit), whether it is within the limits, and its nonce block
+/// with the counter word zero.
+struct Setup<'k> {
+    rk: [&'k [[u8; 16]; 15]; LANES],
+    ok: [bool; LANES],
+    nonce: [__m128i; LANES],
+}
+
+#[inline(always)]
+unsafe fn setup<'k, const R: usize>(lanes: &[Lane<'k>]) -> Setup<'k> {
+    let mut s = Setup { rk: [&lanes[0].key.rk; LANES], ok: [false; LANES], nonce: [_mm_setzero_si128(); LANES] };
+    for (i, l) in lanes.iter().enumerate().take(LANES) {
+        s.ok[i] = l.data.len() <= MAX_LEN && l.aad.len() <= 16 && l.icv.len() <= 16 && l.key.rounds as usize == R;
+        if s.ok[i] {
+            s.rk[i] = &l.key.rk;
+        }
+        // The salt, then the IV, as the nonce's bytes would load.
+        let salt = u64::from(u32::from_le_bytes(*l.salt));
+        let iv = u64::from_le_bytes(*l.iv);
+        s.nonce[i] = _mm_set_epi64x((iv >> 32) as i64, (salt | iv << 32) as i64);
+    }
+    s
+}
+
+/// A lane's tag: `ct` is its ciphertext blocks' products with their hash key powers, summed
+/// (low, middle, high); to them go the AAD block `aad` (zero-padded, `aad_len` bytes) with
+/// `H^(blocks + 2)` and the lengths block with `H`, reduced once, then the tag mask `ej1`. `hp`
+/// is the key's powers.
+#[inline]
+#[target_feature(enable = "pclmulqdq,avx2")]
+unsafe fn tag(hp: *const u8, len: usize, aad: __m128i, aad_len: usize, ct: [__m128i; 3], ej1: __m128i) -> __m128i {
+    let blocks = len.div_ceil(16);
+    let bits = |n: usize| (n as u64 * 8).swap_bytes() as i64;
+    let a = _mm_shuffle_epi8(aad, rev_mask());
+    let lens = _mm_shuffle_epi8(_mm_set_epi64x(bits(len), bits(aad_len)), rev_mask());
+    let ha = _mm_loadu_si128(hp.add(16 * (4 - blocks)).cast());
+    let h1 = _mm_loadu_si128(hp.add(16 * 5).cast());
+    let (alo, amid, ahi) = mul(a, ha);
+    let (llo, lmid, lhi) = mul(lens, h1);
+    let s = reduce(
+        _mm_xor_si128(ct[0], _mm_xor_si128(alo, llo)),
+        _mm_xor_si128(ct[1], _mm_xor_si128(amid, lmid)),
+        _mm_xor_si128(ct[2], _mm_xor_si128(ahi, lhi)),
+    );
+    _mm_xor_si128(_mm_shuffle_epi8(s, rev_mask()), ej1)
+}
+
 #[target_feature(enable = "aes,pclmulqdq,avx2,avx512f,avx512bw,avx512vl,vaes,vpclmulqdq")]
 unsafe fn batch<const R: usize, const SEAL: bool, const SAME: bool>(
     lanes: &mut [Lane<'_>],
@@ -178,23 +226,14 @@ unsafe fn batch<const R: usize, const SEAL: bool, const SAME: bool>(
 ) {
     let n = lanes.len().min(LANES);
     let lanes = &mut lanes[..n];
-    // Per lane: its round keys (the first lane's for absent ones), the byte mask of its
-    // data (none for a lane past a limit) and its nonce block, the counter word zero.
-    let mut rk = [&lanes[0].key.rk; LANES];
-    let mut ok = [false; LANES];
+    let Setup { rk, ok, nonce } = setup::<R>(lanes);
+    // The byte mask of each lane's data (none for a lane past a limit).
     let mut mask = [0u64; LANES];
-    let mut nonce = [_mm_setzero_si128(); LANES];
     for (i, l) in lanes.iter().enumerate() {
         let len = l.data.len();
-        ok[i] = len <= MAX_LEN && l.aad.len() <= 16 && l.icv.len() <= 16 && l.key.rounds as usize == R;
         if ok[i] {
             mask[i] = if len == MAX_LEN { u64::MAX } else { (1u64 << len) - 1 };
-            rk[i] = &l.key.rk;
         }
-        // The salt, then the IV, as the nonce's bytes would load.
-        let salt = u64::from(u32::from_le_bytes(*l.salt));
-        let iv = u64::from_le_bytes(*l.iv);
-        nonce[i] = _mm_set_epi64x((iv >> 32) as i64, (salt | iv << 32) as i64);
     }
     // Counter blocks 2 to 5 of each lane, and block 1 of every lane (the tag masks). The
     // counter is big-endian in the last word.
@@ -220,7 +259,6 @@ unsafe fn batch<const R: usize, const SEAL: bool, const SAME: bool>(
     let rev = _mm512_broadcast_i32x4(rev_mask());
     for (i, l) in lanes.iter_mut().enumerate() {
         let hp = l.key.hp.as_ptr().cast::<u8>();
-        let h1 = _mm_loadu_si128(hp.add(16 * 5).cast());
         let m = mask[i];
         let len = if ok[i] { l.data.len() } else { 0 };
         let p = l.data.as_mut_ptr();
@@ -235,21 +273,9 @@ unsafe fn batch<const R: usize, const SEAL: bool, const SAME: bool>(
         let lo = _mm512_clmulepi64_epi128::<0x00>(b, h);
         let hi = _mm512_clmulepi64_epi128::<0x11>(b, h);
         let mid = _mm512_xor_si512(_mm512_clmulepi64_epi128::<0x01>(b, h), _mm512_clmulepi64_epi128::<0x10>(b, h));
-        // The AAD block with `H^(blocks + 2)` and the lengths block with `H`.
-        let bits = |n: usize| (n as u64 * 8).swap_bytes() as i64;
         let aad_len = if ok[i] { l.aad.len() } else { 0 };
         let a = _mm_maskz_loadu_epi8(((1u32 << aad_len) - 1) as u16, l.aad.as_ptr().cast());
-        let a = _mm_shuffle_epi8(a, rev_mask());
-        let lens = _mm_shuffle_epi8(_mm_set_epi64x(bits(len), bits(aad_len)), rev_mask());
-        let ha = _mm_loadu_si128(hp.add(16 * (4 - blocks)).cast());
-        let (alo, amid, ahi) = mul(a, ha);
-        let (llo, lmid, lhi) = mul(lens, h1);
-        let s = reduce(
-            _mm_xor_si128(fold4(lo), _mm_xor_si128(alo, llo)),
-            _mm_xor_si128(fold4(mid), _mm_xor_si128(amid, lmid)),
-            _mm_xor_si128(fold4(hi), _mm_xor_si128(ahi, lhi)),
-        );
-        let tag = _mm_xor_si128(_mm_shuffle_epi8(s, rev_mask()), ej1[i]);
+        let tag = tag(hp, len, a, aad_len, [fold4(lo), fold4(mid), fold4(hi)], ej1[i]);
         if SEAL {
             let icv_len = if ok[i] { l.icv.len() } else { 0 };
             _mm_mask_storeu_epi8(l.icv.as_mut_ptr().cast(), ((1u32 << icv_len) - 1) as u16, tag);
@@ -308,18 +334,7 @@ unsafe fn batch2<const R: usize, const SEAL: bool, const SAME: bool>(
 ) {
     let n = lanes.len().min(LANES);
     let lanes = &mut lanes[..n];
-    let mut rk = [&lanes[0].key.rk; LANES];
-    let mut ok = [false; LANES];
-    let mut nonce = [_mm_setzero_si128(); LANES];
-    for (i, l) in lanes.iter().enumerate() {
-        ok[i] = l.data.len() <= MAX_LEN && l.aad.len() <= 16 && l.icv.len() <= 16 && l.key.rounds as usize == R;
-        if ok[i] {
-            rk[i] = &l.key.rk;
-        }
-        let salt = u64::from(u32::from_le_bytes(*l.salt));
-        let iv = u64::from_le_bytes(*l.iv);
-        nonce[i] = _mm_set_epi64x((iv >> 32) as i64, (salt | iv << 32) as i64);
-    }
+    let Setup { rk, ok, nonce } = setup::<R>(lanes);
     let be = |c: u32| c.swap_bytes() as i32;
     let ctr = |a: u32, b: u32| _mm256_set_epi32(be(b), 0, 0, 0, be(a), 0, 0, 0);
     let mut x = [_mm256_setzero_si256(); 2 * LANES + 2];
@@ -337,11 +352,9 @@ unsafe fn batch2<const R: usize, const SEAL: bool, const SAME: bool>(
         _mm256_castsi256_si128(x[2 * LANES + 1]),
         _mm256_extracti128_si256::<1>(x[2 * LANES + 1]),
     ];
-    let rev = rev_mask();
-    let rev2 = _mm256_broadcastsi128_si256(rev);
+    let rev = _mm256_broadcastsi128_si256(rev_mask());
     for (i, l) in lanes.iter_mut().enumerate() {
         let hp = l.key.hp.as_ptr().cast::<u8>();
-        let h1 = _mm_loadu_si128(hp.add(16 * 5).cast());
         let len = if ok[i] { l.data.len() } else { 0 };
         let p = l.data.as_mut_ptr();
         let input = load_partial(p, len);
@@ -358,27 +371,16 @@ unsafe fn batch2<const R: usize, const SEAL: bool, const SAME: bool>(
         let h = hp.add(16 * (5 - blocks));
         let (mut lo, mut mid, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256());
         for (k, c) in ct.iter().enumerate() {
-            let c = _mm256_shuffle_epi8(*c, rev2);
+            let c = _mm256_shuffle_epi8(*c, rev);
             let h = _mm256_loadu_si256(h.add(32 * k).cast());
             lo = _mm256_xor_si256(lo, _mm256_clmulepi64_epi128::<0x00>(c, h));
             hi = _mm256_xor_si256(hi, _mm256_clmulepi64_epi128::<0x11>(c, h));
             mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x01>(c, h));
             mid = _mm256_xor_si256(mid, _mm256_clmulepi64_epi128::<0x10>(c, h));
         }
-        // The AAD block with `H^(blocks + 2)` and the lengths block with `H`.
-        let bits = |n: usize| (n as u64 * 8).swap_bytes() as i64;
         let aad_len = if ok[i] { l.aad.len() } else { 0 };
-        let a = _mm_shuffle_epi8(_mm256_castsi256_si128(load_partial(l.aad.as_ptr(), aad_len)[0]), rev);
-        let lens = _mm_shuffle_epi8(_mm_set_epi64x(bits(len), bits(aad_len)), rev);
-        let ha = _mm_loadu_si128(hp.add(16 * (4 - blocks)).cast());
-        let (alo, amid, ahi) = mul(a, ha);
-        let (llo, lmid, lhi) = mul(lens, h1);
-        let s = reduce(
-            _mm_xor_si128(fold(lo), _mm_xor_si128(alo, llo)),
-            _mm_xor_si128(fold(mid), _mm_xor_si128(amid, lmid)),
-            _mm_xor_si128(fold(hi), _mm_xor_si128(ahi, lhi)),
-        );
-        let tag = _mm_xor_si128(_mm_shuffle_epi8(s, rev), ej1[i]);
+        let a = _mm256_castsi256_si128(load_partial(l.aad.as_ptr(), aad_len)[0]);
+        let tag = tag(hp, len, a, aad_len, [fold(lo), fold(mid), fold(hi)], ej1[i]);
         if SEAL {
             let icv_len = if ok[i] { l.icv.len() } else { 0 };
             store_partial(l.icv.as_mut_ptr(), icv_len, [_mm256_zextsi128_si256(tag), _mm256_setzero_si256()]);
@@ -448,18 +450,19 @@ unsafe fn store_partial(p: *mut u8, len: usize, v: [__m256i; 2]) {
     };
     let mut rest = [0u8; 32];
     _mm256_storeu_si256(rest.as_mut_ptr().cast(), last);
-    let (mut at, end) = (len & !31, len);
-    let src = rest.as_ptr().wrapping_sub(at);
-    while at + 8 <= end {
-        p.add(at).cast::<u64>().write_unaligned(src.wrapping_add(at).cast::<u64>().read_unaligned());
+    // `rest` holds the data's bytes from `len & !31`, which `dst` points to.
+    let (dst, n) = (p.add(len & !31), len % 32);
+    let mut at = 0;
+    while at + 8 <= n {
+        dst.add(at).cast::<u64>().write_unaligned(rest.as_ptr().add(at).cast::<u64>().read_unaligned());
         at += 8;
     }
-    if at + 4 <= end {
-        p.add(at).cast::<u32>().write_unaligned(src.wrapping_add(at).cast::<u32>().read_unaligned());
+    if at + 4 <= n {
+        dst.add(at).cast::<u32>().write_unaligned(rest.as_ptr().add(at).cast::<u32>().read_unaligned());
         at += 4;
     }
-    while at < end {
-        *p.add(at) = *src.wrapping_add(at);
+    while at < n {
+        *dst.add(at) = rest[at];
         at += 1;
     }
 }
@@ -556,34 +559,34 @@ mod tests {
         ) {
             prop_assert!(available(), "{}", super::super::vaes_gcm::NEEDS_VAES);
             for code in codes_here() {
-            let len = if aes256 { 32 } else { 16 };
-            let key_of = |i: usize| &lanes[if one_key { 0 } else { i }].0[..len];
-            let salt_of = |i: usize| &lanes[if one_key { 0 } else { i }].1;
-            let x4: Vec<Box<GcmX4>> = (0..lanes.len()).map(|i| GcmX4::new_for(code, key_of(i)).unwrap()).collect();
-            // One key: the lanes share one `GcmX4`, as one SA's packets do.
-            let key = |i: usize| &*x4[if one_key { 0 } else { i }];
-            let mut want = Vec::new();
-            for (i, (_, _, iv, aad, pt)) in lanes.iter().enumerate() {
-                let mut d = pt.clone();
-                let tag = VaesGcm::new(key_of(i)).unwrap().seal(&Nonce { salt: *salt_of(i), iv: *iv }, &Aad::new(aad), &mut d);
-                want.push((d, tag));
-            }
-            let mut pkts: Vec<Packet> = lanes.iter().map(|(_, _, iv, aad, pt)| Packet::new(aad, iv, pt)).collect();
-            let mut batch: Vec<Lane<'_>> = pkts.iter_mut().enumerate().map(|(i, p)| p.lane(key(i), salt_of(i))).collect();
-            seal(&mut batch);
-            drop(batch);
-            for (i, (d, t)) in want.iter().enumerate() {
-                prop_assert_eq!(pkts[i].data(), &d[..], "lane {} ciphertext", i);
-                prop_assert_eq!(pkts[i].icv(), &t[..], "lane {} tag", i);
-            }
-            let mut tags = [[0u8; 16]; LANES];
-            let mut batch: Vec<Lane<'_>> = pkts.iter_mut().enumerate().map(|(i, p)| p.lane(key(i), salt_of(i))).collect();
-            open(&mut batch, &mut tags);
-            drop(batch);
-            for (i, (_, t)) in want.iter().enumerate() {
-                prop_assert_eq!(pkts[i].data(), &lanes[i].4[..], "lane {} plaintext", i);
-                prop_assert_eq!(tags[i], *t, "lane {} tag on opening", i);
-            }
+                let len = if aes256 { 32 } else { 16 };
+                let key_of = |i: usize| &lanes[if one_key { 0 } else { i }].0[..len];
+                let salt_of = |i: usize| &lanes[if one_key { 0 } else { i }].1;
+                let x4: Vec<Box<GcmX4>> = (0..lanes.len()).map(|i| GcmX4::new_for(code, key_of(i)).unwrap()).collect();
+                // One key: the lanes share one `GcmX4`, as one SA's packets do.
+                let key = |i: usize| &*x4[if one_key { 0 } else { i }];
+                let mut want = Vec::new();
+                for (i, (_, _, iv, aad, pt)) in lanes.iter().enumerate() {
+                    let mut d = pt.clone();
+                    let tag = VaesGcm::new(key_of(i)).unwrap().seal(&Nonce { salt: *salt_of(i), iv: *iv }, &Aad::new(aad), &mut d);
+                    want.push((d, tag));
+                }
+                let mut pkts: Vec<Packet> = lanes.iter().map(|(_, _, iv, aad, pt)| Packet::new(aad, iv, pt)).collect();
+                let mut batch: Vec<Lane<'_>> = pkts.iter_mut().enumerate().map(|(i, p)| p.lane(key(i), salt_of(i))).collect();
+                seal(&mut batch);
+                drop(batch);
+                for (i, (d, t)) in want.iter().enumerate() {
+                    prop_assert_eq!(pkts[i].data(), &d[..], "lane {} ciphertext", i);
+                    prop_assert_eq!(pkts[i].icv(), &t[..], "lane {} tag", i);
+                }
+                let mut tags = [[0u8; 16]; LANES];
+                let mut batch: Vec<Lane<'_>> = pkts.iter_mut().enumerate().map(|(i, p)| p.lane(key(i), salt_of(i))).collect();
+                open(&mut batch, &mut tags);
+                drop(batch);
+                for (i, (_, t)) in want.iter().enumerate() {
+                    prop_assert_eq!(pkts[i].data(), &lanes[i].4[..], "lane {} plaintext", i);
+                    prop_assert_eq!(tags[i], *t, "lane {} tag on opening", i);
+                }
             }
         }
     }
