@@ -6,8 +6,7 @@
 //! `cargo run --release -p bench --example cbc_x16_rounds` (best of 7 runs of 2,000 calls,
 //! the two engines alternating).
 
-use std::time::Instant;
-
+use bench::rounds::seal_ns_per_packet;
 use dataplane::crypto::ipsec_mb::MbEngine;
 use dataplane::crypto::{Auth, Cipher, Engine, Job, Region, Transform};
 
@@ -15,17 +14,9 @@ fn ns_per_packet(e: &mut MbEngine, xf: Transform, size: usize, k: usize) -> f64 
     let s = e.session(xf, &[7; 16], &[9; 20]).expect("session");
     let ct = size.next_multiple_of(16);
     let mut bufs = vec![vec![0x5a_u8; 8 + 16 + ct + 16]; k];
-    let calls = 2000;
-    let t = Instant::now();
-    for _ in 0..calls {
-        let mut jobs: Vec<Job<'_>> = bufs
-            .iter_mut()
-            .map(|b| Job::new(&mut b[..], Region::new(24, ct), Region::new(0, 24 + ct), 8, 24 + ct))
-            .collect();
-        e.seal(&s, &mut jobs);
-        std::hint::black_box(&jobs);
-    }
-    t.elapsed().as_nanos() as f64 / (calls * k) as f64
+    seal_ns_per_packet(e, &s, &mut bufs, 2000, |b| {
+        Job::new(b, Region::new(24, ct), Region::new(0, 24 + ct), 8, 24 + ct)
+    })
 }
 
 fn main() {

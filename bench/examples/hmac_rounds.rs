@@ -4,8 +4,7 @@
 //!
 //! `cargo run --release -p bench --example hmac_rounds` (best of 7 runs of 2,000 calls).
 
-use std::time::Instant;
-
+use bench::rounds::seal_ns_per_packet;
 use dataplane::crypto::ipsec_mb::{HmacLanes, MbEngine};
 use dataplane::crypto::{Auth, Cipher, Engine, Job, Region, Transform};
 
@@ -16,17 +15,10 @@ fn ns_per_packet(lanes: HmacLanes, xf: Transform, size: usize, k: usize) -> f64 
     let mut bufs = vec![vec![0x5a_u8; 8 + 16 + ct + 16]; k];
     let mut best = f64::MAX;
     for _ in 0..7 {
-        let calls = 2000;
-        let t = Instant::now();
-        for _ in 0..calls {
-            let mut jobs: Vec<Job<'_>> = bufs
-                .iter_mut()
-                .map(|b| Job::new(&mut b[..], Region::new(24, ct), Region::new(0, 24 + ct), 8, 24 + ct))
-                .collect();
-            e.seal(&s, &mut jobs);
-            std::hint::black_box(&jobs);
-        }
-        best = best.min(t.elapsed().as_nanos() as f64 / (calls * k) as f64);
+        let ns = seal_ns_per_packet(&mut e, &s, &mut bufs, 2000, |b| {
+            Job::new(b, Region::new(24, ct), Region::new(0, 24 + ct), 8, 24 + ct)
+        });
+        best = best.min(ns);
     }
     best
 }
