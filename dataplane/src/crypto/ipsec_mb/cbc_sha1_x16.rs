@@ -18,7 +18,7 @@
 //! - HMAC-SHA1, SHA extensions: each lane's blocks through the SHA-1 instructions, a step taking
 //!   the next block of every lane in turn, so that the lanes' chains of dependent rounds overlap
 //!   (one chain waits on the instructions' latency: on AMD EPYC Zen 3, 90 cycles a block for one
-//!   lane, 50 to 53 for two to four interleaved, `bench/probes`-style timing of 32 blocks).
+//!   lane, 50 to 53 for two to four interleaved: `bench/probes/sha_ni_streams.c`).
 //!
 //! Lanes of different lengths run as many steps as the longest: the caller batches packets of
 //! similar lengths. Constant time: every step's work is the same whatever the data; the lanes'
