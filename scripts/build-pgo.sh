@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sysroot=$(rustc --print sysroot)
-profdata=$(ls "$sysroot"/lib/rustlib/*/bin/llvm-profdata 2>/dev/null | head -1)
+profdata=$(ls "$sysroot"/lib/rustlib/*/bin/llvm-profdata 2>/dev/null | head -1 || true)
 if [ -z "$profdata" ]; then
   echo "build-pgo: llvm-profdata not found in $sysroot (rustup component add llvm-tools)" >&2
   exit 1
