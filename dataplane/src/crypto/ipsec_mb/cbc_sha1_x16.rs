@@ -393,17 +393,7 @@ unsafe fn decrypt2<const R: usize>(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
 #[target_feature(enable = "aes,avx2,vaes")]
 unsafe fn cbc<const R: usize>(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
     let mut scratch = [0u8; 16];
-    let sp = scratch.as_mut_ptr();
-    let mut base = [sp; LANES];
-    let mut blocks = [0usize; LANES];
-    let mut ivs = [[0u8; 16]; LANES];
-    for (i, l) in lanes.iter_mut().enumerate() {
-        let p = l.data.as_mut_ptr();
-        base[i] = p.add(l.text.start);
-        blocks[i] = l.text.len() / 16;
-        ivs[i].copy_from_slice(&l.data[l.iv..l.iv + 16]);
-    }
-    let steps = blocks.iter().copied().max().unwrap_or(0);
+    let at = Chains::of(lanes, scratch.as_mut_ptr());
     let mut rk = [_mm256_setzero_si256(); 15];
     for (r, k) in rk.iter_mut().zip(&key.rk).take(R + 1) {
         *r = _mm256_broadcastsi128_si256(_mm_loadu_si128(k.as_ptr().cast()));
@@ -411,15 +401,10 @@ unsafe fn cbc<const R: usize>(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
     // Two batches' 32 chains at once took 10 to 13% more at 512 and 1,420 bytes (Zen 4).
     let mut chain = [_mm256_setzero_si256(); 8];
     for (g, c) in chain.iter_mut().enumerate() {
-        *c = load2(ivs[2 * g].as_ptr(), ivs[2 * g + 1].as_ptr());
+        *c = load2(at.iv(2 * g), at.iv(2 * g + 1));
     }
-    for j in 0..steps {
-        let mut ptr = [sp; LANES];
-        for (i, p) in ptr.iter_mut().enumerate() {
-            if j < blocks[i] {
-                *p = base[i].add(16 * j);
-            }
-        }
+    for j in 0..at.steps {
+        let ptr = at.step(j);
         let mut x = [_mm256_setzero_si256(); 8];
         for g in 0..8 {
             let p = load2(ptr[2 * g], ptr[2 * g + 1]);
@@ -448,32 +433,17 @@ unsafe fn cbc<const R: usize>(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
 #[target_feature(enable = "aes,avx2,avx512f,avx512bw,avx512vl,vaes")]
 unsafe fn cbc4<const R: usize>(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
     let mut scratch = [0u8; 16];
-    let sp = scratch.as_mut_ptr();
-    let mut base = [sp; LANES];
-    let mut blocks = [0usize; LANES];
-    let mut ivs = [[0u8; 16]; LANES];
-    for (i, l) in lanes.iter_mut().enumerate() {
-        let p = l.data.as_mut_ptr();
-        base[i] = p.add(l.text.start);
-        blocks[i] = l.text.len() / 16;
-        ivs[i].copy_from_slice(&l.data[l.iv..l.iv + 16]);
-    }
-    let steps = blocks.iter().copied().max().unwrap_or(0);
+    let at = Chains::of(lanes, scratch.as_mut_ptr());
     let mut rk = [_mm512_setzero_si512(); 15];
     for (r, k) in rk.iter_mut().zip(&key.rk).take(R + 1) {
         *r = _mm512_broadcast_i32x4(_mm_loadu_si128(k.as_ptr().cast()));
     }
     let mut chain = [_mm512_setzero_si512(); 4];
     for (g, c) in chain.iter_mut().enumerate() {
-        *c = load4([ivs[4 * g].as_ptr(), ivs[4 * g + 1].as_ptr(), ivs[4 * g + 2].as_ptr(), ivs[4 * g + 3].as_ptr()]);
+        *c = load4([at.iv(4 * g), at.iv(4 * g + 1), at.iv(4 * g + 2), at.iv(4 * g + 3)]);
     }
-    for j in 0..steps {
-        let mut ptr = [sp; LANES];
-        for (i, p) in ptr.iter_mut().enumerate() {
-            if j < blocks[i] {
-                *p = base[i].add(16 * j);
-            }
-        }
+    for j in 0..at.steps {
+        let ptr = at.step(j);
         let mut x = [_mm512_setzero_si512(); 4];
         for g in 0..4 {
             let p = load4([ptr[4 * g], ptr[4 * g + 1], ptr[4 * g + 2], ptr[4 * g + 3]]);
@@ -492,6 +462,50 @@ unsafe fn cbc4<const R: usize>(key: &CbcSha1X16, lanes: &mut [Lane<'_>]) {
             _mm_storeu_si128(ptr[4 * g + 2].cast(), _mm512_extracti32x4_epi32::<2>(x[g]));
             _mm_storeu_si128(ptr[4 * g + 3].cast(), _mm512_extracti32x4_epi32::<3>(x[g]));
         }
+    }
+}
+
+/// Each lane's part in a CBC encryption: where its text starts, its blocks and its IV. Lanes
+/// past their text, and absent ones, read and write the scratch block.
+struct Chains {
+    base: [*mut u8; LANES],
+    blocks: [usize; LANES],
+    ivs: [[u8; 16]; LANES],
+    scratch: *mut u8,
+    /// The most blocks of a lane.
+    steps: usize,
+}
+
+impl Chains {
+    /// Reads `lanes` (at most [`LANES`]); `scratch` is a 16-byte block.
+    fn of(lanes: &mut [Lane<'_>], scratch: *mut u8) -> Chains {
+        let mut c = Chains { base: [scratch; LANES], blocks: [0; LANES], ivs: [[0; 16]; LANES], scratch, steps: 0 };
+        for (i, l) in lanes.iter_mut().enumerate().take(LANES) {
+            c.base[i] = l.data[l.text.start..].as_mut_ptr();
+            c.blocks[i] = l.text.len() / 16;
+            c.ivs[i].copy_from_slice(&l.data[l.iv..l.iv + 16]);
+        }
+        c.steps = c.blocks.iter().copied().max().unwrap_or(0);
+        c
+    }
+
+    /// Returns where each lane's block `j` is: in its text, or the scratch block past it.
+    ///
+    /// # Safety
+    /// The lanes `of` read are still borrowed by the caller.
+    #[inline(always)]
+    unsafe fn step(&self, j: usize) -> [*mut u8; LANES] {
+        let mut ptr = [self.scratch; LANES];
+        for (i, p) in ptr.iter_mut().enumerate() {
+            if j < self.blocks[i] {
+                *p = self.base[i].add(16 * j);
+            }
+        }
+        ptr
+    }
+
+    fn iv(&self, lane: usize) -> *const u8 {
+        self.ivs[lane].as_ptr()
     }
 }
 
