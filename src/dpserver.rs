@@ -306,6 +306,7 @@ fn stats(gw: &Gateway, sup: &Supervisor) -> Vec<(String, u64)> {
         v.push((format!("runtime-{}-packets", st.name()), s.runtime.packets[i]));
         v.push((format!("runtime-{}-calls", st.name()), s.runtime.calls[i]));
     }
+    v.push(("runtime-sealed-alone".to_owned(), s.runtime.sealed_alone));
     let sl = &gw.slow.stats;
     for (k, n) in [
         ("arp-requests", sl.arp_requests),

@@ -247,6 +247,7 @@ pub struct StatsCell {
     flow_cache: [AtomicU64; 4],
     drops: [AtomicU64; DropReason::COUNT],
     runtime: [[AtomicU64; Stage::COUNT]; 3],
+    sealed_alone: AtomicU64,
 }
 
 impl StatsCell {
@@ -267,6 +268,7 @@ impl StatsCell {
             flow_cache: std::array::from_fn(|_| AtomicU64::new(0)),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             runtime: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            sealed_alone: AtomicU64::new(0),
         }
     }
 
@@ -296,6 +298,7 @@ impl StatsCell {
             cell.store(s.drops.dropped(reason), r);
         }
         let rt = &s.runtime;
+        self.sealed_alone.store(rt.sealed_alone, r);
         for (cells, values) in self.runtime.iter().zip([&rt.cycles, &rt.packets, &rt.calls]) {
             for (c, &v) in cells.iter().zip(values.iter()) {
                 c.store(v, r);
@@ -329,7 +332,8 @@ impl StatsCell {
             drops.add(reason, cell.load(r));
         }
         let load = |i: usize| -> [u64; Stage::COUNT] { std::array::from_fn(|j| self.runtime[i][j].load(r)) };
-        let runtime = Runtime { cycles: load(0), packets: load(1), calls: load(2) };
+        let runtime =
+            Runtime { cycles: load(0), packets: load(1), calls: load(2), sealed_alone: self.sealed_alone.load(r) };
         WorkerStats {
             rx_packets: self.rx_packets.load(r),
             rx_bytes: self.rx_bytes.load(r),

@@ -1,5 +1,6 @@
 //! The burst driver shared by ESP and AH (prepare every packet → one crypto batch for the SA →
-//! finish every packet), and the IPv4 header work both protocols need.
+//! finish every packet; long AES-GCM packets are sealed one by one as they are prepared), and
+//! the IPv4 header work both protocols need.
 
 use std::net::Ipv4Addr;
 
@@ -73,18 +74,22 @@ pub(crate) struct CryptoTime {
     pub cycles: u64,
     /// Jobs given to the engine since the last `take`.
     pub jobs: u64,
+    /// Jobs the engine sealed alone as they were framed ([`Engine::seal_alone`]) since the
+    /// last `take`: their time is not in `cycles` but in the framing's.
+    pub alone: u64,
 }
 
 impl CryptoTime {
     /// Times with `clock`.
     pub fn new(clock: fn() -> u64) -> Self {
-        CryptoTime { clock, cycles: 0, jobs: 0 }
+        CryptoTime { clock, cycles: 0, jobs: 0, alone: 0 }
     }
 
-    /// Returns the cycles and jobs since the last call, and starts again from zero.
-    pub fn take(&mut self) -> (u64, u64) {
-        let t = (self.cycles, self.jobs);
-        (self.cycles, self.jobs) = (0, 0);
+    /// Returns the cycles, jobs and jobs sealed alone since the last call, and starts again
+    /// from zero.
+    pub fn take(&mut self) -> (u64, u64, u64) {
+        let t = (self.cycles, self.jobs, self.alone);
+        (self.cycles, self.jobs, self.alone) = (0, 0, 0);
         t
     }
 }
@@ -119,7 +124,8 @@ const SA_AHEAD: usize = 6;
 /// Runs `X` over a burst whose packets come in groups, one SA each: group `g` is
 /// `burst[bounds[g]..bounds[g + 1]]`. Every packet is prepared with its SA, then all their
 /// crypto jobs go to the engine in one call (each job with its SA's keys), then each is
-/// finished. Survivors stay in `burst`, in order, and `bounds` is updated to them; every other
+/// finished; but a sealed job the engine takes alone ([`Engine::seal_alone`]) is sealed as soon
+/// as it is prepared. Survivors stay in `burst`, in order, and `bounds` is updated to them; every other
 /// packet is freed and counted in `stats`; the engine's call is timed into `time`.
 pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGroups<E::Session>>(
     sas: &mut G,
@@ -162,9 +168,25 @@ pub(crate) fn run_groups<E: Engine, B: PacketBuf, X: Xform<E::Session>, G: SaGro
                 sa.reserve_seq(n);
             }
             let plan = X::plan(sa);
+            let alone_from = if X::SEAL { engine.seals_alone_from(&sa.session).unwrap_or(u32::MAX) } else { u32::MAX };
             for buf in group {
                 let prep = if sa.is_usable() { X::prepare(&plan, sa, buf) } else { Err(DropReason::SaExpired) };
                 match prep {
+                    Ok((prep, job)) if job.cipher.len >= alone_from => {
+                        jobs.push(job);
+                        preps.push(Some(prep));
+                        // Sealed in its place among the jobs, then forgotten. Taken out to a
+                        // variable of its own first, every job of every size was made there and
+                        // then copied: AES-GCM 64 B, where no job is sealed alone, took 1.063 the
+                        // cycles of the code before (paired rounds; 1.018 sealed in place).
+                        if let (Some(job), Some(Some(prep))) = (jobs.last_mut(), preps.last_mut()) {
+                            engine.seal_alone(&sa.session, job);
+                            X::after_crypto(prep, job);
+                            status[i] = job.status;
+                        }
+                        jobs.pop();
+                        time.alone += 1;
+                    }
                     Ok((prep, job)) => {
                         jobs.push(job);
                         slots.push(i as u8);

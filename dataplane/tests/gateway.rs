@@ -1042,3 +1042,63 @@ fn the_crypto_stage_holds_the_engines_time_and_the_ipsec_stage_the_rest() {
         assert!(rt.table().contains("\ncrypto "), "{name}");
     }
 }
+
+/// [`SlowEngine`], but sealing jobs of more than 100 bytes alone as they are framed, as
+/// ipsec-mb seals long AES-GCM packets; each such job also takes [`ENGINE_TICKS`].
+struct AloneEngine;
+
+impl Engine for AloneEngine {
+    type Session = S;
+    fn name(&self) -> &'static str {
+        "alone"
+    }
+    fn session(&mut self, xf: Transform, enc: &[u8], auth: &[u8]) -> Result<S, dataplane::crypto::KeyError> {
+        RustEngine.session(xf, enc, auth)
+    }
+    fn seal(&mut self, s: &S, jobs: &mut [dataplane::crypto::Job<'_>]) {
+        SlowEngine.seal(s, jobs);
+    }
+    fn open(&mut self, s: &S, jobs: &mut [dataplane::crypto::Job<'_>]) {
+        SlowEngine.open(s, jobs);
+    }
+    fn seals_alone_from(&self, _: &S) -> Option<u32> {
+        Some(101)
+    }
+    fn seal_alone(&mut self, s: &S, job: &mut dataplane::crypto::Job<'_>) {
+        assert!(job.cipher.len > 100, "a job of {} bytes was sealed alone", job.cipher.len);
+        SlowEngine.seal(s, std::slice::from_mut(job));
+    }
+}
+
+/// Jobs the engine seals alone are sealed as they are framed: their time is the ipsec stage's,
+/// the crypto stage keeps the burst's one call for the others, and `runtime` says how many were
+/// sealed alone. The peer opens every packet.
+#[test]
+fn jobs_sealed_alone_are_timed_in_the_ipsec_stage() {
+    use dataplane::pipeline::Stage;
+    let policy = |n| tunnel_policy(n, Level::Require, IpsecProtocols::Esp);
+    let mut r1 = Gw::with_engine(1, vec![policy(1)], AloneEngine);
+    let mut r2 = Gw::with_engine(2, vec![policy(2)], SlowEngine);
+    r1.w.set_clock(ticks);
+    let s = r1.sa(0x100, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 1);
+    r1.install_out(1, Some(s), None);
+    let s = r2.sa(0x100, IpsecProto::Esp, Mode::Tunnel, gcm(), R1_WAN, R2_WAN, 1);
+    r2.install_in(1, s);
+    // Short and long packets alternate: three short, five long.
+    let frames = (0..8).map(|i| {
+        let len = if i % 2 == 0 && i < 6 { 40 } else { 400 };
+        frame(mac(1, LAN), host_mac(1), &ip_packet(H1, H2, Protocol::Udp, 64, &udp(i, 53, len)))
+    });
+    let [_, wan] = r1.input(LAN, frames.collect());
+    assert_eq!(wan.len(), 8);
+    let [lan, _] = r2.input(WAN, wan);
+    assert_eq!(lan.len(), 8);
+    let rt = &r1.w.stats().runtime;
+    let (crypto, ipsec) = (Stage::Crypto as usize, Stage::Ipsec as usize);
+    assert_eq!((rt.packets[crypto], rt.calls[crypto], rt.packets[ipsec], rt.sealed_alone), (3, 1, 8, 5));
+    assert_eq!(rt.cycles[crypto], ENGINE_TICKS + 1, "{}", rt.table());
+    assert!((5 * ENGINE_TICKS..6 * ENGINE_TICKS).contains(&rt.cycles[ipsec]), "{}", rt.table());
+    assert!(rt.table().contains("the crypto of 5 jobs sealed one by one"), "{}", rt.table());
+    r1.w.publish();
+    assert_eq!(r1.w.stats_cell().load().runtime, *rt);
+}

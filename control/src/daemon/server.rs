@@ -287,6 +287,7 @@ impl Daemon {
             };
             (rt.cycles[i], rt.packets[i], rt.calls[i]) = (get("cycles"), get("packets"), get("calls"));
         }
+        rt.sealed_alone = v.iter().find(|(k, _)| k == "runtime-sealed-alone").map_or(0, |&(_, n)| n);
         Ok(rt.table())
     }
 

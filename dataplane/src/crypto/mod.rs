@@ -133,6 +133,19 @@ pub trait Engine {
     /// nothing.
     fn prefetch(&self, _s: &Self::Session, _len: u32) {}
 
+    /// The fewest bytes to encrypt of the jobs of `s` that the engine seals on its own anyway,
+    /// in no lanes shared with other packets (long AES-GCM packets: one call each), if any. A
+    /// caller that frames each packet and then hands such a job to [`Engine::seal_alone`] at
+    /// once has the processor frame the next packets while it still works through this one's
+    /// AES rounds, which keep one execution port busy and leave the others idle. Asked once per
+    /// SA's run of packets; the default is none.
+    fn seals_alone_from(&self, _s: &Self::Session) -> Option<u32> {
+        None
+    }
+    /// Seals one job of at least [`Engine::seals_alone_from`] bytes to encrypt.
+    fn seal_alone(&mut self, s: &Self::Session, job: &mut Job<'_>) {
+        self.seal(s, std::slice::from_mut(job));
+    }
     /// Seals every job, `jobs[i]` with `sessions[i]`: a burst over many SAs in one call. The
     /// default seals each run of jobs that share a session with `seal`.
     fn seal_each(&mut self, sessions: &[&Self::Session], jobs: &mut [Job<'_>]) {

@@ -225,8 +225,8 @@ impl<E: Engine> State<E> {
         self.crypto = CryptoTime::new(clock);
     }
 
-    /// Returns the engine's cycles and jobs since the last call.
-    pub(crate) fn take_crypto(&mut self) -> (u64, u64) {
+    /// Returns the engine's cycles, jobs and jobs sealed alone since the last call.
+    pub(crate) fn take_crypto(&mut self) -> (u64, u64, u64) {
         self.crypto.take()
     }
 

@@ -89,6 +89,31 @@ impl Drop for KeyBlock {
     }
 }
 
+/// An RFC 4106 nonce (the salt, then the packet's 8-byte IV) as the library's AES-GCM reads it:
+/// 12 bytes by one masked load. Written by one 16-byte store, which that load can take its bytes
+/// from while the store is still in flight; from the two stores of a copy it cannot, and waits
+/// until they reach the cache, with the packet's tag waiting on it. Jobs sealed one by one right
+/// after their nonces are written (`seal_alone`), paired rounds against the burst's one call,
+/// AES-GCM 512 B: 1.048 with the nonce copied, 0.945 stored whole.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct GcmNonce([u8; 16]);
+
+impl GcmNonce {
+    /// The nonce of `salt` and `iv`, the first [`GCM_IV_LEN`] bytes of which are taken.
+    #[inline(always)]
+    fn new(salt: [u8; GCM_SALT_LEN], iv: &[u8]) -> GcmNonce {
+        let iv = u64::from_le_bytes(iv[..GCM_IV_LEN].try_into().unwrap_or([0; GCM_IV_LEN]));
+        let lo = u64::from(u32::from_le_bytes(salt)) | iv << 32;
+        // Built in a vector register, so that it is stored whole.
+        // SAFETY: SSE2 is part of x86-64; a vector and an array are both 16 plain bytes.
+        unsafe {
+            let v = std::arch::x86_64::_mm_set_epi64x((iv >> 32) as i64, lo as i64);
+            GcmNonce(std::mem::transmute::<std::arch::x86_64::__m128i, [u8; 16]>(v))
+        }
+    }
+}
+
 /// The shim's `struct gw_mb_job`: one packet's work, pointers into the caller's [`Job`].
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -151,6 +176,7 @@ unsafe extern "C" {
         tag_len: u32,
         second: u32,
     ) -> i32;
+    fn gw_mb_gcm_one(m: *mut ImbMgr, encrypt: i32, job: *mut RawJob);
     fn gw_mb_burst(
         m: *mut ImbMgr,
         m2: *mut ImbMgr,
@@ -385,7 +411,7 @@ impl MbEngine {
             let mut slot = [0u8; BATCH];
             // Opening: the ICVs computed, to compare with the packets'. GCM: the nonces.
             let mut tags = [[0u8; MAX_ICV_LEN]; BATCH];
-            let mut nonces = [[0u8; 12]; BATCH];
+            let mut nonces = [GcmNonce::default(); BATCH];
             let mut todo = all & !done;
             while todo != 0 {
                 let i = todo.trailing_zeros() as usize;
@@ -718,6 +744,31 @@ impl Engine for MbEngine {
         }
     }
 
+    fn seals_alone_from(&self, s: &MbSession) -> Option<u32> {
+        // Shorter AES-GCM jobs wait for three more to go to GcmX4 together.
+        let from = if s.x4.is_some() { gcm_x4::MAX_LEN as u32 + 1 } else { 0 };
+        (s.gcm != 0 && !matches!(s.keys, Keys::Rust(_))).then_some(from)
+    }
+
+    fn seal_alone(&mut self, s: &MbSession, job: &mut Job<'_>) {
+        job.status = match &s.keys {
+            Keys::Lib(keys) if s.gcm != 0 => {
+                let mut raw = RawJob::EMPTY;
+                let mut nonce = GcmNonce::default();
+                let mut tag = [0u8; MAX_ICV_LEN];
+                if describe_gcm(s, keys, job, true, &mut tag, &mut nonce, &mut raw) {
+                    // SAFETY: as for `gw_mb_burst` in `run`, for one job: `describe_gcm`
+                    // checked its regions against the packet, which `job` borrows mutably for
+                    // this call, and the nonce is this frame's; the keys are the session's.
+                    unsafe { gw_mb_gcm_one(self.mgr.as_ptr(), 1, &mut raw) };
+                }
+                if raw.status == ST_OK { JobStatus::Done } else { JobStatus::Invalid }
+            }
+            Keys::Vaes(g) => vaes_job(g, s, job, true),
+            _ => return self.seal(s, std::slice::from_mut(job)),
+        };
+    }
+
     fn seal_each(&mut self, sessions: &[&MbSession], jobs: &mut [Job<'_>]) {
         let n = sessions.len().min(jobs.len());
         self.run(|i| sessions[i], &mut jobs[..n], true);
@@ -1034,7 +1085,7 @@ fn describe_gcm(
     job: &mut Job<'_>,
     encrypt: bool,
     tag: &mut [u8; MAX_ICV_LEN],
-    nonce: &mut [u8; 12],
+    nonce: &mut GcmNonce,
     out: &mut RawJob,
 ) -> bool {
     let (iv, icv) = (job.iv as usize, job.icv as usize);
@@ -1042,11 +1093,10 @@ fn describe_gcm(
         return false;
     }
     let d = &mut *job.data;
-    nonce[..GCM_SALT_LEN].copy_from_slice(&s.salt);
-    nonce[GCM_SALT_LEN..].copy_from_slice(&d[iv..iv + GCM_IV_LEN]);
+    *nonce = GcmNonce::new(s.salt, &d[iv..iv + GCM_IV_LEN]);
     out.keys = &keys.lib;
     out.buf = d.as_mut_ptr();
-    out.iv = nonce.as_ptr();
+    out.iv = nonce.0.as_ptr();
     out.aad = d[job.auth.off as usize..].as_ptr();
     out.tag = if encrypt { d[icv..].as_mut_ptr() } else { tag.as_mut_ptr() };
     out.cipher_off = job.cipher.off;

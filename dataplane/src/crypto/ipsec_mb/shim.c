@@ -324,6 +324,32 @@ static void gw_template(struct gw_mb_keys *k, uint32_t cipher, uint32_t auth, ui
         t->tag_len = t->hash == IMB_AUTH_NULL ? 0 : tag_len;
 }
 
+/* One AES-GCM job (its `gcm` 1 or 2) on the library's direct function. */
+static inline void gw_gcm(IMB_MGR *m, int encrypt, struct gw_mb_job *d)
+{
+        struct gcm_context_data ctx;
+        uint8_t *p = d->buf + d->cipher_off;
+
+        if (d->gcm == 1)
+                (encrypt ? m->gcm128_enc : m->gcm128_dec)(&d->keys->gcm.k, &ctx, p, p, d->cipher_len, d->iv, d->aad,
+                                                          d->aad_len, d->tag, d->tag_len);
+        else if (d->gcm == 2)
+                (encrypt ? m->gcm256_enc : m->gcm256_dec)(&d->keys->gcm.k, &ctx, p, p, d->cipher_len, d->iv, d->aad,
+                                                          d->aad_len, d->tag, d->tag_len);
+        else {
+                d->status = GW_ST_ERROR;
+                return;
+        }
+        d->status = GW_ST_OK;
+}
+
+/* One AES-GCM job at once, for callers that interleave their own per-packet work with the
+ * library's. */
+void gw_mb_gcm_one(IMB_MGR *m, int encrypt, struct gw_mb_job *d)
+{
+        gw_gcm(m, encrypt, d);
+}
+
 /*
  * Seals (encrypt != 0) or opens n jobs, each with its own SA's keys: submits every job, then
  * flushes, writing each descriptor's status. Jobs whose keys were prepared with `second` go to
@@ -348,11 +374,6 @@ void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int aes_to_m2, uint32_t split_from, in
         IMB_MGR *const mgrs[2] = { m, m2 };
         const IMB_CIPHER_DIRECTION dir = encrypt ? IMB_DIR_ENCRYPT : IMB_DIR_DECRYPT;
         const IMB_CHAIN_ORDER order = encrypt ? IMB_ORDER_CIPHER_HASH : IMB_ORDER_HASH_CIPHER;
-        const aes_gcm_enc_dec_t gcm[3] = {
-                NULL,
-                encrypt ? m->gcm128_enc : m->gcm128_dec,
-                encrypt ? m->gcm256_enc : m->gcm256_dec,
-        };
         IMB_JOB *j;
         uint32_t i;
         /* Jobs split by split_from: their HMAC, after every cipher job of `m` is done. */
@@ -370,16 +391,7 @@ void gw_mb_burst(IMB_MGR *m, IMB_MGR *m2, int aes_to_m2, uint32_t split_from, in
                 const struct gw_mb_sa *t;
 
                 if (d->gcm) {
-                        struct gcm_context_data ctx;
-                        uint8_t *p = d->buf + d->cipher_off;
-
-                        if (d->gcm > 2) {
-                                d->status = GW_ST_ERROR;
-                                continue;
-                        }
-                        gcm[d->gcm](&d->keys->gcm.k, &ctx, p, p, d->cipher_len, d->iv, d->aad, d->aad_len,
-                                        d->tag, d->tag_len);
-                        d->status = GW_ST_OK;
+                        gw_gcm(m, encrypt, d);
                         continue;
                 }
                 t = &d->keys->sa.s;

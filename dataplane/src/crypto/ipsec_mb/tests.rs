@@ -826,6 +826,47 @@ fn short_gcm_packet(rng: &mut Rng) -> Pkt {
     Pkt::new(rng.bytes(head + 8 + payload), Region::new(head + 8, payload), Region::new(0, head), head)
 }
 
+/// The engine seals alone the AES-GCM jobs it would seal one at a time anyway (those with more
+/// than 64 bytes to encrypt where GcmX4 takes the shorter ones, all of them where it does not),
+/// and no others; `seal_alone` seals them as RustCrypto does, and marks a bad one invalid
+/// without writing to its packet.
+#[test]
+fn gcm_jobs_sealed_alone_agree_with_rustcrypto() {
+    let mut rng = Rng(0xa1);
+    for gcm in [GcmCode::Library, GcmCode::Vaes, GcmCode::Auto] {
+        let mut mb = MbEngine::with_code(HmacLanes::Auto, gcm).unwrap();
+        let mut sealed = [0; 2];
+        for xf in transforms() {
+            let (ek, ak) = keys(&mut rng, xf);
+            let sm = mb.session(xf, &ek, &ak).unwrap();
+            let sr = RustEngine.session(xf, &ek, &ak).unwrap();
+            let from = xf.cipher().is_aead().then_some(if mb.gcm_x4 { 65 } else { 0 });
+            assert_eq!(mb.seals_alone_from(&sm), from, "{gcm:?} {xf:?}");
+            let Some(from) = from else { continue };
+            for round in 0..60 {
+                let good = packet(&mut rng, xf);
+                if good.cipher.len < from {
+                    continue;
+                }
+                let mut bad = good.clone();
+                // An AAD longer than RFC 4106's.
+                bad.auth = Region::new(0, 13);
+                let what = format!("{gcm:?} {xf:?} round {round}, {} bytes", good.cipher.len);
+                let mut a = vec![bad.clone()];
+                let status = as_jobs(&mut a, |jobs| mb.seal_alone(&sm, &mut jobs[0]));
+                assert_eq!((status[0], &a[0]), (JobStatus::Invalid, &bad), "{what}: refused untouched");
+                let mut a = vec![good.clone()];
+                let status = as_jobs(&mut a, |jobs| mb.seal_alone(&sm, &mut jobs[0]));
+                let mut b = vec![good.clone()];
+                assert_eq!(run(&mut RustEngine, &sr, &mut b, true), [JobStatus::Done]);
+                assert_eq!((status[0], &a[0]), (JobStatus::Done, &b[0]), "{what}: sealed as RustCrypto");
+                sealed[usize::from(good.cipher.len > 64)] += 1;
+            }
+        }
+        assert!(sealed[1] > 0 && (sealed[0] > 0) != mb.gcm_x4, "{gcm:?}: {sealed:?} sealed (short, long)");
+    }
+}
+
 /// Short AES-GCM packets of many SAs, both key sizes, interleaved in one call: batched across
 /// SAs, each is sealed under its own SA's key as RustCrypto seals it, and in opening only the
 /// tampered one fails.
